@@ -1,0 +1,102 @@
+"""Codebook-indexed convolution: ``conv2d_{layout}_codebook``.
+
+Weights are unsigned indices into a float32 codebook of 2..256 entries;
+1-, 2- and 4-bit indices may be packed several to a byte. The lookup is a
+separate ``decode`` stage so the schedule chooses where it happens (inline
+in the inner loop, once per weight tile, or once for all weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TvmqError
+from . import direct as D
+from . import reference as R
+from .base import OpSpec, register
+from .float import add_epilogue, blocks, finish_reference, float_tolerance
+
+PACKABLE = (1, 2, 4)
+
+
+def check_codebook(bits: int, entries: int | None, packed: bool) -> int:
+    if not isinstance(bits, int) or not 1 <= bits <= 8:
+        raise TvmqError(f"codebook bits must be an integer in 1..8, got {bits!r}")
+    entries = entries or 2**bits
+    if not 2 <= entries <= 2**bits:
+        raise TvmqError(f"codebook entries must be in 2..{2 ** bits} for {bits}-bit indices, got {entries}")
+    if packed and bits not in PACKABLE:
+        raise TvmqError(f"packed indices support bits {list(PACKABLE)}, got {bits}")
+    return entries
+
+
+def check_indices(indices: np.ndarray, entries: int):
+    """Refuse indices that point outside the codebook (the kernel does not bounds-check)."""
+    if indices.size and int(indices.max()) >= entries:
+        raise TvmqError(f"codebook index {int(indices.max())} is out of range for a codebook of {entries} entries")
+
+
+def index_reader(wshape, bits: int, packed: bool, name="indices"):
+    """Placeholder for stored indices and ``code(*idx)`` reading one index as int32."""
+    from tvm import te
+
+    if not packed:
+        P = te.placeholder(wshape, "uint8", name=name)
+        return P, lambda *i: P[i].astype("int32")
+    n = int(np.prod(wshape))
+    per = 8 // bits
+    P = te.placeholder(((n + per - 1) // per,), "uint8", name=name)
+    strides = [int(np.prod(wshape[k + 1:])) for k in range(len(wshape))]
+
+    def code(*i):
+        f = sum(ix * st for ix, st in zip(i, strides))
+        byte = P[f // per].astype("int32")
+        return (byte >> ((f % per) * bits)) & ((1 << bits) - 1)
+
+    return P, code
+
+
+@register("codebook")
+def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", padding="hard", ib=None, ob=None,
+                    bias=False, relu=False) -> OpSpec:
+    """Direct convolution with float activations and codebook-indexed weights."""
+    from tvm import te
+
+    packed = bits in PACKABLE if packed is None else packed
+    entries = check_codebook(bits, entries, packed)
+    ib, ob = blocks(wl, ib, ob)
+    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+    X = te.placeholder(dshape, "float32", name="data")
+    P, code = index_reader(wshape, bits, packed)
+    CB = te.placeholder((entries,), "float32", name="codebook")
+    dec = te.compute(wshape, lambda *i: CB[code(*i)], name="decode")
+    read, _ = D.padded_reader(X, wl, hw, 0.0, padding)
+    out = D.conv(wl, layout, read, lambda *i: dec[i], lambda a, b: a * b, "float32", ib, ob)
+    out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out)
+
+    def make_inputs(rng):
+        x = rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32")
+        idx = rng.integers(0, entries, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("uint8")
+        cb = np.sort(rng.uniform(-1, 1, entries)).astype("float32")
+        idx_l = D.to_layout_weight(idx, layout, ib, ob)
+        ins = [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits) if packed else idx_l, cb]
+        if bias:
+            ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
+        return ins
+
+    def decode_weights(ins):
+        idx = R.unpack_bits(ins[1], bits, int(np.prod(wshape))).reshape(wshape) if packed else ins[1]
+        check_indices(idx, entries)
+        return D.from_layout_weight(ins[2][idx], layout, wl, ib, ob)
+
+    def reference(ins):
+        x = D.from_layout_data(ins[0], layout)
+        y = finish_reference(R.conv2d_nchw(x, decode_weights(ins), wl), ins[3] if bias else None, relu)
+        return D.to_layout_out(y, layout, ob)
+
+    atol, rtol = float_tolerance(wl)
+    return OpSpec(
+        name=f"conv2d_{layout}_codebook", variant="codebook", layout=layout, workload=wl,
+        params=dict(bits=bits, entries=entries, packed=packed, padding=padding, ib=ib, ob=ob, bias=bias, relu=relu),
+        tensors=[X, P, CB, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
+    )

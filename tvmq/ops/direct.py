@@ -1,0 +1,150 @@
+"""The direct-convolution compute shared by every variant and layout.
+
+Variants differ only in how a weight is read (float, codebook lookup,
+integer) and in the multiply's dtype; layouts only in index order. Keeping
+one compute means one schedule template serves them all.
+"""
+
+from __future__ import annotations
+
+from ..errors import TvmqError
+from ..workload import ConvWorkload
+
+LAYOUTS = ("nchw", "nhwc", "nchwc")
+
+
+def check_blocks(wl: ConvWorkload, ib: int, ob: int):
+    if wl.c_in % ib:
+        raise TvmqError(f"layout nchwc: input-channel block ib={ib} does not divide c_in={wl.c_in}")
+    if wl.c_out % ob:
+        raise TvmqError(f"layout nchwc: output-channel block ob={ob} does not divide c_out={wl.c_out}")
+
+
+def shapes(wl: ConvWorkload, layout: str, ib: int = 1, ob: int = 1):
+    """(data shape, weight shape, output shape, (h axis, w axis)) for a layout."""
+    n, c, h, w, o, kh, kw = wl.n, wl.c_in, wl.h, wl.w, wl.c_out, wl.kh, wl.kw
+    ho, wo = wl.out_h, wl.out_w
+    if layout == "nchw":
+        return (n, c, h, w), (o, c, kh, kw), (n, o, ho, wo), (2, 3)
+    if layout == "nhwc":
+        return (n, h, w, c), (kh, kw, c, o), (n, ho, wo, o), (1, 2)
+    if layout == "nchwc":
+        check_blocks(wl, ib, ob)
+        return (n, c // ib, h, w, ib), (o // ob, c // ib, kh, kw, ib, ob), (n, o // ob, ho, wo, ob), (2, 3)
+    raise TvmqError(f"unknown layout {layout!r}; valid layouts are {list(LAYOUTS)}")
+
+
+def padded_reader(data, wl: ConvWorkload, hw_axes, pad_value, padding: str):
+    """Return ``D(*idx)`` reading the input at padded coordinates.
+
+    ``hard`` materialises a pad stage (a separate block the schedule may
+    inline); ``soft`` bounds-checks inside the convolution itself.
+    """
+    from tvm import te, tirx
+
+    top, left, bottom, right = wl.pad
+    ha, wa = hw_axes
+    no_pad = not any(wl.pad)
+
+    def cond_and_src(idx):
+        idx = list(idx)
+        y, x = idx[ha], idx[wa]
+        conds = []
+        if top:
+            conds.append(y >= top)
+        if bottom:
+            conds.append(y < wl.h + top)
+        if left:
+            conds.append(x >= left)
+        if right:
+            conds.append(x < wl.w + left)
+        idx[ha], idx[wa] = y - top, x - left
+        return tirx.all(*conds), idx
+
+    def pv(dtype):
+        return pad_value if not isinstance(pad_value, (int, float)) else tirx.const(pad_value, dtype)
+
+    if no_pad:
+        return lambda *idx: data[idx], None
+    if padding == "soft":
+
+        def read(*idx):
+            cond, src = cond_and_src(idx)
+            return tirx.if_then_else(cond, data[tuple(src)], pv(data.dtype))
+
+        return read, None
+    if padding != "hard":
+        raise TvmqError(f"unknown padding {padding!r}; valid values are ['hard', 'soft']")
+    pshape = list(data.shape)
+    pshape[ha] = wl.h + top + bottom
+    pshape[wa] = wl.w + left + right
+
+    def fpad(*idx):
+        cond, src = cond_and_src(idx)
+        return tirx.if_then_else(cond, data[tuple(src)], pv(data.dtype))
+
+    padded = te.compute(pshape, fpad, name="pad")
+    return lambda *idx: padded[idx], padded
+
+
+def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: int = 1, ob: int = 1, name="conv"):
+    """The convolution block: ``sum(mul(read(...), weight(...)))`` in ``acc_dtype``."""
+    from tvm import te
+
+    _, _, oshape, _ = shapes(wl, layout, ib, ob)
+    sh, sw = wl.stride
+    r = te.reduce_axis((0, wl.kh), name="r")
+    s = te.reduce_axis((0, wl.kw), name="s")
+    if layout == "nchw":
+        c = te.reduce_axis((0, wl.c_in), name="c")
+        f = lambda n, o, y, x: te.sum(  # noqa: E731
+            mul(read(n, c, y * sh + r, x * sw + s), weight(o, c, r, s)).astype(acc_dtype), axis=[c, r, s]
+        )
+    elif layout == "nhwc":
+        c = te.reduce_axis((0, wl.c_in), name="c")
+        f = lambda n, y, x, o: te.sum(  # noqa: E731
+            mul(read(n, y * sh + r, x * sw + s, c), weight(r, s, c, o)).astype(acc_dtype), axis=[r, s, c]
+        )
+    else:
+        co = te.reduce_axis((0, wl.c_in // ib), name="co")
+        ci = te.reduce_axis((0, ib), name="ci")
+        f = lambda n, oo, y, x, oi: te.sum(  # noqa: E731
+            mul(read(n, co, y * sh + r, x * sw + s, ci), weight(oo, co, r, s, ci, oi)).astype(acc_dtype),
+            axis=[co, r, s, ci],
+        )
+    return te.compute(oshape, f, name=name)
+
+
+# -- numpy side of the layouts --------------------------------------------
+def to_layout_data(x_nchw, layout, ib=1):
+    from . import reference as R
+
+    return {"nchw": lambda: x_nchw, "nhwc": lambda: R.nchw_to_nhwc(x_nchw),
+            "nchwc": lambda: R.nchw_to_nchwc(x_nchw, ib)}[layout]()
+
+
+def to_layout_weight(w_oihw, layout, ib=1, ob=1):
+    from . import reference as R
+
+    return {"nchw": lambda: w_oihw, "nhwc": lambda: R.oihw_to_hwio(w_oihw),
+            "nchwc": lambda: R.oihw_to_packed(w_oihw, ib, ob)}[layout]()
+
+
+def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
+    """Any weight layout back to OIHW."""
+    if layout == "nchw":
+        return w
+    if layout == "nhwc":
+        return w.transpose(3, 2, 0, 1)
+    oo, co, kh, kw, ci, oi = w.shape
+    return w.transpose(0, 5, 1, 4, 2, 3).reshape(oo * oi, co * ci, kh, kw)
+
+
+def from_layout_data(x, layout):
+    from . import reference as R
+
+    return {"nchw": lambda: x, "nhwc": lambda: R.nhwc_to_nchw(x), "nchwc": lambda: R.nchwc_to_nchw(x)}[layout]()
+
+
+def to_layout_out(y_nchw, layout, ob=1):
+    return to_layout_data(y_nchw, layout, ob)

@@ -1,0 +1,97 @@
+"""float32 direct convolution: ``conv2d_{nchw,nhwc,nchwc}_float``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import direct as D
+from . import reference as R
+from .base import OpSpec, register
+
+
+def largest_divisor(n: int, cap: int = 16) -> int:
+    return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
+
+
+def blocks(wl, ib=None, ob=None):
+    """Default channel blocks for nchwc: the largest divisors up to 16."""
+    return ib or largest_divisor(wl.c_in), ob or largest_divisor(wl.c_out)
+
+
+def float_tolerance(wl):
+    k = wl.c_in * wl.kh * wl.kw
+    return 1e-6 * k + 1e-5, 1e-4
+
+
+def channel_of(layout, idx, ob):
+    """Output-channel index of an output element, per layout."""
+    if layout == "nchw":
+        return idx[1]
+    if layout == "nhwc":
+        return idx[3]
+    return idx[1] * ob + idx[4]
+
+
+def add_epilogue(out, layout, ob, bias, relu, c_out, name="epilogue"):
+    """Optional bias and ReLU as one elementwise stage; returns (out, extra inputs)."""
+    from tvm import te, tirx
+
+    if not (bias or relu):
+        return out, []
+    extra = []
+    if bias:
+        B = te.placeholder((c_out,), "float32", name="bias")
+        extra.append(B)
+
+    def f(*idx):
+        v = out[idx]
+        if bias:
+            v = v + B[channel_of(layout, idx, ob)]
+        if relu:
+            v = tirx.max(v, tirx.const(0.0, "float32"))
+        return v
+
+    return te.compute(out.shape, f, name=name), extra
+
+
+def finish_reference(y_nchw, bias_arr, relu):
+    if bias_arr is not None:
+        y_nchw = y_nchw + bias_arr.reshape(1, -1, 1, 1)
+    if relu:
+        y_nchw = np.maximum(y_nchw, 0)
+    return y_nchw
+
+
+@register("float")
+def conv2d_float(wl, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False) -> OpSpec:
+    """float32 direct convolution with hard (pad stage) or soft (bounds check) padding."""
+    from tvm import te
+
+    ib, ob = blocks(wl, ib, ob)
+    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+    X = te.placeholder(dshape, "float32", name="data")
+    W = te.placeholder(wshape, "float32", name="weight")
+    read, _ = D.padded_reader(X, wl, hw, 0.0, padding)
+    out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: a * b, "float32", ib, ob)
+    out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out)
+
+    def make_inputs(rng):
+        x = rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32")
+        w = rng.uniform(-1, 1, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("float32")
+        ins = [D.to_layout_data(x, layout, ib), D.to_layout_weight(w, layout, ib, ob)]
+        if bias:
+            ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
+        return ins
+
+    def reference(ins):
+        x = D.from_layout_data(ins[0], layout)
+        w = D.from_layout_weight(ins[1], layout, wl, ib, ob)
+        y = finish_reference(R.conv2d_nchw(x, w, wl), ins[2] if bias else None, relu)
+        return D.to_layout_out(y, layout, ob)
+
+    atol, rtol = float_tolerance(wl)
+    return OpSpec(
+        name=f"conv2d_{layout}_float", variant="float", layout=layout, workload=wl,
+        params=dict(padding=padding, ib=ib, ob=ob, bias=bias, relu=relu),
+        tensors=[X, W, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
+    )

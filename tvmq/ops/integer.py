@@ -1,0 +1,155 @@
+"""Integer convolution: ``conv2d_{layout}_int8`` / ``_int16`` / ``_int4``.
+
+Activations are uint8/int8 (or int16) with a zero point, weights int8/int16
+or int4 packed two per byte, accumulation in int32. The zero point enters as
+``acc - x_zp * wsum[o]`` (``wsum`` precomputed per output channel) and the
+pad value equals the zero point, so the inner loop is a plain integer
+multiply-add. Epilogues: ``int32`` (raw), ``requant`` (fixed-point multiplier
+per channel, back to int8) or ``dequant`` (per-channel float scale).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TvmqError
+from . import direct as D
+from . import reference as R
+from .base import OpSpec, register
+from .float import blocks, channel_of
+
+ACTS = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-256, 255)}
+WEIGHTS = {"int8": (-128, 127), "int16": (-256, 255), "int4": (-8, 7)}
+EPILOGUES = ("int32", "requant", "dequant")
+
+
+def check_int(act, weight, epilogue, shift):
+    if act not in ACTS:
+        raise TvmqError(f"unsupported activation dtype {act!r}; valid are {sorted(ACTS)}")
+    if weight not in WEIGHTS:
+        raise TvmqError(f"unsupported weight dtype {weight!r}; valid are {sorted(WEIGHTS)}")
+    if epilogue not in EPILOGUES:
+        raise TvmqError(f"unknown epilogue {epilogue!r}; valid are {list(EPILOGUES)}")
+    if not 1 <= shift <= 40:
+        raise TvmqError(f"requantize shift must be in 1..40, got {shift}")
+
+
+def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift):
+    """Zero-point correction plus the epilogue; returns (output, extra placeholders after x_zp)."""
+    from tvm import te, tirx
+
+    WS = te.placeholder((c_out,), "int32", name="wsum")
+    ch = lambda idx: channel_of(layout, idx, ob)  # noqa: E731
+
+    def corrected(idx):
+        return acc[idx] - XZ[0] * WS[ch(idx)]
+
+    if epilogue == "int32":
+        return te.compute(acc.shape, lambda *i: corrected(i), name="zp_correct"), [WS]
+    if epilogue == "dequant":
+        S = te.placeholder((c_out,), "float32", name="scale")
+        out = te.compute(acc.shape, lambda *i: corrected(i).astype("float32") * S[ch(i)], name="dequant")
+        return out, [WS, S]
+    M = te.placeholder((c_out,), "int32", name="multiplier")
+    YZ = te.placeholder((1,), "int32", name="y_zp")
+
+    def rq(*i):
+        v = (corrected(i).astype("int64") * M[ch(i)].astype("int64") + tirx.const(1 << (shift - 1), "int64")) >> shift
+        v = v.astype("int32") + YZ[0]
+        return tirx.max(tirx.min(v, 127), -128).astype("int8")
+
+    return te.compute(acc.shape, rq, name="requant"), [WS, M, YZ]
+
+
+def epilogue_inputs(rng, wl, epilogue):
+    """Random epilogue parameters (multiplier keeps outputs in range, like a real requant)."""
+    if epilogue == "int32":
+        return []
+    if epilogue == "dequant":
+        return [rng.uniform(1e-4, 1e-3, wl.c_out).astype("float32")]
+    k = wl.c_in * wl.kh * wl.kw
+    return [rng.integers(1 << 20, 1 << 22, wl.c_out).astype("int32") // max(1, k // 64), np.array([3], "int32")]
+
+
+def epilogue_reference(acc_nchw, zp, wsum, epilogue, extra, shift):
+    """acc (int64, N C H W) -> the epilogue's output in NCHW."""
+    acc = acc_nchw - zp * wsum.astype(np.int64).reshape(1, -1, 1, 1)
+    acc = acc.astype(np.int32).astype(np.int64)  # the kernel's int32 wraps; mirror it
+    if epilogue == "int32":
+        return acc.astype(np.int32)
+    if epilogue == "dequant":
+        return acc.astype(np.float32) * extra[0].reshape(1, -1, 1, 1)
+    return R.requantize(acc, extra[0], shift, int(extra[1][0]))
+
+
+def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift) -> OpSpec:
+    from tvm import te
+
+    check_int(act, weight, epilogue, shift)
+    ib, ob = blocks(wl, ib, ob)
+    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+    X = te.placeholder(dshape, act, name="data")
+    XZ_pad = te.placeholder((1,), "int32", name="x_zp")
+    if weight == "int4":
+        n = int(np.prod(wshape))
+        Wt = te.placeholder(((n + 1) // 2,), "uint8", name="weight")
+        strides = [int(np.prod(wshape[k + 1:])) for k in range(len(wshape))]
+
+        def wread(*i):
+            f = sum(ix * st for ix, st in zip(i, strides))
+            nib = (Wt[f // 2].astype("int32") >> ((f % 2) * 4)) & 15
+            return (nib ^ 8) - 8
+    else:
+        Wt = te.placeholder(wshape, weight, name="weight")
+        wread = lambda *i: Wt[i].astype("int32")  # noqa: E731
+    read, _ = D.padded_reader(X, wl, hw, XZ_pad[0].astype(act), padding)
+    acc = D.conv(wl, layout, read, wread, lambda a, b: a.astype("int32") * b, "int32", ib, ob)
+    out, extra = int_epilogue(acc, XZ_pad, layout, ob, wl.c_out, epilogue, shift)
+    tensors = [X, Wt, XZ_pad, *extra, out]
+    alo, ahi = ACTS[act]
+    wlo, whi = WEIGHTS[weight]
+
+    def make_inputs(rng):
+        x = rng.integers(alo, ahi + 1, (wl.n, wl.c_in, wl.h, wl.w)).astype(act)
+        w = rng.integers(wlo, whi + 1, (wl.c_out, wl.c_in, wl.kh, wl.kw))
+        wl_ = D.to_layout_weight(w, layout, ib, ob)
+        wstore = R.pack_int4(wl_) if weight == "int4" else wl_.astype(weight)
+        zp = np.array([rng.integers(alo, ahi + 1) if act == "uint8" else 0], "int32")
+        wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
+        return [D.to_layout_data(x, layout, ib), wstore, zp, wsum, *epilogue_inputs(rng, wl, epilogue)]
+
+    def reference(ins):
+        x = D.from_layout_data(ins[0], layout)
+        if weight == "int4":
+            w = R.unpack_int4(ins[1], int(np.prod(wshape))).reshape(wshape)
+        else:
+            w = ins[1]
+        w = D.from_layout_weight(w, layout, wl, ib, ob)
+        zp = int(ins[2][0])
+        acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
+        y = epilogue_reference(acc, zp, ins[3], epilogue, ins[4:], shift)
+        return D.to_layout_out(y, layout, ob)
+
+    return OpSpec(
+        name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
+        params=dict(act=act, weight=weight, epilogue=epilogue, padding=padding, ib=ib, ob=ob, shift=shift),
+        tensors=tensors, make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
+    )
+
+
+@register("int8")
+def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30):
+    """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default."""
+    return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift)
+
+
+@register("int16")
+def conv2d_int16(wl, epilogue="dequant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30):
+    """int16 x int16 with int32 accumulation (values kept within +-256 so sums fit int32)."""
+    return _int_conv("int16", wl, "int16", "int16", epilogue, layout, padding, ib, ob, shift)
+
+
+@register("int4")
+def conv2d_int4(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30):
+    """uint8 activations x int4 weights packed two per byte."""
+    return _int_conv("int4", wl, act, "int4", epilogue, layout, padding, ib, ob, shift)
