@@ -1,0 +1,77 @@
+"""Measurement settings as frozen records; CLI flags map onto them one to one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import TvmqError
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How one candidate is timed.
+
+    Attributes
+    ----------
+    number : int
+        Runs per timing sample (``time_evaluator`` number).
+    repeat : int
+        Samples; every sample is recorded.
+    min_repeat_ms : int
+        Lower bound on one sample's duration (number grows to reach it).
+    timeout_s : float
+        A candidate still running after this is killed and recorded as ``timeout``.
+    flush_cache : bool
+        Flush the CPU cache between samples (cold-cache timing).
+    threads : int
+        TVM runtime threads (TVM defaults to 1 on this 2-core VM; we set it).
+    build_workers : int
+        Parallel compile processes.
+    seed : int
+        Seed of the random inputs used to verify and time each candidate.
+    """
+
+    number: int = 1
+    repeat: int = 5
+    min_repeat_ms: int = 20
+    timeout_s: float = 30.0
+    flush_cache: bool = False
+    threads: int = 2
+    build_workers: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        for f in ("number", "repeat", "threads", "build_workers"):
+            if getattr(self, f) < 1:
+                raise TvmqError(f"measure setting {f} must be >= 1, got {getattr(self, f)}")
+        if self.timeout_s <= 0:
+            raise TvmqError(f"measure setting timeout_s must be > 0, got {self.timeout_s}")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RPCSettings:
+    """Where candidates run remotely: a TVM RPC tracker and a device key."""
+
+    tracker_host: str = "127.0.0.1"
+    tracker_port: int = 9190
+    key: str = "rasp3b"
+    priority: int = 1
+    session_timeout_s: float = 120.0
+    connect_timeout_s: float = 30.0
+
+    @classmethod
+    def parse(cls, tracker: str, key: str, **kw) -> "RPCSettings":
+        host, sep, port = tracker.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise TvmqError(f"--rpc-tracker must be HOST:PORT, got {tracker!r}")
+        return cls(tracker_host=host, tracker_port=int(port), key=key, **kw)
+
+    @property
+    def address(self) -> str:
+        return f"{self.tracker_host}:{self.tracker_port}"
+
+    def to_dict(self):
+        return asdict(self)
