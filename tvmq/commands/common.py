@@ -1,0 +1,66 @@
+"""Flags shared by commands, each mapping one to one onto a settings record."""
+
+from __future__ import annotations
+
+from ..run.settings import MeasureSettings, RPCSettings
+
+_MS = MeasureSettings()
+_RPC = RPCSettings()
+
+
+def add_workload_args(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workload", help="suite or one layer: alexnet, large, llc, alexnet.conv3")
+    g.add_argument("--workload-file", help="JSON list of layer objects (see tvmq/workload.py)")
+
+
+def add_measure_args(p):
+    g = p.add_argument_group("measurement (MeasureSettings)")
+    g.add_argument("--number", type=int, default=_MS.number, help="runs per timing sample")
+    g.add_argument("--repeat", type=int, default=_MS.repeat, help="timing samples, all recorded")
+    g.add_argument("--min-repeat-ms", type=int, default=_MS.min_repeat_ms, help="minimum duration of one sample")
+    g.add_argument("--timeout", type=float, default=_MS.timeout_s, help="seconds before a candidate is killed")
+    g.add_argument("--flush-cache", action="store_true", help="flush the CPU cache between samples")
+    g.add_argument("--threads", type=int, default=_MS.threads, help="TVM runtime threads")
+    g.add_argument("--build-workers", type=int, default=_MS.build_workers, help="parallel compile processes")
+    g.add_argument("--seed", type=int, default=_MS.seed, help="seed of inputs and of the search")
+
+
+def measure_settings(a) -> MeasureSettings:
+    return MeasureSettings(number=a.number, repeat=a.repeat, min_repeat_ms=a.min_repeat_ms, timeout_s=a.timeout,
+                           flush_cache=a.flush_cache, threads=a.threads, build_workers=a.build_workers, seed=a.seed)
+
+
+def add_rpc_args(p):
+    g = p.add_argument_group("RPC (RPCSettings)")
+    g.add_argument("--rpc-tracker", help="HOST:PORT of a TVM RPC tracker (edge targets; default: the emulated board)")
+    g.add_argument("--rpc-key", help="device key registered at the tracker (default: the target's)")
+    g.add_argument("--rpc-priority", type=int, default=_RPC.priority)
+    g.add_argument("--rpc-session-timeout", type=float, default=_RPC.session_timeout_s)
+
+
+def rpc_settings(a, target) -> RPCSettings | None:
+    if not a.rpc_tracker:
+        return None
+    return RPCSettings.parse(a.rpc_tracker, a.rpc_key or target.rpc_key or _RPC.key, priority=a.rpc_priority,
+                             session_timeout_s=a.rpc_session_timeout)
+
+
+def make_runner(target, rpc: RPCSettings | None):
+    """The runner a target needs: local, or RPC (the emulated board when no tracker is given)."""
+    import sys
+
+    if rpc is None and target.runner == "rpc":
+        from ..edge import board
+
+        rpc = board.ensure_up(key=target.rpc_key)
+        print(f"tvmq: no --rpc-tracker given: using the emulated board at {rpc.address} (key {rpc.key}); "
+              "its timings are emulated, not a real board's", file=sys.stderr)
+    if rpc is not None:
+        from ..run.rpc import RPCRunner
+
+        return RPCRunner(rpc)
+    target.check_local()
+    from ..run.local import LocalRunner
+
+    return LocalRunner()

@@ -1,0 +1,93 @@
+"""``tvmq tune``: auto-tune variants of each layer for a target, then print the comparison."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import TvmqError
+from .common import add_measure_args, add_rpc_args, add_workload_args, make_runner, measure_settings, rpc_settings
+
+DEFAULT_VARIANTS = "float,codebook,int8,im2col"
+COLUMNS = ["workload", "variant", "best_ms", "gflops", "vs_float", "vs_im2col", "trials", "tuning_s", "verified"]
+
+
+def add_arguments(p):
+    p.add_argument("--target", default="host", help="target name (see `tvmq targets`)")
+    add_workload_args(p)
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated (default {DEFAULT_VARIANTS})")
+    p.add_argument("--trials", type=int, default=64, help="measurements per layer and variant")
+    p.add_argument("--tuner", default="xgb", help="xgb, random, grid or metaschedule")
+    p.add_argument("--batch-size", type=int, default=8, help="candidates proposed and built per round")
+    p.add_argument("--early-stopping", type=int, default=None, help="stop after this many trials without gain")
+    p.add_argument("--log", help="records file (default autotune_logs/TARGET.jsonl)")
+    p.add_argument("--resume", action="store_true", help="continue from the records already in --log")
+    p.add_argument("--no-warm-start", action="store_true", help="do not train the cost model on other workloads' logs")
+    p.add_argument("--json", help="write the results as a JSON list")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_measure_args(p)
+    add_rpc_args(p)
+
+
+def run(a):
+    from ..record import log as recordlog
+    from ..report import text_table
+    from ..report.results import add_speedups, result_row
+    from ..search import ALL_TUNERS, make_tuner
+    from ..search.driver import Measurer, tune
+    from ..targets import get_target
+    from ..task import Task
+    from ..workload import resolve
+
+    target = get_target(a.target)
+    layers = resolve(a.workload or ("alexnet.conv3" if not a.workload_file else None), a.workload_file)
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    tasks = [Task.make(wl, v, target) for wl in layers for v in variants]
+    if a.tuner not in ALL_TUNERS:
+        raise TvmqError(f"unknown tuner {a.tuner!r}; valid tuners are {ALL_TUNERS}")
+    if a.trials < 1:
+        raise TvmqError(f"--trials must be >= 1, got {a.trials}")
+    settings = measure_settings(a)
+    log_path = Path(a.log or f"autotune_logs/{target.name}.jsonl")
+    prior = recordlog.read(log_path) if log_path.exists() else []
+    runner = make_runner(target, rpc_settings(a, target))
+    rows = []
+    try:
+        if a.tuner == "metaschedule":
+            from ..search.metaschedule import tune_metaschedule
+
+            for task in tasks:
+                r = tune_metaschedule(task, a.trials, settings, runner, log_path)
+                rows.append(r)
+        else:
+            from ..build import Builder
+
+            builder = Builder(settings.build_workers)
+            try:
+                for task in tasks:
+                    space = task.space()
+                    tuner = make_tuner(a.tuner, space, seed=a.seed)
+                    if not a.no_warm_start:
+                        tuner.warm_start([r for r in prior if r.get("target") == target.target
+                                          and r.get("variant") == task.variant and r.get("task_key") != task.key])
+                    res = tune(task, tuner, Measurer(task, builder, runner, settings), a.trials, log_path,
+                               a.batch_size, a.resume, a.early_stopping, settings, runner.label, not a.quiet, prior)
+                    rows.append(result_row(task, res.best_time, res.trials, res.tuning_s, res.best_config is not None,
+                                           res.best_err, a.tuner, runner.label, res.best_config))
+                    if res.best_config is None:
+                        print(f"tvmq: warning: no candidate of {task.workload.name} {task.variant} verified "
+                              f"({res.statuses})", file=sys.stderr)
+            finally:
+                builder.close()
+    finally:
+        runner.close()
+    add_speedups(rows)
+    emu = " (EMULATED: timings are qemu's, not a real board's)" if runner.label == "rpc-emulated" else ""
+    print(f"\ntarget {target.name} {json.dumps(target.target, sort_keys=True)}, tuner {a.tuner}, "
+          f"{settings.threads} threads, log {log_path}{emu}")
+    print(text_table(rows, COLUMNS))
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(rows, indent=2))
+    return 0

@@ -1,0 +1,92 @@
+"""Runners: take built candidates, verify each against numpy, then time it.
+
+A runner never reports a time for a candidate that failed: its status says
+why (``run_error``, ``timeout``, ``wrong_result``) and ``times`` stays empty.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STATUSES = ("ok", "build_error", "run_error", "timeout", "wrong_result", "invalid")
+
+
+@dataclass
+class BuildResult:
+    """A compiled candidate (or why it is not one)."""
+
+    config: dict
+    status: str  # "ok", "build_error" or "invalid"
+    lib_path: str | None = None
+    error: str = ""
+    compile_s: float = 0.0
+    features: list | None = None
+
+
+@dataclass
+class RunResult:
+    """One measured candidate: status, every repeat's seconds, largest error."""
+
+    status: str
+    times: list = field(default_factory=list)
+    error: str = ""
+    max_abs_err: float | None = None
+    compile_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.times)) if self.times else float("inf")
+
+
+class Verifier(abc.ABC):
+    """What a runner needs to check one candidate: its inputs, its output's
+    shape and dtype, and the comparison with the numpy reference."""
+
+    @abc.abstractmethod
+    def inputs(self, config: dict) -> list: ...
+
+    @abc.abstractmethod
+    def output_spec(self, config: dict) -> tuple: ...
+
+    @abc.abstractmethod
+    def check(self, config: dict, out: np.ndarray) -> tuple[bool, float]: ...
+
+
+def time_module(mod, dev, inputs, out_spec, settings, func="main"):
+    """Run ``mod[func]`` once, return (output, per-repeat seconds).
+
+    Works for local and RPC modules alike (``dev`` may be a remote device).
+    """
+    import tvm
+
+    args = [tvm.runtime.tensor(a, dev) for a in inputs]
+    out = tvm.runtime.tensor(np.zeros(out_spec[0], out_spec[1]), dev)
+    mod[func](*args, out)
+    dev.sync()
+    result = out.numpy()
+    kw = {}
+    if settings.flush_cache:
+        kw["f_preproc"] = "cache_flush_cpu_non_first_arg"
+    ev = mod.time_evaluator(func, dev, number=settings.number, repeat=settings.repeat,
+                            min_repeat_ms=settings.min_repeat_ms, **kw)
+    times = list(ev(*args, out).results)
+    return result, [float(t) for t in times]
+
+
+class Runner(abc.ABC):
+    """Measures built candidates; ``label`` says where (``local``, ``rpc``, ``rpc-emulated``)."""
+
+    label = "local"
+
+    @abc.abstractmethod
+    def run(self, builds: list[BuildResult], verifier: Verifier, settings) -> list[RunResult]: ...
+
+    def close(self):
+        pass

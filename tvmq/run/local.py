@@ -1,0 +1,101 @@
+"""Local runner: each candidate runs in a separate worker process with a timeout.
+
+A hung or crashed candidate kills only its worker (recorded as ``timeout`` or
+``run_error``); the next candidate gets a fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .base import BuildResult, Runner, RunResult, time_module
+
+_INPUTS: dict = {}
+
+
+def _init_worker(threads: int):
+    # The TVM thread pool reads this when it first starts, which is after this point.
+    os.environ["TVM_NUM_THREADS"] = str(threads)
+
+
+def run_in_worker(lib_path: str, inputs_path: str, out_shape, out_dtype, settings_dict: dict):
+    """Load, run once, time (inside the worker); returns (output, seconds per repeat)."""
+    import tvm
+
+    from .settings import MeasureSettings
+
+    if inputs_path not in _INPUTS:
+        with np.load(inputs_path) as z:
+            _INPUTS.clear()
+            _INPUTS[inputs_path] = [z[f"a{i}"] for i in range(len(z.files))]
+    mod = tvm.runtime.load_module(lib_path)
+    return time_module(mod, tvm.cpu(0), _INPUTS[inputs_path], (tuple(out_shape), out_dtype),
+                       MeasureSettings(**settings_dict))
+
+
+class LocalRunner(Runner):
+    """Measures on this machine, one candidate at a time (timings must not overlap)."""
+
+    label = "local"
+
+    def __init__(self):
+        self._pool = None
+        self._pool_key = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="tvmq-inputs-")
+        self._input_files: dict[int, str] = {}
+
+    def _executor(self, settings):
+        from tvm.support.popen_pool import PopenPoolExecutor
+
+        key = (settings.threads, settings.timeout_s)
+        if self._pool is None or self._pool_key != key:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool = PopenPoolExecutor(max_workers=1, timeout=settings.timeout_s, initializer=_init_worker,
+                                           initargs=(settings.threads,))
+            self._pool_key = key
+        return self._pool
+
+    def _inputs_file(self, arrays) -> str:
+        key = id(arrays)
+        if key not in self._input_files:
+            path = os.path.join(self._tmp.name, f"in{len(self._input_files)}.npz")
+            np.savez(path, **{f"a{i}": a for i, a in enumerate(arrays)})
+            self._input_files[key] = path
+        return self._input_files[key]
+
+    def run(self, builds: list[BuildResult], verifier, settings) -> list[RunResult]:
+        results = []
+        for b in builds:
+            if b.status != "ok":
+                results.append(RunResult(status=b.status, error=b.error, compile_s=b.compile_s))
+                continue
+            results.append(self._run_one(b, verifier, settings))
+        return results
+
+    def _run_one(self, b, verifier, settings) -> RunResult:
+        shape, dtype = verifier.output_spec(b.config)
+        path = self._inputs_file(verifier.inputs(b.config))
+        fut = self._executor(settings).submit(run_in_worker, b.lib_path, path, list(shape), dtype, settings.to_dict())
+        try:
+            out, times = fut.result()
+        except TimeoutError:
+            return RunResult("timeout", error=f"exceeded {settings.timeout_s:.0f}s", compile_s=b.compile_s)
+        except Exception as e:  # noqa: BLE001 - a crash is data
+            msg = str(e).strip().splitlines()
+            return RunResult("run_error", error=f"{type(e).__name__}: {msg[-1][:300] if msg else ''}",
+                             compile_s=b.compile_s)
+        ok, err = verifier.check(b.config, out)
+        if not ok:
+            return RunResult("wrong_result", error=f"max abs error {err:.3g} vs reference", max_abs_err=err,
+                             compile_s=b.compile_s)
+        return RunResult("ok", times=times, max_abs_err=err, compile_s=b.compile_s)
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        self._tmp.cleanup()

@@ -1,0 +1,140 @@
+"""``xgb``: an XGBoost ranking model over config features guides a
+simulated-annealing walk through the space; a few random picks per batch
+keep exploring.
+
+Features are the knob values (log2 of numbers, one-hot of choices), the
+derived register-tile and block sizes, and the workload's shape, so the
+model can be warm-started from logs of other workloads on the same target.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..space import config_key
+from .base import Tuner
+
+
+def _log2(v):
+    return math.log2(v) if v and v > 0 else -1.0
+
+
+class XGBTuner(Tuner):
+    name = "xgb"
+
+    def __init__(self, space, seed=0, epsilon=0.15, sa_steps=40, pool=256, min_train=8):
+        super().__init__(space, seed)
+        self.epsilon = epsilon
+        self.sa_steps = sa_steps
+        self.pool = pool
+        self.min_train = min_train
+        self.model = None
+        self._extra_x: list = []  # warm-start features
+        self._extra_y: list = []
+        self._extra_g: list = []
+        self._first = True
+
+    # -- features -----------------------------------------------------------
+    def features(self, cfg: dict, context: dict | None = None) -> list[float]:
+        ctx = context or self.space.context
+        f = self.space.encode(cfg)
+        tile = cfg.get("tile_oh", 1) * cfg.get("tile_ow", 1) * cfg.get("ob", cfg.get("tile_o", 1)) * cfg.get(
+            "tile_p", 1)
+        f += [_log2(tile), _log2(cfg.get("ib", 1) * cfg.get("ob", 1))]
+        f += [_log2(ctx[k]) for k in ("c_in", "c_out", "out_h", "out_w", "kh", "kw")]
+        return f
+
+    # -- learning -----------------------------------------------------------
+    def warm_start(self, records):
+        """Train on other workloads' ok records of the same template and variant."""
+        from ..space.base import workload_context
+        from ..workload import ConvWorkload
+
+        by_task: dict = {}
+        for r in records:
+            if r.get("template") != self.space.template:
+                continue
+            by_task.setdefault(r["task_key"], []).append(r)
+        for g, (_, recs) in enumerate(by_task.items()):
+            wl = ConvWorkload.from_dict(recs[0]["workload"])
+            ctx = workload_context(wl)
+            thr = [wl.flops / np.median(r["times"]) if r["status"] == "ok" and r["times"] else 0.0 for r in recs]
+            top = max(thr) or 1.0
+            for r, t in zip(recs, thr):
+                if set(r["config"]) != set(self.space.names):
+                    continue
+                self._extra_x.append(self.features(r["config"], ctx))
+                self._extra_y.append(t / top)
+                self._extra_g.append(1000 + g)
+        if self._extra_x:
+            self._fit()
+
+    def update(self, cfgs, scores):
+        super().update(cfgs, scores)
+        self._fit()
+
+    def _fit(self):
+        import xgboost as xgb
+
+        keys = list(self.scores)
+        y = np.array([self.scores[k] for k in keys], dtype=float)
+        n_ok = int((y > 0).sum())
+        if n_ok + len(self._extra_x) < self.min_train:
+            return
+        top = y.max() or 1.0
+        X = [self.features(self.configs[k]) for k in keys] + self._extra_x
+        Y = list(y / top) + self._extra_y
+        G = [0] * len(keys) + self._extra_g
+        order = np.argsort(G, kind="stable")
+        X, Y, G = np.array(X)[order], np.array(Y)[order], np.array(G)[order]
+        _, counts = np.unique(G, return_counts=True)
+        d = xgb.DMatrix(X, label=Y)
+        d.set_group(counts)
+        params = dict(objective="rank:pairwise", max_depth=6, eta=0.3, subsample=1.0, min_child_weight=1,
+                      verbosity=0, nthread=1, seed=int(self.rng.integers(1 << 30)))
+        self.model = xgb.train(params, d, num_boost_round=60)
+
+    def predict(self, cfgs: list[dict]) -> np.ndarray:
+        import xgboost as xgb
+
+        if self.model is None or not cfgs:
+            return self.rng.random(len(cfgs))
+        return self.model.predict(xgb.DMatrix(np.array([self.features(c) for c in cfgs])))
+
+    # -- proposing ------------------------------------------------------------
+    def next_batch(self, n):
+        if self._first:
+            self._first = False
+            first = [self.space.default] if not self.seen(self.space.default) else []
+            return first + self._fresh_random(n - len(first), {config_key(c) for c in first})
+        if self.model is None:
+            return self._fresh_random(n)
+        n_rand = max(1, int(round(n * self.epsilon)))
+        chosen = self._anneal(n - n_rand)
+        keys = {config_key(c) for c in chosen}
+        return chosen + self._fresh_random(n - len(chosen), keys)
+
+    def _anneal(self, n: int) -> list[dict]:
+        """Simulated annealing on the model's score, started from the best measured and random points."""
+        ranked = sorted(self.scores, key=self.scores.get, reverse=True)
+        starts = [self.configs[k] for k in ranked[: self.pool // 4]]
+        starts += [self.space.sample(self.rng) for _ in range(self.pool - len(starts))]
+        cur = starts
+        cur_s = self.predict(cur)
+        best: dict[str, tuple[float, dict]] = {}
+        temp = 1.0
+        for _ in range(self.sa_steps):
+            nxt = [self.space.neighbors(c, self.rng, n=1 + int(self.rng.integers(2))) for c in cur]
+            nxt_s = self.predict(nxt)
+            gain = np.clip((nxt_s - cur_s) / max(temp, 1e-3), -50, 0)
+            accept = (nxt_s > cur_s) | (self.rng.random(len(cur)) < np.exp(gain))
+            cur = [b if a else c for a, b, c in zip(accept, nxt, cur)]
+            cur_s = np.where(accept, nxt_s, cur_s)
+            for c, s in zip(cur, cur_s):
+                k = config_key(c)
+                if k not in self.scores and (k not in best or best[k][0] < s):
+                    best[k] = (float(s), c)
+            temp *= 0.9
+        return [c for _, c in sorted(best.values(), key=lambda t: -t[0])[:n]]

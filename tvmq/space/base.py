@@ -1,0 +1,180 @@
+"""Search spaces as plain data: knobs with candidate values and constraints.
+
+A space file under ``schedules/`` names a template and lists its knobs.
+This module resolves a file for one workload and variant (divisor lists,
+knobs that apply only to some variants) and answers the questions a tuner
+asks: is a config valid, sample one, enumerate, mutate, encode as features.
+Nothing here touches TVM.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TvmqError
+from ..workload import ConvWorkload
+
+SCHEDULES_DIR = Path(__file__).resolve().parents[2] / "schedules"
+
+
+def template_for(variant: str) -> str:
+    return "im2col_gemm" if variant.startswith("im2col") else "conv2d_direct"
+
+
+def workload_context(wl: ConvWorkload) -> dict:
+    return dict(n=wl.n, c_in=wl.c_in, c_out=wl.c_out, h=wl.h, w=wl.w, kh=wl.kh, kw=wl.kw,
+                out_h=wl.out_h, out_w=wl.out_w, k_total=wl.c_in * wl.kh * wl.kw, p_total=wl.out_h * wl.out_w)
+
+
+def _divisors(n: int, cap: int) -> list[int]:
+    return [d for d in range(1, min(n, cap) + 1) if n % d == 0]
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    values: tuple
+
+    def __post_init__(self):
+        if not self.values:
+            raise TvmqError(f"knob {self.name!r} has no candidate values")
+
+
+class Space:
+    """A resolved search space for one (template, workload, variant)."""
+
+    def __init__(self, template: str, knobs: list[Knob], constraints: list[str], context: dict,
+                 orders: dict | None = None, default: dict | None = None):
+        self.template = template
+        self.knobs = knobs
+        self.constraints = constraints
+        self.context = context
+        self.orders = orders or {}
+        self._compiled = [compile(c, f"<constraint {c}>", "eval") for c in constraints]
+        self.default = self._fit_default(default or {})
+
+    # -- loading ----------------------------------------------------------
+    @classmethod
+    def load(cls, wl: ConvWorkload, variant: str, name: str | None = None, path: str | Path | None = None) -> "Space":
+        """Resolve ``schedules/NAME.json`` (NAME from the variant when omitted) for a workload."""
+        name = name or template_for(variant)
+        path = Path(path) if path else SCHEDULES_DIR / f"{name}.json"
+        if not path.exists():
+            raise TvmqError(f"no search space file {str(path)!r}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise TvmqError(f"search space {str(path)!r} is not valid JSON: {e}") from None
+        ctx = workload_context(wl)
+        knobs = []
+        for kname, spec in data["knobs"].items():
+            if "only_for" in spec and variant not in spec["only_for"]:
+                continue
+            if "divisors_of" in spec:
+                vals = _divisors(ctx[spec["divisors_of"]], spec.get("max", 10**9))
+            else:
+                vals = list(spec["values"])
+            if "divides" in spec:
+                n = ctx[spec["divides"]]
+                kept = [v for v in vals if n % v == 0]
+                vals = kept or [max(_divisors(n, max(vals)))]
+            knobs.append(Knob(kname, tuple(vals)))
+        return cls(data["template"], knobs, data.get("constraints", []), ctx, data.get("orders"), data.get("default"))
+
+    # -- questions ----------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [k.name for k in self.knobs]
+
+    @property
+    def size(self) -> int:
+        """Number of configs before constraints."""
+        return math.prod(len(k.values) for k in self.knobs)
+
+    def violation(self, cfg: dict) -> str | None:
+        """The first broken rule for ``cfg``, or None when it is valid."""
+        for k in self.knobs:
+            if k.name not in cfg:
+                return f"missing knob {k.name!r}"
+            if cfg[k.name] not in k.values:
+                return f"knob {k.name}={cfg[k.name]!r} is not one of {list(k.values)}"
+        extra = set(cfg) - set(self.names)
+        if extra:
+            return f"unknown knob(s) {sorted(extra)}"
+        env = dict(self.context, **cfg)
+        for text, code in zip(self.constraints, self._compiled):
+            if not eval(code, {"__builtins__": {}}, env):  # noqa: S307 - our own data files
+                return f"constraint failed: {text}"
+        return None
+
+    def is_valid(self, cfg: dict) -> bool:
+        return self.violation(cfg) is None
+
+    def sample(self, rng: np.random.Generator, tries: int = 10000) -> dict:
+        for _ in range(tries):
+            cfg = {k.name: k.values[rng.integers(len(k.values))] for k in self.knobs}
+            cfg = {n: (v.item() if hasattr(v, "item") else v) for n, v in cfg.items()}
+            if self.is_valid(cfg):
+                return cfg
+        raise TvmqError(f"search space {self.template!r} has no valid config for {self.context}")
+
+    def enumerate(self):
+        """Every valid config, in a fixed order (grid search)."""
+        for combo in itertools.product(*[k.values for k in self.knobs]):
+            cfg = dict(zip(self.names, combo))
+            if self.is_valid(cfg):
+                yield cfg
+
+    def neighbors(self, cfg: dict, rng: np.random.Generator, n: int = 1) -> dict:
+        """``cfg`` with ``n`` knobs changed to another value (valid, or ``cfg`` itself)."""
+        for _ in range(100):
+            new = dict(cfg)
+            for ki in rng.choice(len(self.knobs), size=min(n, len(self.knobs)), replace=False):
+                k = self.knobs[int(ki)]
+                if len(k.values) > 1:
+                    choices = [v for v in k.values if v != cfg[k.name]]
+                    new[k.name] = choices[rng.integers(len(choices))]
+            if new != cfg and self.is_valid(new):
+                return new
+        return dict(cfg)
+
+    def encode(self, cfg: dict) -> list[float]:
+        """Numeric features: each knob's value (log2 for numbers) and its one-hot for strings."""
+        feats = []
+        for k in self.knobs:
+            v = cfg[k.name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                feats.extend(1.0 if v == c else 0.0 for c in k.values)
+            else:
+                feats.append(math.log2(v) if v > 0 else -1.0)
+        return feats
+
+    def _fit_default(self, default: dict) -> dict:
+        """The file's default, each knob moved to its nearest valid value."""
+        cfg = {}
+        for k in self.knobs:
+            want = default.get(k.name, k.values[0])
+            if want in k.values:
+                cfg[k.name] = want
+            elif isinstance(want, (int, float)) and all(isinstance(v, (int, float)) for v in k.values):
+                cfg[k.name] = min(k.values, key=lambda v: (abs(math.log2(v) - math.log2(max(want, 1))), -v))
+            else:
+                cfg[k.name] = k.values[0]
+        if not self.is_valid(cfg):
+            for alt in self.enumerate():  # nearest valid: fewest knobs changed
+                pass
+            best = min(self.enumerate(), key=lambda c: sum(c[n] != cfg[n] for n in self.names), default=None)
+            if best is None:
+                raise TvmqError(f"search space {self.template!r} has no valid config for {self.context}")
+            cfg = best
+        return cfg
+
+
+def config_key(cfg: dict) -> str:
+    return json.dumps(cfg, sort_keys=True)

@@ -1,0 +1,55 @@
+"""Schedule steps shared by the templates."""
+
+from __future__ import annotations
+
+from ..errors import TvmqError
+
+
+class InvalidConfig(TvmqError):
+    """A config the template cannot apply; rejected before anything is built."""
+
+
+KNOWN_BLOCKS = ("pad", "decode", "im2col", "conv", "epilogue", "requant", "dequant", "zp_correct")
+
+
+def block_names(sch) -> list[str]:
+    """Which of the operators' known block names exist in ``main``."""
+    import re
+
+    script = sch.mod["main"].script()
+    found = set(re.findall(r'T\.sblock\("([A-Za-z_0-9]+)"', script))
+    return [b for b in KNOWN_BLOCKS if b in found]
+
+
+def parallel_outer(sch, block, depth: int, vector: bool = True, max_vec: int = 64):
+    """Fuse up to ``depth`` outer loops of ``block`` and parallelize; vectorize its innermost loop."""
+    loops = sch.get_loops(block)
+    if vector and len(loops) > depth:
+        ext = _extent(sch, loops[-1])
+        if ext is not None and 1 < ext <= max_vec:
+            sch.vectorize(loops[-1])
+    fused = sch.fuse(*loops[: max(1, min(depth, len(loops) - (1 if vector else 0)))]) if len(loops) > 1 else loops[0]
+    sch.parallel(fused)
+    return fused
+
+
+def _extent(sch, loop):
+    ext = sch.get(loop).extent
+    try:
+        return int(ext)
+    except TypeError:
+        return None
+
+
+def place_epilogues(sch, epilogues: list[str], fused_into: str | None, depth: int):
+    """Inline elementwise epilogues into the write-back block, or parallelize them in place."""
+    for name in epilogues:
+        blk = sch.get_sblock(name)
+        if fused_into is not None:
+            sch.reverse_compute_inline(blk)
+        else:
+            parallel_outer(sch, blk, depth)
+
+
+def order_loops(names_to_loops: dict, order: list[str]):
+    return [names_to_loops[n] for n in order]

@@ -1,0 +1,107 @@
+"""Template ``conv2d_direct``: applies a config of schedules/conv2d_direct.json.
+
+Works on every direct variant (float, codebook, int8/int16/int4) and layout:
+the convolution's loops are named n, oo, oi, y, x (spatial) and ico, ici,
+r, s (reduction) whatever the layout, then split, ordered, and annotated.
+"""
+
+from __future__ import annotations
+
+from .common import InvalidConfig, block_names, parallel_outer, place_epilogues
+
+OP_KNOBS = ("layout", "ib", "ob", "pad")
+SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
+EPILOGUES = ("epilogue", "requant", "dequant", "zp_correct")
+
+
+def op_params(cfg: dict) -> dict:
+    """The knobs that change the operator's definition (layout, blocks) rather than its schedule."""
+    return {"layout": cfg["layout"], "ib": cfg["ib"], "ob": cfg["ob"], "padding": "hard"}
+
+
+def _named_loops(sch, conv, layout, ib, ob):
+    loops = sch.get_loops(conv)
+    if layout == "nchwc":
+        n, oo, y, x, oi, ico, r, s, ici = loops
+    else:
+        if layout == "nchw":
+            n, o, y, x, c, r, s = loops
+        else:
+            n, y, x, o, r, s, c = loops
+        oo, oi = sch.split(o, [None, ob])
+        ico, ici = sch.split(c, [None, ib])
+    return dict(n=n, oo=oo, oi=oi, y=y, x=x, ico=ico, ici=ici, r=r, s=s)
+
+
+def apply(sch, op, cfg: dict, orders: dict):
+    """Schedule ``op`` (already built with ``op_params(cfg)``) in place."""
+    if cfg["order"] not in orders:
+        raise InvalidConfig(f"unknown loop order {cfg['order']!r}")
+    blocks = block_names(sch)
+    conv = sch.get_sblock("conv")
+    L = _named_loops(sch, conv, cfg["layout"], cfg["ib"], cfg["ob"])
+    L["y_o"], L["y_i"] = sch.split(L.pop("y"), [None, cfg["tile_oh"]])
+    L["x_o"], L["x_i"] = sch.split(L.pop("x"), [None, cfg["tile_ow"]])
+    order = list(orders[cfg["order"]])
+    if cfg["vector"] == "x_i":
+        order.remove("x_i")
+        order.append("x_i")
+    sch.reorder(*[L[n] for n in order])
+
+    # Parallel: fuse the leading spatial loops (never a reduction loop).
+    lead = []
+    for name in order:
+        if name not in SPATIAL or len(lead) >= cfg["parallel_depth"]:
+            break
+        lead.append(name)
+    first_red = next(i for i, n in enumerate(order) if n not in SPATIAL)
+    # Innermost spatial loop that encloses every reduction loop: where the accumulator lives.
+    acc_at = order[first_red - 1]
+    fused = sch.fuse(*[L[n] for n in lead]) if len(lead) > 1 else L[lead[0]]
+    if acc_at in lead:
+        acc_at_loop = fused
+    else:
+        acc_at_loop = L[acc_at]
+    sch.parallel(fused)
+    if cfg["auto_unroll"]:
+        sch.annotate(fused, "pragma_auto_unroll_max_step", cfg["auto_unroll"])
+        sch.annotate(fused, "pragma_unroll_explicit", 1)
+
+    # Register tile: loops after the last reduction loop, vector innermost.
+    last_red = max(i for i, n in enumerate(order) if n not in SPATIAL)
+    for name in order[last_red + 1:-1]:
+        sch.unroll(L[name])
+    if cfg["unroll"] in ("s", "rs"):
+        sch.unroll(L["s"])
+    if cfg["unroll"] == "rs":
+        sch.unroll(L["r"])
+    sch.vectorize(L[order[-1]])
+
+    writeback = None
+    if cfg["accumulate"] == "local":
+        writeback = sch.cache_write(conv, 0, "local")
+        sch.reverse_compute_at(writeback, acc_at_loop)
+        wl_loops = sch.get_loops(writeback)
+        sch.vectorize(wl_loops[-1])
+
+    place_epilogues(sch, [b for b in EPILOGUES if b in blocks], writeback, 2)
+
+    if "pad" in blocks:
+        if cfg["pad"] == "inline":
+            sch.compute_inline(sch.get_sblock("pad"))
+        else:
+            parallel_outer(sch, sch.get_sblock("pad"), 2)
+
+    if "decode" in blocks:
+        where = cfg.get("decode_at", "inline")
+        dec = sch.get_sblock("decode")
+        if where == "inline":
+            sch.compute_inline(dec)
+        elif where == "root":
+            parallel_outer(sch, dec, 2)
+        else:
+            sch.compute_at(dec, L[where])
+            sch.vectorize(sch.get_loops(dec)[-1])
+
+    sch.decompose_reduction(conv, L[order[first_red]])
+    return sch

@@ -1,0 +1,55 @@
+"""Template ``im2col_gemm``: applies a config of schedules/im2col_gemm.json."""
+
+from __future__ import annotations
+
+from .common import InvalidConfig, block_names, parallel_outer, place_epilogues
+
+SPATIAL = {"n", "oo", "oi", "po", "pi"}
+EPILOGUES = ("requant", "dequant", "zp_correct")
+
+
+def op_params(cfg: dict) -> dict:
+    return {}
+
+
+def apply(sch, op, cfg: dict, orders: dict):
+    if cfg["order"] not in orders:
+        raise InvalidConfig(f"unknown loop order {cfg['order']!r}")
+    blocks = block_names(sch)
+    conv = sch.get_sblock("conv")
+    n, o, p, k = sch.get_loops(conv)
+    L = dict(n=n)
+    L["oo"], L["oi"] = sch.split(o, [None, cfg["tile_o"]])
+    L["po"], L["pi"] = sch.split(p, [None, cfg["tile_p"]])
+    L["ko"], L["ki"] = sch.split(k, [None, cfg["tile_k"]])
+    order = orders[cfg["order"]]
+    sch.reorder(*[L[x] for x in order])
+    lead = []
+    for name in order:
+        if name not in SPATIAL or len(lead) >= cfg["parallel_depth"]:
+            break
+        lead.append(name)
+    first_red = next(i for i, x in enumerate(order) if x not in SPATIAL)
+    acc_at = order[first_red - 1]
+    fused = sch.fuse(*[L[x] for x in lead]) if len(lead) > 1 else L[lead[0]]
+    acc_loop = fused if acc_at in lead else L[acc_at]
+    sch.parallel(fused)
+    sch.unroll(L["oi"])
+    if cfg["unroll_k"]:
+        sch.unroll(L["ki"])
+    sch.vectorize(L["pi"])
+    writeback = None
+    if cfg["accumulate"] == "local":
+        writeback = sch.cache_write(conv, 0, "local")
+        sch.reverse_compute_at(writeback, acc_loop)
+        sch.vectorize(sch.get_loops(writeback)[-1])
+    place_epilogues(sch, [b for b in EPILOGUES if b in blocks], writeback, 2)
+    parallel_outer(sch, sch.get_sblock("im2col"), 2)
+    if "decode" in blocks:
+        dec = sch.get_sblock("decode")
+        if cfg.get("decode_at", "inline") == "inline":
+            sch.compute_inline(dec)
+        else:
+            parallel_outer(sch, dec, 1)
+    sch.decompose_reduction(conv, L[order[first_red]])
+    return sch
