@@ -174,12 +174,10 @@ def pow2_curve(rows: np.ndarray, grid: Grid, span: int = 12) -> list[dict]:
 
 
 def choose_scale(rows: np.ndarray, grid: Grid, method: str, percentile: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row (scale, zero point) by ``method``."""
+    """Per-row (scale, low end of the range the grid must cover) by ``method``."""
     if method == "pow2":
         best = [min(pow2_curve(r[None, :], grid), key=lambda d: (d["nrmse"], -d["exponent"])) for r in rows]
-        s = np.array([b["scale"] for b in best])
-        lo = np.minimum(rows.min(1), 0.0)
-        return s, zero_point(lo, s, grid)
+        return np.array([b["scale"] for b in best]), np.minimum(rows.min(1), 0.0)
     if method == "minmax":
         lo, hi = rows.min(1), rows.max(1)
     elif method == "percentile":
@@ -193,8 +191,13 @@ def choose_scale(rows: np.ndarray, grid: Grid, method: str, percentile: float) -
     else:
         raise TvmqError(f"uniform scale must be one of {list(SCALES)}, got {method!r}")
     lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
-    s = range_scale(lo, hi, grid)
-    return s, zero_point(lo, s, grid)
+    return range_scale(lo, hi, grid), lo
+
+
+def float32_up(s: np.ndarray) -> np.ndarray:
+    """``s`` as the nearest float32 not below it (a smaller stored scale would clamp the range's end)."""
+    s32 = s.astype(np.float32)
+    return np.where(s32.astype(np.float64) < s, np.nextafter(s32, np.float32(np.inf)), s32).astype(np.float64)
 
 
 def uniform_quantize(w: np.ndarray, bits: int, symmetric: bool = True, axis: int | None = None,
@@ -215,8 +218,9 @@ def uniform_quantize(w: np.ndarray, bits: int, symmetric: bool = True, axis: int
     axis = check_axis(w.shape, axis)
     grid = Grid(bits, bool(symmetric))
     rows = w.reshape(1, -1) if axis is None else channel_rows(w, axis)
-    s, z = choose_scale(rows, grid, scale, percentile)
-    s = s.astype(np.float32).astype(np.float64)  # the stored scale is float32: quantize with exactly that
+    s, lo = choose_scale(rows, grid, scale, percentile)
+    s = float32_up(s)  # the stored scale is float32: quantize with exactly that
+    z = zero_point(lo, s, grid)
     q, sat = quantize_with(rows, grid, s, z)
     q = q.reshape(w.shape) if axis is None else from_rows(q, w.shape, axis)
     shape = () if axis is None else (rows.shape[0],)
