@@ -54,8 +54,11 @@ def fold_batchnorms(model) -> list[str]:
         arr = lambda name: numpy_helper.to_array(inits[name])  # noqa: E731
         w = arr(conv.input[1])
         b = arr(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+        stats = [arr(n) for n in bn.input[1:5]]
+        if w.size == 0 or any(s.shape != (w.shape[0],) for s in stats):
+            continue  # malformed pair: leave it for the quantizer's checks to report
         eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        w2, b2 = fold_bn(w, b, *(arr(n) for n in bn.input[1:5]), eps=eps)
+        w2, b2 = fold_bn(w, b, *stats, eps=eps)
         cname = conv.name or conv.output[0]
         wn, bname = f"{cname}.bnfold.w", f"{cname}.bnfold.b"
         g.initializer.extend([numpy_helper.from_array(w2.astype(w.dtype), wn),
