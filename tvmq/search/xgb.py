@@ -83,7 +83,7 @@ class XGBTuner(Tuner):
         n_ok = int((y > 0).sum())
         if n_ok + len(self._extra_x) < self.min_train:
             return
-        top = y.max() or 1.0
+        top = (y.max() if y.size else 0.0) or 1.0
         X = [self.features(self.configs[k]) for k in keys] + self._extra_x
         Y = list(y / top) + self._extra_y
         G = [0] * len(keys) + self._extra_g

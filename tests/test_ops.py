@@ -1,0 +1,97 @@
+"""Every operator against its numpy reference on odd shapes (llvm tier)."""
+
+import numpy as np
+import pytest
+
+from tvmq.errors import TvmqError
+from tvmq.ops import make_op
+from tvmq.ops.codebook import check_indices
+from tvmq.workload import ConvWorkload
+
+pytestmark = pytest.mark.llvm
+
+ODD = [
+    ConvWorkload("prime", 1, 5, 13, 11, 7, 3, 3, (1, 1), (1, 1, 1, 1)),
+    ConvWorkload("rect_s2_asym_b2", 2, 6, 11, 9, 8, 3, 2, (2, 1), (1, 0, 2, 1)),
+    ConvWorkload("s2_5x5", 1, 4, 17, 17, 4, 5, 5, (2, 2), (2, 2, 2, 2)),
+]
+
+CASES = [
+    ("float", dict(layout="nchw", padding="hard")),
+    ("float", dict(layout="nchw", padding="soft")),
+    ("float", dict(layout="nhwc", padding="hard")),
+    ("float", dict(layout="nhwc", padding="soft")),
+    ("float", dict(layout="nchwc", bias=True, relu=True)),
+    ("codebook", dict(bits=5, layout="nchw")),
+    ("codebook", dict(bits=4, layout="nchwc")),
+    ("codebook", dict(bits=2, layout="nhwc")),
+    ("codebook", dict(bits=1, layout="nchw")),
+    ("codebook", dict(bits=8, entries=256, layout="nchwc")),
+    ("int8", dict(layout="nchwc", epilogue="requant")),
+    ("int8", dict(layout="nchw", act="int8", epilogue="dequant")),
+    ("int8", dict(layout="nhwc", epilogue="int32")),
+    ("int16", dict(layout="nchw")),
+    ("int4", dict(layout="nchwc")),
+    ("im2col_float", {}),
+    ("im2col_int8", {}),
+    ("im2col_codebook", dict(bits=3)),
+]
+
+
+def run_op(op, seed=0):
+    import tvm
+
+    mod = tvm.compile(op.irmodule(), target=tvm.target.Target({"kind": "llvm"})).jit()
+    ins = op.make_inputs(np.random.default_rng(seed))
+    dev = tvm.cpu()
+    args = [tvm.runtime.tensor(a, dev) for a in ins] + [
+        tvm.runtime.tensor(np.zeros(op.out_arg.shape, op.out_arg.dtype), dev)]
+    mod["main"](*args)
+    return args[-1].numpy(), ins
+
+
+@pytest.mark.parametrize("wl", ODD, ids=lambda w: w.name)
+@pytest.mark.parametrize("variant,params", CASES, ids=lambda c: str(c))
+def test_operator_matches_numpy(wl, variant, params):
+    if "nchwc" == params.get("layout"):
+        params = dict(params, ib=1, ob=1) if wl.c_in % 2 else params
+    op = make_op(variant, wl, **params)
+    out, ins = run_op(op)
+    ok, err = op.check(out, ins)
+    assert ok, f"{op.name} max error {err}"
+    if np.issubdtype(out.dtype, np.integer):
+        assert err == 0.0  # integer paths are exact
+        assert len(np.unique(out)) > 3  # not saturated to a constant
+
+
+def test_names_carry_layout_and_quantization():
+    wl = ODD[0]
+    assert make_op("codebook", wl, layout="nchw").name == "conv2d_nchw_codebook"
+    assert make_op("int8", wl, layout="nhwc").name == "conv2d_nhwc_int8"
+    assert make_op("im2col_float", wl).name == "conv2d_im2col_float"
+
+
+def test_check_detects_a_wrong_output():
+    op = make_op("float", ODD[0], layout="nchw")
+    out, ins = run_op(op)
+    out[0, 0, 0, 0] += 1.0
+    assert not op.check(out, ins)[0]
+
+
+@pytest.mark.parametrize("variant,params,needle", [
+    ("codebook", dict(bits=9), "bits must be an integer in 1..8"),
+    ("codebook", dict(bits=2, entries=5), "entries must be in 2..4"),
+    ("codebook", dict(bits=3, packed=True), "packed indices support bits"),
+    ("int8", dict(act="float16"), "unsupported activation dtype"),
+    ("float", dict(layout="nchwc", ib=4), "does not divide c_in=5"),
+    ("float", dict(layout="chwn"), "unknown layout"),
+    ("teleport", {}, "valid variants are"),
+])
+def test_bad_parameters(variant, params, needle):
+    with pytest.raises(TvmqError, match=needle):
+        make_op(variant, ODD[0], **params)
+
+
+def test_index_out_of_codebook_range():
+    with pytest.raises(TvmqError, match="out of range for a codebook of 4 entries"):
+        check_indices(np.array([0, 3, 4], np.uint8), 4)

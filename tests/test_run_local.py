@@ -1,0 +1,90 @@
+"""The local runner records failures as data (llvm tier)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tvmq.build import Builder
+from tvmq.run.base import BuildResult
+from tvmq.run.local import LocalRunner
+from tvmq.run.settings import MeasureSettings
+from tvmq.run.verify import TaskVerifier
+from tvmq.targets import get_target
+from tvmq.task import Task
+from tvmq.workload import ConvWorkload
+
+pytestmark = pytest.mark.llvm
+HOST = get_target("host")
+WL = ConvWorkload("w", 1, 8, 12, 12, 16, 3, 3, (1, 1), (1, 1, 1, 1))
+
+
+def export_unscheduled(op, path):
+    import tvm
+
+    tvm.compile(op.irmodule(), target=HOST.tvm_target()).export_library(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    r = LocalRunner()
+    yield r
+    r.close()
+
+
+def test_builder_and_runner_verify_and_time(runner):
+    task = Task.make(WL, "float", HOST)
+    space = task.space()
+    cfgs = [space.default, space.sample(np.random.default_rng(0))]
+    b = Builder(2)
+    try:
+        builds = b.build(task, cfgs + [dict(space.default, ob=48)])
+    finally:
+        pass
+    assert [x.status for x in builds] == ["ok", "ok", "invalid"]
+    res = runner.run(builds, TaskVerifier(task), MeasureSettings(repeat=3, min_repeat_ms=5))
+    assert [r.status for r in res] == ["ok", "ok", "invalid"]
+    assert all(len(r.times) == 3 and min(r.times) > 0 for r in res[:2])
+    assert res[2].times == [] and "not one of" in res[2].error
+    b.close()
+
+
+def test_wrong_result_is_recorded_without_a_time(runner, tmp_path):
+    from tvmq.ops import make_op
+
+    shifted = ConvWorkload("w", 1, 8, 12, 12, 16, 3, 3, (1, 1), (2, 2, 0, 0))  # same shapes, other padding
+    task = Task.make(WL, "float", HOST)
+    ver = TaskVerifier(task)
+    cfg = task.space().default
+    op = make_op("float", shifted, layout="nchwc", ib=cfg["ib"], ob=cfg["ob"])
+    lib = export_unscheduled(op, tmp_path / "wrong.so")
+    (res,) = runner.run([BuildResult(cfg, "ok", lib)], ver, MeasureSettings(repeat=2))
+    assert res.status == "wrong_result" and res.times == [] and res.max_abs_err > 0.01
+
+
+def test_hung_candidate_is_killed_at_its_timeout(runner, tmp_path):
+    from tvmq.ops import make_op
+
+    big = ConvWorkload("big", 1, 256, 56, 56, 256, 3, 3, (1, 1), (1, 1, 1, 1))
+    task = Task.make(big, "float", HOST)
+    cfg = task.space().default
+    op = make_op("float", big, layout="nchwc", ib=cfg["ib"], ob=cfg["ob"])
+    lib = export_unscheduled(op, tmp_path / "slow.so")  # unscheduled: seconds per run
+    (res,) = runner.run([BuildResult(cfg, "ok", lib)], TaskVerifier(task), MeasureSettings(timeout_s=1.0))
+    assert res.status == "timeout" and res.times == []
+    # The runner recovers: the next candidate runs in a fresh worker.
+    small = Task.make(WL, "float", HOST)
+    b = Builder(1)
+    (good,) = runner.run(b.build(small, [small.space().default]), TaskVerifier(small), MeasureSettings(timeout_s=20))
+    b.close()
+    assert good.status == "ok"
+
+
+def test_crash_on_load_is_a_run_error(runner, tmp_path):
+    bogus = tmp_path / "bogus.so"
+    bogus.write_bytes(b"not a library")
+    task = Task.make(WL, "float", HOST)
+    (res,) = runner.run([BuildResult(task.space().default, "ok", str(bogus))], TaskVerifier(task), MeasureSettings())
+    assert res.status == "run_error" and res.error
+    assert os.path.exists(bogus)

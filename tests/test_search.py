@@ -1,0 +1,137 @@
+"""Tuners driven by a fake measurer (pure Python tier)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tvmq.errors import TvmqError
+from tvmq.record import log as recordlog
+from tvmq.run.base import RunResult
+from tvmq.run.settings import MeasureSettings
+from tvmq.search import GridTuner, RandomTuner, XGBTuner, make_tuner
+from tvmq.search.driver import curve_to_fraction, tune
+from tvmq.targets import get_target
+from tvmq.task import Task
+from tvmq.workload import resolve
+
+TASK = Task.make(resolve("alexnet.conv3")[0], "float", get_target("server"))
+
+
+def synthetic_time(cfg):
+    """A smooth, knob-dependent fake runtime with one best region."""
+    t = 1.0
+    t *= {"nchwc": 1.0, "nchw": 2.5, "nhwc": 1.8}[cfg["layout"]]
+    t *= 1 + abs(np.log2(cfg["ob"]) - 4) * 0.5
+    t *= 1 + abs(np.log2(cfg["ib"]) - 3) * 0.2
+    t *= {"reordered_blocked": 1.0, "ic_outer": 1.3, "channel_blocked": 1.6, "vanilla": 3.0}[cfg["order"]]
+    t *= 1.0 if cfg["vector"] == "oi" else 1.7
+    t *= 1.0 if cfg["accumulate"] == "local" else 1.4
+    t *= 1.0 if cfg["tile_ow"] == 13 else 2.0
+    t *= {1: 1.6, 2: 1.0, 3: 1.1}[cfg["parallel_depth"]]
+    return t * 1e-3
+
+
+def fake_measure(cfgs):
+    out = []
+    for c in cfgs:
+        if c["unroll"] == "rs" and c["auto_unroll"] == 64:
+            out.append(RunResult("build_error", error="pretend the compiler gave up"))
+        else:
+            out.append(RunResult("ok", times=[synthetic_time(c)] * 3, max_abs_err=0.0))
+    return out
+
+
+def run(tuner_name, trials=64, seed=0, **kw):
+    space = TASK.space()
+    return tune(TASK, make_tuner(tuner_name, space, seed), fake_measure, trials, progress=False,
+                settings=MeasureSettings(), **kw)
+
+
+def test_every_tuner_respects_the_budget_and_never_repeats():
+    for name in ("xgb", "random", "grid"):
+        space = TASK.space()
+        tuner = make_tuner(name, space, 0)
+        seen = []
+
+        def measure(cfgs):
+            seen.extend(json.dumps(c, sort_keys=True) for c in cfgs)
+            return fake_measure(cfgs)
+
+        res = tune(TASK, tuner, measure, 40, progress=False, settings=MeasureSettings())
+        assert res.trials == 40 and len(seen) == 40 and len(set(seen)) == 40, name
+        assert all(space.is_valid(json.loads(s)) for s in seen)
+
+
+def test_xgb_beats_random_at_equal_trials():
+    wins = 0
+    for seed in range(3):
+        x = run("xgb", 64, seed).best_time
+        r = run("random", 64, seed).best_time
+        wins += x <= r
+    assert wins >= 2
+
+
+def test_xgb_reaches_90_percent_early():
+    res = run("xgb", 96, 1)
+    assert curve_to_fraction(res.curve, 0.9) <= 48
+
+
+def test_failures_are_counted_not_timed():
+    res = run("random", 64, 2)
+    assert res.statuses.get("build_error", 0) > 0
+    assert res.best_time < float("inf")
+
+
+def test_grid_starts_with_the_default():
+    space = TASK.space()
+    assert GridTuner(space).next_batch(1) == [space.default]
+
+
+def test_unknown_tuner_lists_valid_names():
+    with pytest.raises(TvmqError, match="valid tuners are"):
+        make_tuner("annealer", TASK.space())
+
+
+def test_resume_after_interrupt(tmp_path):
+    log = tmp_path / "log.jsonl"
+    calls = {"n": 0}
+
+    def dying(cfgs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return fake_measure(cfgs)
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(TASK, RandomTuner(TASK.space(), 0), dying, 40, log, batch_size=8, progress=False,
+             settings=MeasureSettings())
+    recs = recordlog.read(log)
+    assert len(recs) == 16  # two finished batches are on disk
+    first = {json.dumps(r["config"], sort_keys=True) for r in recs}
+    measured = []
+
+    def counting(cfgs):
+        measured.extend(json.dumps(c, sort_keys=True) for c in cfgs)
+        return fake_measure(cfgs)
+
+    res = tune(TASK, RandomTuner(TASK.space(), 1), counting, 40, log, batch_size=8, resume=True, progress=False,
+               settings=MeasureSettings())
+    assert res.trials == 40 and len(measured) == 24
+    assert not first & set(measured)
+    assert len(recordlog.read(log)) == 40
+
+
+def test_xgb_warm_start_from_other_workloads(tmp_path):
+    other = Task.make(resolve("alexnet.conv4")[0], "float", get_target("server"))
+    log = tmp_path / "other.jsonl"
+    tune(other, RandomTuner(other.space(), 0), fake_measure, 48, log, progress=False, settings=MeasureSettings())
+    tuner = XGBTuner(TASK.space(), 0)
+    tuner.warm_start(recordlog.read(log))
+    assert tuner.model is not None
+    cands = [TASK.space().sample(np.random.default_rng(i)) for i in range(200)]
+    pred = tuner.predict(cands)
+    true = [-synthetic_time(c) for c in cands]
+    from scipy.stats import spearmanr
+
+    assert spearmanr(pred, true).correlation > 0.5

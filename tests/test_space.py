@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from tvmq.space import Space
+from tvmq.workload import resolve
+
+CONV3 = resolve("alexnet.conv3")[0]
+
+
+def test_golden_conv3_float_space():
+    s = Space.load(CONV3, "float")
+    knobs = {k.name: k.values for k in s.knobs}
+    assert knobs["tile_ow"] == (1, 13)
+    assert knobs["ob"] == (4, 8, 16, 32, 64)
+    assert knobs["ib"] == (1, 2, 4, 8, 16, 32, 64)
+    assert "decode_at" not in knobs
+    assert s.default == {"layout": "nchwc", "ob": 16, "ib": 16, "tile_ow": 13, "tile_oh": 1,
+                         "order": "reordered_blocked", "vector": "oi", "unroll": "s", "auto_unroll": 0,
+                         "parallel_depth": 2, "accumulate": "local", "pad": "root"}
+    assert s.size == 181440
+
+
+def test_codebook_space_has_decode_placement():
+    s = Space.load(CONV3, "codebook")
+    assert dict((k.name, k.values) for k in s.knobs)["decode_at"] == ("inline", "ico", "oo", "root")
+
+
+def test_sampling_is_deterministic_and_valid():
+    s = Space.load(CONV3, "codebook")
+    a = [s.sample(np.random.default_rng(3)) for _ in range(5)]
+    b = [s.sample(np.random.default_rng(3)) for _ in range(5)]
+    assert a == b
+    assert all(s.is_valid(c) for c in a)
+
+
+def test_constraints_reject_oversized_register_tiles():
+    s = Space.load(CONV3, "float")
+    cfg = dict(s.default, ob=64, tile_ow=13)  # 13*64 = 832 lanes > 512
+    assert "constraint failed: tile_oh * tile_ow * ob <= 512" == s.violation(cfg)
+    assert "not one of" in s.violation(dict(s.default, ob=48))
+    assert "unknown knob" in s.violation(dict(s.default, colour="red"))
+
+
+def test_neighbors_change_knobs_and_stay_valid():
+    s = Space.load(CONV3, "float")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = s.neighbors(s.default, rng)
+        assert n != s.default and s.is_valid(n)
+
+
+def test_grid_enumeration_is_complete_for_a_small_space():
+    s = Space.load(resolve("alexnet.conv1")[0], "im2col_float")
+    cfgs = list(s.enumerate())
+    assert len(cfgs) == len({tuple(sorted(c.items())) for c in cfgs})
+    assert all(s.is_valid(c) for c in cfgs)
+    assert 0 < len(cfgs) <= s.size
+
+
+@pytest.mark.parametrize("variant", ["float", "codebook", "int8", "im2col_float", "im2col_codebook"])
+def test_encoding_length_is_fixed(variant):
+    s = Space.load(CONV3, variant)
+    rng = np.random.default_rng(1)
+    assert len({len(s.encode(s.sample(rng))) for _ in range(10)}) == 1
