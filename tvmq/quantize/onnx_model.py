@@ -201,6 +201,8 @@ def quantize_layer(layer: WeightLayer, spec: QuantSpec, index: int) -> LayerResu
     rep["saturated"] = int(qt.saturated) if hasattr(qt, "saturated") else 0
     if spec.method == "fixed":
         rep["frac"] = qt.frac
+    if spec.method == "uniform" and spec.scale == "pow2" and not spec.per_channel:
+        rep["pow2_curve"] = uniform.pow2_curve(w.reshape(1, -1), qt.grid)  # seed 002's V-curve, for the JSON
     return LayerResult(layer, deq, arrays, meta, rep)
 
 
