@@ -4,7 +4,8 @@
 imports TVM again; under qemu each import costs 10-20 s.  This script binds the
 socket and runs TVM's own listen loop (``tvm.rpc.server._listen_loop``: report to
 the tracker, accept, fork one process per session, honour ``-timeout=``) in the
-main process, so a server registers after one import.  It imports only ``tvm``
+main process, so a server registers after one import; a session whose process
+crashed (a faulty kernel) no longer ends the server, it registers again.  It imports only ``tvm``
 (no tvmq), and falls back to ``tvm.exec.rpc_server`` if TVM's internals moved.
 
 Usage: serve_rpc.py --tracker HOST:PORT --key KEY --host 127.0.0.1 --port 9091
@@ -42,7 +43,16 @@ def main():
     sock.bind((args.host, args.port))
     sock.listen(1)
     logging.info("bind to %s:%d, key %s, tracker %s", args.host, args.port, args.key, args.tracker)
-    _listen_loop(sock, args.port, args.key, (thost, int(tport)), None, None)
+    import time
+
+    while True:
+        # TVM's loop raises RuntimeError when a session's process exits non-zero
+        # (a kernel that crashed); a board keeps serving the next candidate.
+        try:
+            _listen_loop(sock, args.port, args.key, (thost, int(tport)), None, None)
+        except RuntimeError as e:
+            logging.warning("session ended abnormally (%s); serving again", e)
+            time.sleep(0.5)
 
 
 if __name__ == "__main__":

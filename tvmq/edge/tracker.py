@@ -79,9 +79,9 @@ def wait_for_key(host: str, port: int, key: str, wait_s: float, n: int = 1, poll
             if got >= n:
                 return got
             last = (f"{got} of {n} server(s) with key {key!r} registered at the RPC tracker {host}:{port} "
-                    f"after {wait_s:g} s (keys there: {keys(summ) or 'none'})")
+                    f"after {wait_s:.3g} s (keys there: {keys(summ) or 'none'})")
         except TrackerError as e:
-            last = f"{e} (waited {wait_s:g} s for key {key!r})"
+            last = f"{e} (waited {wait_s:.3g} s for key {key!r})"
         if time.monotonic() >= deadline:
             raise TrackerError(last)
         time.sleep(poll_s)
