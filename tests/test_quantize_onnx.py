@@ -255,3 +255,11 @@ def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, case):
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith("tvmq quantize: error: ") and message in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_cli_refuses_a_foreign_out_folder_before_working(capsys, tmp_path):
+    (tmp_path / "q").mkdir()
+    (tmp_path / "q" / "notes.txt").write_text("mine")
+    rc, _, err = cli(capsys, MODEL, "--method", "kmeans", "--bits", 4, "--out", tmp_path / "q")
+    assert rc == 2 and err.count("\n") == 1 and "not a tvmq quantize output" in err
+    assert [p.name for p in (tmp_path / "q").iterdir()] == ["notes.txt"]

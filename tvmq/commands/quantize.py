@@ -58,12 +58,13 @@ def run(args) -> int:
     from ..quantize import evaluate, onnx_model
 
     spec = spec_from(args, args.bits).check()
+    out = args.out or Path(f"{Path(args.model).stem}_{spec.method}{spec.bits}")
+    onnx_model.check_out_dir(out)  # before the work, not after it
     model = onnx_model.load_model(args.model)
     data = evaluate.load_dataset(args.eval, model) if args.eval else None
     mq = onnx_model.quantize_model(model, spec, fold_bn=not args.no_bnfold, source=f"MODEL {str(args.model)!r}")
     ev = _evaluate(model, mq, data) if data else None
     print(format_table(mq, ev))
-    out = args.out or Path(f"{Path(args.model).stem}_{spec.method}{spec.bits}")
     rep = report(mq, ev, str(args.model), out)  # built before writing anything, so a failure writes nothing
     onnx_model.write_outputs(mq, out, str(args.model))
     print(f"wrote {out}/weights.npz, manifest.json, dequantized.onnx")
@@ -141,7 +142,8 @@ def format_table(mq, ev=None) -> str:
     if mq.spec.method == "fixed":
         notes.append("bits column is W.F")
     if ev:
-        notes.append(f"top-1 on {ev['samples']} samples: float {ev['float_top1']:.4f}  quantized {ev['quant_top1']:.4f}")
+        notes.append(f"top-1 on {ev['samples']} samples: float {ev['float_top1']:.4f}  "
+                     f"quantized {ev['quant_top1']:.4f}")
     return "\n".join(lines + notes)
 
 

@@ -197,7 +197,8 @@ def quantize_layer(layer: WeightLayer, spec: QuantSpec, index: int) -> LayerResu
     deq = qt.dequantize()
     arrays, meta = store.encode(qt)
     rep = metrics.tensor_report(layer.array, deq)
-    rep.update(metrics.size_report(w.size, layer.array.dtype.itemsize, qt.bits, qt.n_params, store.stored_bytes(arrays)))
+    packed = store.stored_bytes(arrays)
+    rep.update(metrics.size_report(w.size, layer.array.dtype.itemsize, qt.bits, qt.n_params, packed))
     rep["saturated"] = int(qt.saturated) if hasattr(qt, "saturated") else 0
     if spec.method == "fixed":
         rep["frac"] = qt.frac
@@ -226,15 +227,18 @@ def _replace_weights(model, results: list[LayerResult]):
     from onnx import numpy_helper
 
     byname = {r.layer.tensor: r for r in results}
+
+    def tensor(r, name):  # back in the original float type (float16 stays float16)
+        return numpy_helper.from_array(r.dequantized.astype(r.layer.array.dtype), name)
+
     for t in model.graph.initializer:
         if t.name in byname:
-            t.CopyFrom(numpy_helper.from_array(byname[t.name].dequantized.astype(byname[t.name].layer.array.dtype), t.name))
+            t.CopyFrom(tensor(byname[t.name], t.name))
     for n in model.graph.node:
         if n.op_type == "Constant" and n.output[0] in byname:
-            r = byname[n.output[0]]
             for a in n.attribute:
                 if a.name == "value":
-                    a.t.CopyFrom(numpy_helper.from_array(r.dequantized.astype(r.layer.array.dtype), a.t.name))
+                    a.t.CopyFrom(tensor(byname[n.output[0]], a.t.name))
 
 
 # -- writing ---------------------------------------------------------------
@@ -257,7 +261,7 @@ def write_outputs(mq: ModelQuant, out_dir, model_path: str | None = None) -> Pat
     import onnx
 
     out = Path(out_dir)
-    _check_replaceable(out)
+    check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -274,7 +278,8 @@ def write_outputs(mq: ModelQuant, out_dir, model_path: str | None = None) -> Pat
     return out
 
 
-def _check_replaceable(out: Path):
+def check_out_dir(out: Path):
+    """Refuse an ``--out`` that exists and is not an empty folder or a previous tvmq output."""
     if not out.exists():
         return
     if not out.is_dir():

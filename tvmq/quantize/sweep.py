@@ -52,7 +52,7 @@ def table(result: dict) -> str:
     body = ""
     for i, b in enumerate(result["bits"]):
         body += f"| {b} | " + " | ".join(f"{result['series'][k][i]['top1']:.4f}" for k in labels) + " |\n"
-    return head + body + f"| float | " + " | ".join(f"{result['float_top1']:.4f}" for _ in labels) + " |\n"
+    return head + body + "| float | " + " | ".join(f"{result['float_top1']:.4f}" for _ in labels) + " |\n"
 
 
 def plot(result: dict, path, title: str = "Top-1 vs bits") -> Path:
@@ -67,7 +67,8 @@ def plot(result: dict, path, title: str = "Top-1 vs bits") -> Path:
         b = [r["bits"] for r in rows]
         ax1.plot(b, [100 * r["top1"] for r in rows], marker="o", label=label)
         ax2.semilogy(b, [max(r["nrmse"], 1e-9) for r in rows], marker="o", label=label)
-    ax1.axhline(100 * result["float_top1"], color="k", ls="--", lw=1, label=f"float ({100 * result['float_top1']:.1f}%)")
+    f1 = 100 * result["float_top1"]
+    ax1.axhline(f1, color="k", ls="--", lw=1, label=f"float ({f1:.1f}%)")
     ax1.set(xlabel="bits per weight", ylabel="top-1 accuracy (%)", title=title, ylim=(0, 100))
     ax2.set(xlabel="bits per weight", ylabel="weight NRMSE (RMSE / range)", title="Weight error vs bits")
     for ax in (ax1, ax2):
