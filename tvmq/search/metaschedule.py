@@ -1,0 +1,84 @@
+"""``metaschedule``: TVM's own auto-scheduler as the peer to beat.
+
+It gets the same operator (the layout of our space's default config), the
+same trial budget and the same measurement settings; its best schedule is
+then verified and timed by tvmq's own runner so both are judged alike. Its
+database is kept under ``autotune_logs/metaschedule/`` so the best schedule
+can be rebuilt later without tuning.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import TvmqError
+from ..record import log as recordlog
+from ..run.base import BuildResult
+
+
+def _ms_mod(task):
+    from ..ops import make_op
+    from ..templates import template_module
+
+    cfg = task.space().default
+    params = template_module(task.template).op_params(cfg)
+    return make_op(task.op_name, task.workload, **task.params, **params).irmodule(), cfg
+
+
+def work_dir_for(task, log_path) -> Path:
+    return Path(log_path).parent / "metaschedule" / task.target.name / task.key
+
+
+def best_schedule(task, work_dir):
+    """The best schedule in a MetaSchedule database, or None."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    mod, _ = _ms_mod(task)
+    db = ms.database.JSONDatabase(work_dir=str(work_dir), allow_missing=False)
+    return ms.tir_integration.compile_tir(db, mod, tvm.target.Target(task.target.target))
+
+
+def tune_metaschedule(task, trials, settings, runner, log_path):
+    """Run ``tune_tir`` with our budget and settings; verify and time its best; append one record."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..report.results import result_row
+    from ..run.verify import TaskVerifier
+
+    if runner.label != "local":
+        raise TvmqError("the metaschedule peer runs on local targets only (its RPC runner is not wired up)")
+    mod, cfg = _ms_mod(task)
+    work_dir = work_dir_for(task, log_path)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TVM_NUM_THREADS"] = str(settings.threads)  # inherited by MetaSchedule's runner workers
+    evaluator = ms.runner.EvaluatorConfig(number=settings.number, repeat=settings.repeat,
+                                          min_repeat_ms=settings.min_repeat_ms,
+                                          enable_cpu_cache_flush=settings.flush_cache)
+    t0 = time.time()
+    target = tvm.target.Target(task.target.target)
+    db = ms.tir_integration.tune_tir(
+        mod=mod, target=target, work_dir=str(work_dir), max_trials_global=trials,
+        num_trials_per_iter=min(64, trials), runner=ms.runner.LocalRunner(timeout_sec=settings.timeout_s,
+                                                                          evaluator_config=evaluator),
+        cost_model="xgb", num_tuning_cores=settings.build_workers, seed=settings.seed)
+    sch = ms.tir_integration.compile_tir(db, mod, target)
+    tuning_s = time.time() - t0
+    record_cfg = {"metaschedule_workdir": str(work_dir), **{k: cfg[k] for k in cfg if k in ("layout", "ib", "ob")}}
+    if sch is None:
+        from ..run.base import RunResult
+
+        res = RunResult("build_error", error="MetaSchedule found no valid schedule")
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            lib = os.path.join(d, "ms.so")
+            tvm.compile(sch.mod, target=target).export_library(lib)
+            (res,) = runner.run([BuildResult(cfg, "ok", lib)], TaskVerifier(task, settings.seed), settings)
+    recordlog.append(log_path, recordlog.make_record(task, record_cfg, res, runner.label, settings, "metaschedule",
+                                                     trials))
+    return result_row(task, res.median if res.ok else float("inf"), trials, tuning_s, res.ok, res.max_abs_err,
+                      "metaschedule", runner.label, record_cfg)
