@@ -138,7 +138,7 @@ fi
 
 
 # 5. smoke test: the emulated Python imports TVM ------------------------------
-log "checking the emulated Python (imports tvm under qemu, ~5-10 s)"
+log "checking the emulated Python (imports tvm under qemu, ~10-20 s)"
 out=$("$WRAPPER" -c 'import platform, sys, numpy, tvm; from tvm import rpc; print(platform.machine(), sys.version.split()[0], tvm.__version__, numpy.__version__)') \
   || die "the emulated Python failed to import tvm; see the messages above"
 log "emulated: $out"

@@ -53,7 +53,8 @@ class _Job:
     t_submit: float = field(default_factory=time.monotonic)
     t_run: float | None = None  # when its session was obtained
     result: RunResult | None = None
-    board_failed: bool = False  # the session/tracker failed (not a verdict on the kernel)
+    board_failed: bool = False  # the session failed: maybe the kernel, maybe the board
+    no_server: str | None = None  # no server within wait_s: the board is gone
     abandoned: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -129,7 +130,7 @@ class RPCRunner(Runner):
                                        priority=self.rpc.priority, session_timeout=self._session_timeout(settings),
                                        wait_s=self.wait_s, connect_timeout=min(10.0, self.rpc.connect_timeout_s))
             except tracker.TrackerError as e:
-                job.board_failed = True
+                job.no_server = str(e)
                 job.result = RunResult("run_error", error=BOARD_ERROR_PREFIX + str(e), compile_s=b.compile_s)
                 return
             job.t_run = time.monotonic()
@@ -202,8 +203,14 @@ class RPCRunner(Runner):
                         r = job.result
                         print(f"tvmq rpc: #{job.idx} {r.status} {r.median * 1e3 if r.ok else ''} {r.error}",
                               file=sys.stderr)
-                    if job.board_failed and not self.lost:
+                    if job.no_server and not self.lost:
+                        self.lost = job.no_server
+                        print(f"tvmq rpc: giving up on {self._where()}: {job.no_server}", file=sys.stderr)
+                    elif job.board_failed and not self.lost:
                         self._board_back_or_lost()
+                        if self.lost:  # the server died under this candidate and stayed away
+                            job.result.error = (BOARD_ERROR_PREFIX + "the RPC server went away during this "
+                                                f"candidate ({job.result.error}) and did not come back")
                 elif job.t_run is not None and time.monotonic() - job.t_run > budget:
                     job.abandoned = True  # its thread stays blocked on the socket until the board ends it
                     active.remove(job)
