@@ -1,0 +1,42 @@
+"""``weights.npz``: the arrays a library reads at run time, as plain numpy arrays (no pickle).
+
+Arrays are stored exactly as the kernels read them (codebook indices packed in the kernel's
+layout plus the codebook, int8 weights plus scales, or float weights), so loading is a
+file read and nothing is converted at run time.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TvmqError
+
+
+def save(path, arrays: dict[str, np.ndarray]) -> Path:
+    for k, a in arrays.items():
+        if not isinstance(a, np.ndarray) or a.dtype == object:
+            raise TvmqError(f"weight {k!r} is not a plain numeric array")
+    np.savez(path, **{k: np.ascontiguousarray(a) for k, a in arrays.items()})
+    return Path(path)
+
+
+def load(path, expect: list[dict] | None = None) -> dict[str, np.ndarray]:
+    """All arrays of ``path``; with ``expect`` (dicts of name/shape/dtype) each is checked."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise TvmqError(f"weights file {str(path)!r} is missing") from None
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise TvmqError(f"weights file {str(path)!r} is not a readable .npz of plain arrays ({e})") from None
+    for spec in expect or []:
+        a = arrays.get(spec["name"])
+        if a is None:
+            raise TvmqError(f"weights file {str(path)!r} lacks array {spec['name']!r}")
+        if list(a.shape) != list(spec["shape"]) or str(a.dtype) != spec["dtype"]:
+            raise TvmqError(f"weights file {str(path)!r}: {spec['name']!r} is {list(a.shape)} {a.dtype}, the library "
+                            f"needs {list(spec['shape'])} {spec['dtype']}")
+    return arrays
