@@ -1,0 +1,108 @@
+"""numpy as a peer: im2col (one copy of the sliding windows) + a float32 matmul through numpy's BLAS.
+
+Measured in a child process so the BLAS thread count (``OPENBLAS_NUM_THREADS`` and friends) is set
+before numpy loads, and ``OPENBLAS_CORETYPE`` is removed from that child's environment (a
+``Haswell`` override there halves OpenBLAS's speed on this machine; see the TVM notes). The time
+includes the im2col copy, as a user of this baseline would pay it. The result is checked against
+tvmq's numpy reference (``tvmq.ops.reference.conv2d_nchw``) before the time counts.
+
+``python -m tvmq.peers.numpy_im2col '{"c_in": 8, ...}' --threads 2`` runs it by hand (JSON out).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from .onnxruntime_conv import PeerResult, conv_inputs, float_tolerance, time_callable
+
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def im2col_conv(x: np.ndarray, w: np.ndarray, wl) -> np.ndarray:
+    """NCHW x OIHW -> NCHW by an explicit im2col matrix (N, C*Kh*Kw, Ho*Wo) and one matmul."""
+    from ..ops.reference import windows_nchw
+
+    win = windows_nchw(x, wl)  # (N, C, Ho, Wo, Kh, Kw), a view
+    n, c, ho, wo, kh, kw = win.shape
+    col = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(n, c * kh * kw, ho * wo)
+    y = np.matmul(w.reshape(w.shape[0], -1), col)
+    return y.reshape(n, w.shape[0], ho, wo)
+
+
+def measure_here(wl, repeat=5, number=1, min_repeat_ms=20.0, seed=0, threads=None) -> PeerResult:
+    """Verify and time in this process (BLAS threads as this process already has them)."""
+    from ..ops.reference import conv2d_nchw
+
+    x, w = conv_inputs(wl, seed)
+    y = im2col_conv(x, w, wl)
+    ref = conv2d_nchw(x, w, wl)
+    err = float(np.max(np.abs(y.astype(np.float64) - ref)))
+    if y.shape != ref.shape or not np.allclose(y, ref, atol=float_tolerance(wl), rtol=1e-4):
+        return PeerResult("numpy_im2col", "wrong_result", max_abs_err=err, threads=threads or 0,
+                          error=f"max abs error {err:.3g} vs numpy reference")
+    times = time_callable(lambda: im2col_conv(x, w, wl), repeat, number, min_repeat_ms)
+    return PeerResult("numpy_im2col", "ok", times, err, threads=threads or 0, info=_blas_info())
+
+
+def _blas_info() -> dict:
+    info = {"coretype": os.environ.get("OPENBLAS_CORETYPE"), "numpy": np.__version__}
+    try:
+        cfg = np.show_config(mode="dicts")
+        info["blas"] = cfg.get("Build Dependencies", {}).get("blas", {}).get("name")
+    except Exception:  # noqa: BLE001 - older numpy
+        pass
+    return info
+
+
+def child_env(threads: int, keep_coretype: bool = False) -> dict:
+    env = dict(os.environ)
+    for v in BLAS_THREAD_VARS:
+        env[v] = str(threads)
+    if not keep_coretype:
+        env.pop("OPENBLAS_CORETYPE", None)
+    return env
+
+
+def run(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0, seed: int = 0,
+        timeout_s: float = 300.0, keep_coretype: bool = False) -> PeerResult:
+    """Verify and time im2col + numpy matmul with ``threads`` BLAS threads, in a child process."""
+    args = [sys.executable, "-m", "tvmq.peers.numpy_im2col", json.dumps(wl.to_dict()), "--threads", str(threads),
+            "--repeat", str(repeat), "--number", str(number), "--min-repeat-ms", str(min_repeat_ms),
+            "--seed", str(seed)]
+    try:
+        p = subprocess.run(args, env=child_env(threads, keep_coretype), capture_output=True, text=True,
+                           timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return PeerResult("numpy_im2col", "timeout", error=f"exceeded {timeout_s:g}s", threads=threads)
+    if p.returncode != 0:
+        tail = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+        return PeerResult("numpy_im2col", "run_error", error=tail[:300], threads=threads)
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    return PeerResult(**d)
+
+
+def main(argv=None):
+    import argparse
+
+    from ..workload import ConvWorkload
+
+    ap = argparse.ArgumentParser(prog="python -m tvmq.peers.numpy_im2col")
+    ap.add_argument("workload", help="one layer object as JSON")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--number", type=int, default=1)
+    ap.add_argument("--min-repeat-ms", type=float, default=20.0)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    wl = ConvWorkload.from_dict(json.loads(a.workload))
+    r = measure_here(wl, a.repeat, a.number, a.min_repeat_ms, a.seed, a.threads)
+    print(json.dumps(r.__dict__))
+
+
+if __name__ == "__main__":
+    main()

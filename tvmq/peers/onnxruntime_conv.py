@@ -1,0 +1,216 @@
+"""onnxruntime as a peer: one-node ONNX models (fp32 ``Conv``, u8 x s8 ``QLinearConv``) of a workload.
+
+Each model is built with ``onnx.helper`` (opset 17, ``ir_version`` 9: what this onnxruntime loads),
+run with ``intra_op_num_threads=threads``, ``inter_op_num_threads=1`` and sequential execution, and
+checked against tvmq's numpy reference (``tvmq.ops.reference.conv2d_nchw``) before its time counts.
+``QLinearConv`` is compared, not ``ConvInteger`` (10-20x slower in onnxruntime).
+
+Timing: ``repeat`` samples, each the mean of as many runs as fill ``min_repeat_ms`` (at least
+``number``); the median and the spread of the samples are reported.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import TvmqError
+from ..ops.reference import conv2d_nchw
+
+OPSET = 17
+IR_VERSION = 9
+KINDS = ("conv", "qlinearconv")
+
+
+@dataclass
+class PeerResult:
+    """One peer measurement: status, per-sample seconds, largest error vs numpy."""
+
+    name: str
+    status: str
+    times: list = field(default_factory=list)
+    max_abs_err: float | None = None
+    error: str = ""
+    threads: int = 1
+    info: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.times)) if self.times else float("inf")
+
+
+def _attrs(wl):
+    return dict(kernel_shape=[wl.kh, wl.kw], strides=list(wl.stride), pads=list(wl.pad), dilations=[1, 1],
+                group=1)
+
+
+def _model(graph):
+    from onnx import helper
+
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tvmq")
+    m.ir_version = IR_VERSION
+    return m
+
+
+def conv_model(wl, w: np.ndarray):
+    """fp32 ``Conv`` (no bias) with the weights as an initializer; input ``x``, output ``y``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [wl.n, wl.c_in, wl.h, wl.w])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [wl.n, wl.c_out, wl.out_h, wl.out_w])
+    node = helper.make_node("Conv", ["x", "w"], ["y"], **_attrs(wl))
+    g = helper.make_graph([node], "tvmq_conv", [x], [y], initializer=[numpy_helper.from_array(w, "w")])
+    return _model(g)
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Per-tensor quantization of ``QLinearConv``: uint8 activations/outputs, int8 weights (zero point 0)."""
+
+    x_scale: float = 0.02
+    x_zp: int = 128
+    w_scale: float = 0.01
+    y_scale: float = 0.0
+    y_zp: int = 128
+
+
+def qlinearconv_model(wl, w_q: np.ndarray, q: QParams):
+    """``QLinearConv`` u8 x s8 -> u8 with per-tensor scales as initializers."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.UINT8, [wl.n, wl.c_in, wl.h, wl.w])
+    y = helper.make_tensor_value_info("y", TensorProto.UINT8, [wl.n, wl.c_out, wl.out_h, wl.out_w])
+    inits = [
+        numpy_helper.from_array(np.array(q.x_scale, np.float32), "xs"),
+        numpy_helper.from_array(np.array(q.x_zp, np.uint8), "xz"),
+        numpy_helper.from_array(w_q.astype(np.int8), "w"),
+        numpy_helper.from_array(np.array(q.w_scale, np.float32), "ws"),
+        numpy_helper.from_array(np.array(0, np.int8), "wz"),
+        numpy_helper.from_array(np.array(q.y_scale, np.float32), "ys"),
+        numpy_helper.from_array(np.array(q.y_zp, np.uint8), "yz"),
+    ]
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], **_attrs(wl))
+    return _model(helper.make_graph([node], "tvmq_qlinearconv", [x], [y], initializer=inits))
+
+
+def session(model, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise TvmqError("onnxruntime is not installed: pip install onnxruntime (or tvmq[bench])") from None
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def time_callable(fn, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0) -> list[float]:
+    """Seconds per call for ``repeat`` samples; each sample runs ``fn`` enough times to last ``min_repeat_ms``."""
+    fn()  # warm-up (first-run allocations, packing)
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-7)
+    n = max(number, int(np.ceil(min_repeat_ms / 1e3 / one)))
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        out.append((time.perf_counter() - t0) / n)
+    return out
+
+
+def conv_inputs(wl, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((wl.n, wl.c_in, wl.h, wl.w)).astype(np.float32)
+    w = (rng.standard_normal((wl.c_out, wl.c_in, wl.kh, wl.kw)) / np.sqrt(wl.c_in * wl.kh * wl.kw)).astype(np.float32)
+    return x, w
+
+
+def float_tolerance(wl):
+    """Absolute tolerance for an fp32 result against the float64 reference (grows with the reduction)."""
+    return 1e-5 * np.sqrt(wl.c_in * wl.kh * wl.kw) + 1e-5
+
+
+def run_conv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0, seed: int = 0,
+             ref: np.ndarray | None = None) -> PeerResult:
+    """onnxruntime fp32 ``Conv``: verified against numpy, then timed."""
+    x, w = conv_inputs(wl, seed)
+    try:
+        sess = session(conv_model(wl, w), threads)
+        y = sess.run(["y"], {"x": x})[0]
+    except TvmqError:
+        raise
+    except Exception as e:  # noqa: BLE001 - onnxruntime errors are data
+        return PeerResult("ort_conv", "run_error", error=_one_line(e), threads=threads)
+    ref = conv2d_nchw(x, w, wl) if ref is None else ref
+    err = float(np.max(np.abs(y.astype(np.float64) - ref)))
+    if y.shape != ref.shape or not np.allclose(y, ref, atol=float_tolerance(wl), rtol=1e-4):
+        return PeerResult("ort_conv", "wrong_result", max_abs_err=err, threads=threads,
+                          error=f"max abs error {err:.3g} vs numpy")
+    times = time_callable(lambda: sess.run(["y"], {"x": x}), repeat, number, min_repeat_ms)
+    return PeerResult("ort_conv", "ok", times, err, threads=threads, info={"op": "Conv", "dtype": "float32"})
+
+
+def qlinear_inputs(wl, seed=0):
+    rng = np.random.default_rng(seed + 1)
+    xq = rng.integers(0, 256, (wl.n, wl.c_in, wl.h, wl.w), dtype=np.uint8)
+    wq = rng.integers(-127, 128, (wl.c_out, wl.c_in, wl.kh, wl.kw), dtype=np.int16).astype(np.int8)
+    # output scale chosen so the int32 accumulators' spread maps onto ~ +-64 steps (few saturate)
+    acc_std = 73.9 * 73.3 * np.sqrt(wl.c_in * wl.kh * wl.kw)  # std of (u8-128) times std of s8, summed
+    q = QParams(y_scale=float(np.float32(0.02 * 0.01 * acc_std / 64.0)))
+    return xq, wq, q
+
+
+def qlinear_reference(xq, wq, wl, q: QParams) -> np.ndarray:
+    """Exact int32 accumulation of (x - zp) * w, then float requantize with round-half-even and saturation."""
+    acc = conv2d_nchw(xq.astype(np.int64) - q.x_zp, wq, wl, acc=np.int64)
+    scale = np.float32(q.x_scale) * np.float32(q.w_scale) / np.float32(q.y_scale)
+    y = np.rint(acc.astype(np.float64) * float(scale)) + q.y_zp
+    return np.clip(y, 0, 255)
+
+
+def run_qlinearconv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0,
+                    seed: int = 0) -> PeerResult:
+    """onnxruntime ``QLinearConv`` (uint8 activations, int8 weights, uint8 output): verified (within one
+    quantization step: onnxruntime rounds its float rescale its own way), then timed."""
+    xq, wq, q = qlinear_inputs(wl, seed)
+    try:
+        sess = session(qlinearconv_model(wl, wq, q), threads)
+        y = sess.run(["y"], {"x": xq})[0]
+    except TvmqError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        return PeerResult("ort_qlinearconv", "run_error", error=_one_line(e), threads=threads)
+    ref = qlinear_reference(xq, wq, wl, q)
+    if y.shape != ref.shape:
+        return PeerResult("ort_qlinearconv", "wrong_result", error=f"shape {y.shape} vs {ref.shape}", threads=threads)
+    err = float(np.max(np.abs(y.astype(np.float64) - ref)))
+    if err > 1.0:
+        return PeerResult("ort_qlinearconv", "wrong_result", max_abs_err=err, threads=threads,
+                          error=f"max abs error {err:g} quantization steps vs numpy")
+    times = time_callable(lambda: sess.run(["y"], {"x": xq}), repeat, number, min_repeat_ms)
+    return PeerResult("ort_qlinearconv", "ok", times, err, threads=threads,
+                      info={"op": "QLinearConv", "dtype": "uint8 x int8 -> uint8"})
+
+
+def run(kind: str, wl, **kw) -> PeerResult:
+    if kind == "conv":
+        return run_conv(wl, **kw)
+    if kind == "qlinearconv":
+        return run_qlinearconv(wl, **kw)
+    raise TvmqError(f"unknown onnxruntime peer {kind!r}; valid: {KINDS}")
+
+
+def _one_line(e) -> str:
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]
