@@ -48,14 +48,10 @@ def rpc_settings(a, target) -> RPCSettings | None:
 
 def make_runner(target, rpc: RPCSettings | None):
     """The runner a target needs: local, or RPC (the emulated board when no tracker is given)."""
-    import sys
-
     if rpc is None and target.runner == "rpc":
         from ..edge import board
 
-        rpc = board.ensure_up(key=target.rpc_key)
-        print(f"tvmq: no --rpc-tracker given: using the emulated board at {rpc.address} (key {rpc.key}); "
-              "its timings are emulated, not a real board's", file=sys.stderr)
+        rpc = board.ensure_up(key=target.rpc_key)  # says so on stderr
     if rpc is not None:
         from ..run.rpc import RPCRunner
 

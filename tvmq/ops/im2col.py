@@ -2,9 +2,10 @@
 
 The input is unfolded into a (Cin*Kh*Kw) x (Ho*Wo) matrix per image (the
 thesis's baseline, costing ``ConvWorkload.im2col_bytes`` extra), then
-multiplied by the (Cout) x (Cin*Kh*Kw) weight matrix. The output is
-(N, Cout, Ho*Wo): NCHW with the spatial axes flattened. The unfold is part
-of the timed kernel.
+multiplied by the (Cout) x (Cin*Kh*Kw) weight matrix. The matrix is stored
+as [N][Cin][Kh][Kw][Ho][Wo] (the same bytes as [N][K][P]) so that neither
+stage needs a division to find its indices. The output is NCHW. The unfold
+is part of the timed kernel.
 """
 
 from __future__ import annotations
@@ -21,32 +22,35 @@ from .integer import epilogue_inputs, epilogue_reference, int_epilogue
 def _im2col(wl, X, pad_value):
     from tvm import te, tirx
 
-    K, Wo = wl.c_in * wl.kh * wl.kw, wl.out_w
-    P = wl.out_h * Wo
+    K, P = wl.c_in * wl.kh * wl.kw, wl.out_h * wl.out_w
     (sh, sw), (top, left, _, _) = wl.stride, wl.pad
 
-    def f(n, k, p):
-        c, r, s = k // (wl.kh * wl.kw), (k // wl.kw) % wl.kh, k % wl.kw
-        y, x = (p // Wo) * sh + r - top, (p % Wo) * sw + s - left
-        inside = tirx.all(y >= 0, y < wl.h, x >= 0, x < wl.w)
-        return tirx.if_then_else(inside, X[n, c, y, x], pad_value)
+    def f(n, c, r, s, y, x):
+        yy, xx = y * sh + r - top, x * sw + s - left
+        inside = tirx.all(yy >= 0, yy < wl.h, xx >= 0, xx < wl.w)
+        return tirx.if_then_else(inside, X[n, c, yy, xx], pad_value)
 
-    return te.compute((wl.n, K, P), f, name="im2col"), K, P
+    shape = (wl.n, wl.c_in, wl.kh, wl.kw, wl.out_h, wl.out_w)
+    return te.compute(shape, f, name="im2col"), K, P
 
 
 def _gemm(wl, col, weight, mul, acc_dtype, K, P):
+    """out[n, o, y, x] = sum over k = (c, r, s) of W[o, k] * col[n, k, (y, x)]."""
     from tvm import te
 
-    k = te.reduce_axis((0, K), name="k")
+    c = te.reduce_axis((0, wl.c_in), name="c")
+    r = te.reduce_axis((0, wl.kh), name="r")
+    s = te.reduce_axis((0, wl.kw), name="s")
+    kk = lambda: (c * wl.kh + r) * wl.kw + s  # noqa: E731
     return te.compute(
-        (wl.n, wl.c_out, P), lambda n, o, p: te.sum(mul(weight(o, k), col[n, k, p]).astype(acc_dtype), axis=k),
+        (wl.n, wl.c_out, wl.out_h, wl.out_w),
+        lambda n, o, y, x: te.sum(mul(weight(o, kk()), col[n, c, r, s, y, x]).astype(acc_dtype), axis=[c, r, s]),
         name="conv",
     )
 
 
 def _flat(y_nchw):
-    n, c, h, w = y_nchw.shape
-    return y_nchw.reshape(n, c, h * w)
+    return y_nchw
 
 
 def _x(rng, wl):

@@ -26,7 +26,11 @@ def parallel_outer(sch, block, depth: int, vector: bool = True, max_vec: int = 6
     loops = sch.get_loops(block)
     if vector and len(loops) > depth:
         ext = _extent(sch, loops[-1])
-        if ext is not None and 1 < ext <= max_vec:
+        if ext is not None and ext > max_vec:
+            # Vectorize a 16-wide inner part of a long innermost loop.
+            loops = [*loops[:-1], *sch.split(loops[-1], [None, 16])]
+            ext = 16
+        if ext is not None and ext > 1:
             sch.vectorize(loops[-1])
     fused = sch.fuse(*loops[: max(1, min(depth, len(loops) - (1 if vector else 0)))]) if len(loops) > 1 else loops[0]
     sch.parallel(fused)

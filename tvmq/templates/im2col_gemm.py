@@ -17,7 +17,8 @@ def apply(sch, op, cfg: dict, orders: dict):
         raise InvalidConfig(f"unknown loop order {cfg['order']!r}")
     blocks = block_names(sch)
     conv = sch.get_sblock("conv")
-    n, o, p, k = sch.get_loops(conv)
+    n, o, y, x, c, r, s = sch.get_loops(conv)
+    p, k = sch.fuse(y, x), sch.fuse(c, r, s)
     L = dict(n=n)
     L["oo"], L["oi"] = sch.split(o, [None, cfg["tile_o"]])
     L["po"], L["pi"] = sch.split(p, [None, cfg["tile_p"]])
@@ -44,7 +45,10 @@ def apply(sch, op, cfg: dict, orders: dict):
         sch.reverse_compute_at(writeback, acc_loop)
         sch.vectorize(sch.get_loops(writeback)[-1])
     place_epilogues(sch, [b for b in EPILOGUES if b in blocks], writeback, 2)
-    parallel_outer(sch, sch.get_sblock("im2col"), 2)
+    col = sch.get_sblock("im2col")
+    cl = sch.get_loops(col)
+    sch.fuse(cl[-2], cl[-1])
+    parallel_outer(sch, col, 2)
     if "decode" in blocks:
         dec = sch.get_sblock("decode")
         if cfg.get("decode_at", "inline") == "inline":
