@@ -70,12 +70,18 @@ KEY_INSTRUCTIONS = {
         "sdot": r"\bsdot\s+v\d+\.4s",
         "smlal": r"\bsmlal2?\s+v\d+\.(4s|8h)",
         "fmul_f32x4": r"\bfmul\s+v\d+\.4s",
+        "umlal": r"\bumlal2?\s+v\d+\.(4s|8h)",
+        "smull": r"\bsmull2?\s+v\d+\.(4s|8h)",
+        "tbl": r"\btbl\s+v\d+",
     },
     "x86_64": {
         "vfmadd_ps": r"\bvfmadd\d+ps\b",
         "vpdpbusd": r"\bvpdpbusd\b",
         "vpmaddubsw": r"\bvpmaddubsw\b",
         "vpmaddwd": r"\bvpmaddwd\b",
+        "vpmulld": r"\bvpmulld\b",
+        "vpermps": r"\bvperm[i2t]*ps\b",
+        "vinsertps": r"\bvinsertps\b",
     },
 }
 

@@ -10,7 +10,9 @@ from ..errors import TvmqError
 from .common import add_measure_args, add_rpc_args, add_workload_args, make_runner, measure_settings, rpc_settings
 
 DEFAULT_VARIANTS = "float,codebook,int8,im2col"
-COLUMNS = ["workload", "variant", "best_ms", "gflops", "vs_float", "vs_im2col", "trials", "tuning_s", "verified"]
+COLUMNS = [
+    "workload", "variant", "best_ms", "gflops", "vs_float", "vs_im2col", "trials", "tuning_s", "verified", "instructions",
+]
 
 
 def add_arguments(p):
@@ -33,6 +35,8 @@ def add_arguments(p):
 def run(a):
     from ..record import log as recordlog
     from ..report import text_table
+    from ..report.asm import key_instructions
+    from ..report.asm import summary as asm_summary
     from ..report.results import add_speedups, result_row
     from ..search import ALL_TUNERS, make_tuner
     from ..search.driver import Measurer, tune
@@ -73,8 +77,12 @@ def run(a):
                                           and r.get("variant") == task.variant and r.get("task_key") != task.key])
                     res = tune(task, tuner, Measurer(task, builder, runner, settings), a.trials, log_path,
                                a.batch_size, a.resume, a.early_stopping, settings, runner.label, not a.quiet, prior)
-                    rows.append(result_row(task, res.best_time, res.trials, res.tuning_s, res.best_config is not None,
-                                           res.best_err, a.tuner, runner.label, res.best_config))
+                    row = result_row(task, res.best_time, res.trials, res.tuning_s, res.best_config is not None,
+                                     res.best_err, a.tuner, runner.label, res.best_config)
+                    if res.best_config is not None:
+                        row["asm_counts"] = key_instructions(task, res.best_config)
+                        row["instructions"] = asm_summary(row["asm_counts"])
+                    rows.append(row)
                     if res.best_config is None:
                         print(f"tvmq: warning: no candidate of {task.workload.name} {task.variant} verified "
                               f"({res.statuses})", file=sys.stderr)
