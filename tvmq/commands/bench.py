@@ -238,36 +238,47 @@ def _build_tvmq(task, record, libs: Path, name: str, warn=True):
     return op, cfg, path, compile_s, os.path.getsize(path)
 
 
-def _measure_tvmq(a, ctx, wl, variant, record, tuner_label, impl):
-    """Build once, then verify and time at every thread count; returns rows (one per thread count)."""
-    from ..run.base import BuildResult
+def _build_job(a, ctx, wl, variant, record, tuner_label, impl) -> dict:
+    """Build one kernel from its record (or the default schedule); a failed build is a job with an error."""
     from ..run.verify import TaskVerifier
     from ..task import Task
 
-    target, runner = ctx["target"], ctx["runner"]
-    task = Task.make(wl, variant, target)
+    task = Task.make(wl, variant, ctx["target"])
     vname = variant if impl == "tvmq" else f"metaschedule.{variant}"
     safe = f"{wl.name}__{vname}".replace("/", "_")
-    rec_info = dict(tuner=tuner_label, trial=record.get("trial") if record else None,
-                    record_ms=(float(np.median(record["times"])) * 1e3 if record and record.get("times") else None))
+    job = dict(wl=wl, variant=variant, vname=vname, impl=impl,
+               info=dict(tuner=tuner_label, trial=record.get("trial") if record else None,
+                         record_ms=(float(np.median(record["times"])) * 1e3 if record and record.get("times")
+                                    else None)))
     try:
         op, cfg, lib, compile_s, so_bytes = _build_tvmq(task, record, ctx["libs"], safe, warn=impl == "tvmq")
     except Exception as e:  # noqa: BLE001 - one failed build must not stop the benchmark
         msg = str(e).strip().splitlines()
-        return [_row(wl, vname, impl, target, runner.label, t, [], "build_error",
-                     f"{type(e).__name__}: {msg[-1][:300] if msg else ''}", base_variant=variant, **rec_info)
-                for t in ctx["threads"]]
-    ver = TaskVerifier(task, a.seed)
-    ctx["builds"].append(dict(workload=wl.name, variant=vname, so_bytes=so_bytes, compile_s=compile_s,
-                              arg_bytes=_arg_bytes(op), lib=lib, task=task, cfg=cfg, verifier=ver))
-    rows = []
-    for t in ctx["threads"]:
-        (res,) = runner.run([BuildResult(cfg, "ok", lib, compile_s=compile_s)], ver, _settings(a, t))
-        rows.append(_row(wl, vname, impl, target, runner.label, t, res.times if res.ok else [], res.status, res.error,
-                         res.max_abs_err, base_variant=variant, compile_s=compile_s, so_bytes=so_bytes,
-                         arg_bytes=_arg_bytes(op), intensity=wl.flops / _arg_bytes(op), config=cfg, **rec_info))
-        _say(a, _progress(rows[-1]))
-    return rows
+        job["error"] = f"{type(e).__name__}: {msg[-1][:300] if msg else ''}"
+        _say(a, f"{wl.name} {vname}: build failed: {job['error']}")
+        return job
+    ab = _arg_bytes(op)
+    job.update(task=task, cfg=cfg, lib=lib, verifier=TaskVerifier(task, a.seed))
+    job["info"].update(compile_s=compile_s, so_bytes=so_bytes, arg_bytes=ab, intensity=wl.flops / ab, config=cfg)
+    ctx["builds"].append(dict(workload=wl.name, variant=vname, so_bytes=so_bytes, compile_s=compile_s, arg_bytes=ab,
+                              lib=lib, task=task, cfg=cfg, verifier=job["verifier"]))
+    return job
+
+
+def _measure_job(a, ctx, job, t) -> dict:
+    """Verify and time one built kernel at ``t`` threads."""
+    from ..run.base import BuildResult
+
+    target, runner = ctx["target"], ctx["runner"]
+    if "error" in job:
+        return _row(job["wl"], job["vname"], job["impl"], target, runner.label, t, [], "build_error", job["error"],
+                    base_variant=job["variant"], **job["info"])
+    (res,) = runner.run([BuildResult(job["cfg"], "ok", job["lib"], compile_s=job["info"]["compile_s"])],
+                        job["verifier"], _settings(a, t))
+    r = _row(job["wl"], job["vname"], job["impl"], target, runner.label, t, res.times if res.ok else [], res.status,
+             res.error, res.max_abs_err, base_variant=job["variant"], **job["info"])
+    _say(a, _progress(r))
+    return r
 
 
 def _progress(r):
@@ -277,24 +288,23 @@ def _progress(r):
     return f"{what}: {r['status']} {r['error']}"
 
 
-def _measure_peers(a, ctx, wl):
+def _measure_peers(a, ctx, wl, t):
     from ..peers import numpy_im2col, onnxruntime_conv
 
     rows = []
-    for t in ctx["threads"]:
-        kw = dict(threads=t, repeat=a.repeat, number=a.number, min_repeat_ms=a.min_repeat_ms, seed=a.seed)
-        res = []
-        if "ort" in ctx["peers"]:
-            res += [("ort.conv", onnxruntime_conv.run_conv(wl, **kw)),
-                    ("ort.qlinearconv", onnxruntime_conv.run_qlinearconv(wl, **kw))]
-        if "numpy" in ctx["peers"]:
-            res.append(("numpy.im2col", numpy_im2col.run(wl, timeout_s=max(60.0, a.timeout * 10), **kw)))
-        for name, r in res:
-            impl = name.split(".")[0].replace("ort", "onnxruntime")
-            rows.append(_row(wl, name, impl, ctx["target"], "local", t, r.times if r.ok else [], r.status, r.error,
-                             r.max_abs_err, tuner="-", arg_bytes=_peer_bytes(wl, name),
-                             intensity=wl.flops / _peer_bytes(wl, name), peer_info=r.info))
-            _say(a, _progress(rows[-1]))
+    kw = dict(threads=t, repeat=a.repeat, number=a.number, min_repeat_ms=a.min_repeat_ms, seed=a.seed)
+    res = []
+    if "ort" in ctx["peers"]:
+        res += [("ort.conv", onnxruntime_conv.run_conv(wl, **kw)),
+                ("ort.qlinearconv", onnxruntime_conv.run_qlinearconv(wl, **kw))]
+    if "numpy" in ctx["peers"]:
+        res.append(("numpy.im2col", numpy_im2col.run(wl, timeout_s=max(60.0, a.timeout * 10), **kw)))
+    for name, r in res:
+        impl = name.split(".")[0].replace("ort", "onnxruntime")
+        rows.append(_row(wl, name, impl, ctx["target"], "local", t, r.times if r.ok else [], r.status, r.error,
+                         r.max_abs_err, tuner="-", arg_bytes=_peer_bytes(wl, name),
+                         intensity=wl.flops / _peer_bytes(wl, name), peer_info=r.info))
+        _say(a, _progress(rows[-1]))
     return rows
 
 
@@ -377,25 +387,35 @@ def run(a):
     try:
         from ..peers import peak as peak_mod
 
-        _say(a, f"measuring the machine's peak ({'/'.join(map(str, threads))} thread(s))")
-        peak = peak_mod.measure(target, runner, _settings(a, threads[0]), threads, seed=a.seed,
-                                log=None if a.quiet else (lambda m: _say(a, m)))
+        from ..build.from_log import best_record
+        from ..task import Task
+
+        jobs = []
         for wl in layers:
             for v in variants:
-                from ..task import Task
-
                 rec, tl = pick_record(Task.make(wl, v, target), records, a.tuner)
-                rows += _measure_tvmq(a, ctx, wl, v, rec, tl, "tvmq")
+                jobs.append(_build_job(a, ctx, wl, v, rec, tl, "tvmq"))
             if "metaschedule" in peers:
-                from ..build.from_log import best_record
-                from ..task import Task
-
                 for v in variants:
                     rec = best_record(Task.make(wl, v, target), records, "metaschedule")
                     if rec is not None:
-                        rows += _measure_tvmq(a, ctx, wl, v, rec, "metaschedule", "metaschedule")
-            if peers:
-                rows += _measure_peers(a, ctx, wl)
+                        jobs.append(_build_job(a, ctx, wl, v, rec, "metaschedule", "metaschedule"))
+        _say(a, f"built {len(jobs)} kernel(s)")
+        # Thread count outermost: the runner keeps one worker process per thread count.
+        peak, log = None, (None if a.quiet else (lambda m: _say(a, m)))
+        for t in threads:
+            p1 = peak_mod.measure(target, runner, _settings(a, t), [t], seed=a.seed, log=log)
+            peak = p1 if peak is None else peak_mod.merge(peak, p1, passes=False)
+            for wl in layers:
+                rows += [_measure_job(a, ctx, j, t) for j in jobs if j["wl"] is wl]
+                if peers:
+                    rows += _measure_peers(a, ctx, wl, t)
+            if target.runner == "local":  # again after the layers: on a shared machine one pass may be disturbed
+                _say(a, f"measuring the peak again ({t} thread(s))")
+                peak = peak_mod.merge(peak, peak_mod.measure(target, runner, _settings(a, t), [t], seed=a.seed,
+                                                             log=log), passes=False)
+                peak["passes"] = 2
+        rows.sort(key=lambda r: (r["threads"], [w.name for w in layers].index(r["workload"])))
         if "metaschedule" in peers and not any(r["impl"] == "metaschedule" for r in rows):
             notes.append("MetaSchedule: no `tuner=metaschedule` records for these layers in the logs "
                          "(make them with `tvmq tune --tuner metaschedule`, or bench `--trials N`).")
@@ -568,14 +588,19 @@ def write_outputs(out: Path, rows, peak, meta, layers, builds, curves, perf, plo
     if meta["notes"]:
         L.append("")
     L += ["## Measured peak", "", "fp32 FMA microkernel (" + str(peak.get("kernel")) + ") and a parallel copy "
-          "kernel (read + write bytes), both built with TVM, verified, timed like the kernels below; the peak is "
-          "the best of the samples (`fp32_median`: their median).", ""]
+          "kernel (read + write bytes), both built with TVM, verified, timed like the kernels below; measured "
+          f"before and after the layers ({peak.get('passes', 1)} passes), the peak is the best sample "
+          "(`fp32_median`: the median of that pass).", ""]
     prow = []
     for t in sorted(peak.get("fp32") or {}):
         e, bw = peak["fp32"][t], (peak.get("bandwidth") or {}).get(t, {})
         prow.append(dict(threads=t, fp32_gflops=e.get("gflops"), fp32_median=e.get("median"), copy_gbps=bw.get("gbps"),
                          ridge_flop_per_byte=(e["gflops"] / bw["gbps"]) if e.get("gflops") and bw.get("gbps")
                          else None, status=e.get("status")))
+    over = [r for r in rows if (r.get("pct_peak") or 0) > 100 and r["unit"] == "GFLOPS"]
+    if over:
+        L += [f"> **Warning**: {len(over)} float result(s) exceed the measured fp32 peak: the peak passes were "
+              "slowed by other load on this machine. Re-run when the machine is quiet.", ""]
     L += [markdown_table(prow, ["threads", "fp32_gflops", "fp32_median", "copy_gbps", "ridge_flop_per_byte", "status"]),
           "", f"int8 peak: {peak['int8']}. `pct_peak` of int rows is therefore against the fp32 FMA peak.", ""]
     L += ["## Results", "",
@@ -630,7 +655,7 @@ def _color(name):
     import matplotlib.pyplot as plt
 
     if name not in _COLORS:
-        cyc = plt.get_cmap("tab20").colors
+        cyc = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors + plt.get_cmap("Set1").colors
         _COLORS[name] = cyc[len(_COLORS) % len(cyc)]
     return _COLORS[name]
 
@@ -648,11 +673,17 @@ def _bars(ax, rows, layers, names, key, title, ylabel, hline=None, hlabel=None):
     width = 0.8 / n
     x = np.arange(len(layers))
     for i, name in enumerate(names):
-        vals = []
+        vals, missing = [], []
         for wl in layers:
             r = next((r for r in rows if r["workload"] == wl and r["variant"] == name), None)
-            vals.append(r.get(key) if r and r.get(key) is not None else 0.0)
-        ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=name, color=_color(name))
+            ok = r is not None and r.get(key) is not None
+            vals.append(r[key] if ok else 0.0)
+            missing.append(r is not None and not ok)
+        xs = x - 0.4 + width * (i + 0.5)
+        ax.bar(xs, vals, width, label=name, color=_color(name))
+        for xi, miss in zip(xs, missing):
+            if miss:  # measured but failed or unverified: say so instead of a silent zero
+                ax.text(xi, 0, "failed", rotation=90, ha="center", va="bottom", fontsize=7, color="red")
     if hline is not None:
         ax.axhline(hline, color="k", ls="--", lw=1, label=hlabel)
     ax.set_xticks(x, layers, rotation=20 if len(layers) > 6 else 0, fontsize=8)
@@ -666,6 +697,7 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     emu = " (EMULATED)" if meta["runner"] == "rpc-emulated" else ""
     t = max(meta["threads"])
@@ -711,6 +743,7 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
                 ax.plot(c["trials"], c["best_gflops"], styles.get(c["tuner"], "-"), color=_color(c["variant"]),
                         label=lab, lw=1.5)
         ax.set_title(f"{wl}: best so far", fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("trial")
         ax.set_ylabel("GFLOPS / GOPS")
         ax.grid(alpha=0.3)
@@ -746,12 +779,15 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
             ax.set_xlabel("threads")
             ax.set_ylabel("GFLOPS / GOPS")
             ax.grid(alpha=0.3)
-            if i == 0:
-                ax.legend(fontsize=6)
         for j in range(len(layers), nrow * ncol):
             axs[j // ncol][j % ncol].axis("off")
-        fig.suptitle(f"thread scaling{emu}", fontsize=10)
-        fig.tight_layout()
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=_color(n), marker="o", label=n) for n in _order(rows)]
+        handles.append(Line2D([], [], color="k", ls="--", label="measured fp32 peak"))
+        fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=min(8, len(handles)))
+        fig.suptitle(f"thread scaling: GFLOPS (GOPS for int) against TVM/BLAS/onnxruntime threads{emu}", fontsize=10)
+        fig.tight_layout(rect=(0, 0.07 if nrow == 1 else 0.04, 1, 1))
         made.append(out / "threads.png")
         fig.savefig(made[-1], dpi=100)
         plt.close(fig)
