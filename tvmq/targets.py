@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import TvmqError
 
+FEATURES = ("avx512f", "avx512bw", "avx512vnni", "avxvnni", "neon", "dotprod", "i8mm")
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
 
 
@@ -45,6 +46,14 @@ class TargetInfo:
     @property
     def is_native(self) -> bool:
         return self.arch == platform.machine()
+
+    def features(self) -> set[str]:
+        """The target's CPU features that search spaces may ask for (as LLVM names them)."""
+        import tvm
+
+        has = tvm.get_global_func("target.target_has_feature")
+        t = self.tvm_target()
+        return {f for f in FEATURES if has(f, t)}
 
     def local_problem(self) -> str | None:
         """Why this CPU cannot run the target's code locally, or None."""

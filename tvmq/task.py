@@ -53,7 +53,7 @@ class Task:
         return template_for(self.op_name)
 
     def space(self) -> Space:
-        return Space.load(self.workload, self.op_name)
+        return Space.load(self.workload, self.op_name, features=self.target.features())
 
     @property
     def key(self) -> str:

@@ -40,7 +40,7 @@ def schedule_for(task, record: dict | None, warn: bool = True):
                   f"{task.target.name}; using the default schedule", file=sys.stderr)
         cfg = space.default
     else:
-        cfg = record["config"]
+        cfg = space.complete(record["config"])
     op, sch = instantiate(space, task.op_name, task.workload, task.params, cfg)
     assert isinstance(sch, tvm.s_tir.Schedule)
     return op, sch, cfg

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..errors import TvmqError
 from ..workload import ConvWorkload
 
-LAYOUTS = ("nchw", "nhwc", "nchwc")
+LAYOUTS = ("nchw", "nhwc", "nchwc", "nchwc_vnni")
 
 
 def check_blocks(wl: ConvWorkload, ib: int, ob: int):
@@ -31,6 +31,9 @@ def shapes(wl: ConvWorkload, layout: str, ib: int = 1, ob: int = 1):
     if layout == "nchwc":
         check_blocks(wl, ib, ob)
         return (n, c // ib, h, w, ib), (o // ob, c // ib, kh, kw, ib, ob), (n, o // ob, ho, wo, ob), (2, 3)
+    if layout == "nchwc_vnni":  # weights OIHW16o4i: one 64-byte VNNI operand per (oo, co, r, s)
+        check_blocks(wl, ib, ob)
+        return (n, c // ib, h, w, ib), (o // ob, c // ib, kh, kw, ob, ib), (n, o // ob, ho, wo, ob), (2, 3)
     raise TvmqError(f"unknown layout {layout!r}; valid layouts are {list(LAYOUTS)}")
 
 
@@ -108,9 +111,12 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
     else:
         co = te.reduce_axis((0, wl.c_in // ib), name="co")
         ci = te.reduce_axis((0, ib), name="ci")
+        if layout == "nchwc":
+            wt = lambda oo, oi: weight(oo, co, r, s, ci, oi)  # noqa: E731
+        else:
+            wt = lambda oo, oi: weight(oo, co, r, s, oi, ci)  # noqa: E731
         f = lambda n, oo, y, x, oi: te.sum(  # noqa: E731
-            mul(read(n, co, y * sh + r, x * sw + s, ci), weight(oo, co, r, s, ci, oi)).astype(acc_dtype),
-            axis=[co, r, s, ci],
+            mul(read(n, co, y * sh + r, x * sw + s, ci), wt(oo, oi)).astype(acc_dtype), axis=[co, r, s, ci],
         )
     return te.compute(oshape, f, name=name)
 
@@ -120,14 +126,15 @@ def to_layout_data(x_nchw, layout, ib=1):
     from . import reference as R
 
     return {"nchw": lambda: x_nchw, "nhwc": lambda: R.nchw_to_nhwc(x_nchw),
-            "nchwc": lambda: R.nchw_to_nchwc(x_nchw, ib)}[layout]()
+            "nchwc": lambda: R.nchw_to_nchwc(x_nchw, ib), "nchwc_vnni": lambda: R.nchw_to_nchwc(x_nchw, ib)}[layout]()
 
 
 def to_layout_weight(w_oihw, layout, ib=1, ob=1):
     from . import reference as R
 
     return {"nchw": lambda: w_oihw, "nhwc": lambda: R.oihw_to_hwio(w_oihw),
-            "nchwc": lambda: R.oihw_to_packed(w_oihw, ib, ob)}[layout]()
+            "nchwc": lambda: R.oihw_to_packed(w_oihw, ib, ob),
+            "nchwc_vnni": lambda: R.oihw_to_packed(w_oihw, ib, ob).swapaxes(4, 5).copy()}[layout]()
 
 
 def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
@@ -136,6 +143,8 @@ def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
         return w
     if layout == "nhwc":
         return w.transpose(3, 2, 0, 1)
+    if layout == "nchwc_vnni":
+        w = w.swapaxes(4, 5)
     oo, co, kh, kw, ci, oi = w.shape
     return w.transpose(0, 5, 1, 4, 2, 3).reshape(oo * oi, co * ci, kh, kw)
 
@@ -143,7 +152,9 @@ def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
 def from_layout_data(x, layout):
     from . import reference as R
 
-    return {"nchw": lambda: x, "nhwc": lambda: R.nhwc_to_nchw(x), "nchwc": lambda: R.nchwc_to_nchw(x)}[layout]()
+    if layout.startswith("nchwc"):
+        return R.nchwc_to_nchw(x)
+    return {"nchw": lambda: x, "nhwc": lambda: R.nhwc_to_nchw(x)}[layout]()
 
 
 def to_layout_out(y_nchw, layout, ob=1):

@@ -50,19 +50,27 @@ class Space:
     """A resolved search space for one (template, workload, variant)."""
 
     def __init__(self, template: str, knobs: list[Knob], constraints: list[str], context: dict,
-                 orders: dict | None = None, default: dict | None = None):
+                 orders: dict | None = None, default: dict | None = None, implies: list | None = None):
         self.template = template
         self.knobs = knobs
         self.constraints = constraints
         self.context = context
         self.orders = orders or {}
+        names = {k.name for k in knobs}
+        # Rules "if these knob values, then those": a choice that fixes others (e.g. VNNI fixes the blocks).
+        self.implies = [r for r in (implies or []) if set(r["if"]) <= names and set(r["then"]) <= names]
         self._compiled = [compile(c, f"<constraint {c}>", "eval") for c in constraints]
         self.default = self._fit_default(default or {})
 
     # -- loading ----------------------------------------------------------
     @classmethod
-    def load(cls, wl: ConvWorkload, variant: str, name: str | None = None, path: str | Path | None = None) -> "Space":
-        """Resolve ``schedules/NAME.json`` (NAME from the variant when omitted) for a workload."""
+    def load(cls, wl: ConvWorkload, variant: str, name: str | None = None, path: str | Path | None = None,
+             features: set | None = None) -> "Space":
+        """Resolve ``schedules/NAME.json`` (NAME from the variant when omitted) for a workload.
+
+        ``features`` are the target's CPU features; a value that ``requires`` one the target
+        lacks is dropped (``None`` keeps every value).
+        """
         name = name or template_for(variant)
         path = Path(path) if path else SCHEDULES_DIR / f"{name}.json"
         if not path.exists():
@@ -75,17 +83,21 @@ class Space:
         knobs = []
         for kname, spec in data["knobs"].items():
             if "only_for" in spec and variant not in spec["only_for"]:
+                ctx[kname] = None  # absent for this variant: constraints see None
                 continue
             if "divisors_of" in spec:
                 vals = _divisors(ctx[spec["divisors_of"]], spec.get("max", 10**9))
             else:
                 vals = list(spec["values"])
+            if features is not None and "requires" in spec:
+                vals = [v for v in vals if spec["requires"].get(str(v)) in (None, *features)]
             if "divides" in spec:
                 n = ctx[spec["divides"]]
                 kept = [v for v in vals if n % v == 0]
                 vals = kept or [max(_divisors(n, max(vals)))]
             knobs.append(Knob(kname, tuple(vals)))
-        return cls(data["template"], knobs, data.get("constraints", []), ctx, data.get("orders"), data.get("default"))
+        return cls(data["template"], knobs, data.get("constraints", []), ctx, data.get("orders"), data.get("default"),
+                   data.get("implies"))
 
     # -- questions ----------------------------------------------------------
     @property
@@ -116,10 +128,22 @@ class Space:
     def is_valid(self, cfg: dict) -> bool:
         return self.violation(cfg) is None
 
+    def complete(self, cfg: dict) -> dict:
+        """An older record's config in this space: knobs added since take their first value
+        (by convention the behaviour before the knob existed); knobs no longer here are dropped."""
+        return self.canonical({k.name: cfg.get(k.name, k.values[0]) for k in self.knobs})
+
+    def canonical(self, cfg: dict) -> dict:
+        """``cfg`` with the ``implies`` rules applied (equivalent configs get one key)."""
+        for rule in self.implies:
+            if all(cfg.get(k) == v for k, v in rule["if"].items()):
+                cfg = {**cfg, **rule["then"]}
+        return cfg
+
     def sample(self, rng: np.random.Generator, tries: int = 10000) -> dict:
         for _ in range(tries):
             cfg = {k.name: k.values[rng.integers(len(k.values))] for k in self.knobs}
-            cfg = {n: (v.item() if hasattr(v, "item") else v) for n, v in cfg.items()}
+            cfg = self.canonical({n: (v.item() if hasattr(v, "item") else v) for n, v in cfg.items()})
             if self.is_valid(cfg):
                 return cfg
         raise TvmqError(f"search space {self.template!r} has no valid config for {self.context}")
@@ -128,7 +152,7 @@ class Space:
         """Every valid config, in a fixed order (grid search)."""
         for combo in itertools.product(*[k.values for k in self.knobs]):
             cfg = dict(zip(self.names, combo))
-            if self.is_valid(cfg):
+            if self.is_valid(cfg) and self.canonical(cfg) == cfg:
                 yield cfg
 
     def neighbors(self, cfg: dict, rng: np.random.Generator, n: int = 1) -> dict:
@@ -140,6 +164,7 @@ class Space:
                 if len(k.values) > 1:
                     choices = [v for v in k.values if v != cfg[k.name]]
                     new[k.name] = choices[rng.integers(len(choices))]
+            new = self.canonical(new)
             if new != cfg and self.is_valid(new):
                 return new
         return dict(cfg)
@@ -166,9 +191,8 @@ class Space:
                 cfg[k.name] = min(k.values, key=lambda v: (abs(math.log2(v) - math.log2(max(want, 1))), -v))
             else:
                 cfg[k.name] = k.values[0]
-        if not self.is_valid(cfg):
-            for alt in self.enumerate():  # nearest valid: fewest knobs changed
-                pass
+        cfg = self.canonical(cfg)
+        if not self.is_valid(cfg):  # nearest valid: fewest knobs changed
             best = min(self.enumerate(), key=lambda c: sum(c[n] != cfg[n] for n in self.names), default=None)
             if best is None:
                 raise TvmqError(f"search space {self.template!r} has no valid config for {self.context}")

@@ -16,12 +16,13 @@ EPILOGUES = ("epilogue", "requant", "dequant", "zp_correct")
 
 def op_params(cfg: dict) -> dict:
     """The knobs that change the operator's definition (layout, blocks) rather than its schedule."""
-    return {"layout": cfg["layout"], "ib": cfg["ib"], "ob": cfg["ob"], "padding": "hard"}
+    layout = "nchwc_vnni" if cfg.get("dot") == "vnni" else cfg["layout"]
+    return {"layout": layout, "ib": cfg["ib"], "ob": cfg["ob"], "padding": "hard"}
 
 
 def _named_loops(sch, conv, layout, ib, ob):
     loops = sch.get_loops(conv)
-    if layout == "nchwc":
+    if layout.startswith("nchwc"):
         n, oo, y, x, oi, ico, r, s, ici = loops
     else:
         if layout == "nchw":
@@ -39,14 +40,17 @@ def apply(sch, op, cfg: dict, orders: dict):
         raise InvalidConfig(f"unknown loop order {cfg['order']!r}")
     blocks = block_names(sch)
     conv = sch.get_sblock("conv")
-    L = _named_loops(sch, conv, cfg["layout"], cfg["ib"], cfg["ob"])
+    vnni = cfg.get("dot") == "vnni"
+    L = _named_loops(sch, conv, op_params(cfg)["layout"], cfg["ib"], cfg["ob"])
     L["y_o"], L["y_i"] = sch.split(L.pop("y"), [None, cfg["tile_oh"]])
     L["x_o"], L["x_i"] = sch.split(L.pop("x"), [None, cfg["tile_ow"]])
     order = list(orders[cfg["order"]])
     if cfg["vector"] == "x_i":
         order.remove("x_i")
         order.append("x_i")
-    sch.reorder(*[L[n] for n in order])
+    if vnni:  # the 16x4 dot product is the innermost (oi, ici) pair, tensorized below
+        order.remove("ici")
+    sch.reorder(*[L[n] for n in order + (["ici"] if vnni else [])])
 
     # Parallel: fuse the leading spatial loops (never a reduction loop).
     lead = []
@@ -75,7 +79,8 @@ def apply(sch, op, cfg: dict, orders: dict):
         sch.unroll(L["s"])
     if cfg["unroll"] == "rs":
         sch.unroll(L["r"])
-    sch.vectorize(L[order[-1]])
+    if not vnni:
+        sch.vectorize(L[order[-1]])
 
     writeback = None
     if cfg["accumulate"] == "local":
@@ -104,4 +109,9 @@ def apply(sch, op, cfg: dict, orders: dict):
             sch.vectorize(sch.get_loops(dec)[-1])
 
     sch.decompose_reduction(conv, L[order[first_red]])
+    if vnni:
+        from .intrinsics import register, vnni_16x4
+
+        register()
+        sch.tensorize(L["oi"], vnni_16x4("local" if writeback is not None else "global"))
     return sch
