@@ -45,6 +45,7 @@ SUPPORTED_OPS = frozenset({
     "Constant", "ConstantOfShape", "Pad",
 })
 QUANTIZE = ("none", "kmeans", "int8")
+KMEANS_SAMPLE = 1 << 20  # larger layers fit their codebook on this many sampled weights
 VARIANT = {"none": "float", "kmeans": "codebook", "int8": "int8"}
 # Largest |exported - onnxruntime| / max|onnxruntime| allowed against the model with the same
 # (dequantized) weights: float arithmetic only for float and codebook; int8 adds activation rounding.
@@ -274,19 +275,29 @@ def quantize_layers(layers: list[ConvLayer], opts: ModelOptions):
             L.deq = L.w
             L.quant = {"weight": L.w}
         elif opts.quantize == "kmeans":
-            cb = kmeans_quantize(L.w, opts.bits, "linear", None, seed)
             entries = 2 ** opts.bits
             book = np.zeros(entries, np.float32)
-            book[: cb.codebook.size] = cb.codebook.astype(np.float32).ravel()
-            L.quant = {"indices": cb.indices.astype(np.uint8), "codebook": book}
-            L.deq = book[L.quant["indices"]]
+            if L.w.size <= KMEANS_SAMPLE:
+                cb = kmeans_quantize(L.w, opts.bits, "linear", None, seed)
+                book[: cb.codebook.size] = cb.codebook.astype(np.float32).ravel()
+                idx = cb.indices.astype(np.uint8)
+            else:  # fit the codebook on a seeded sample, then give every weight its nearest entry
+                sample = np.random.default_rng(seed).choice(L.w.ravel(), KMEANS_SAMPLE, replace=False)
+                cb = kmeans_quantize(sample, opts.bits, "linear", None, seed)
+                used = np.sort(cb.codebook.astype(np.float32).ravel())
+                book[: used.size] = used
+                idx = np.searchsorted((used[1:] + used[:-1]) / 2, L.w).astype(np.uint8)
+                L.report["codebook_fit"] = f"k-means on a {KMEANS_SAMPLE}-weight sample, nearest entry for all"
+            L.quant = {"indices": idx, "codebook": book}
+            L.deq = book[idx]
         else:
             uq = uniform_quantize(L.w, 8, True, 0, "minmax")
             q = uq.q.astype(np.int8)
             s = np.asarray(uq.scale, np.float32).reshape(-1)
             L.quant = {"q": q, "w_scale": s}
             L.deq = (q.astype(np.float32) * s.reshape(-1, 1, 1, 1)).astype(np.float32)
-        L.report = {"nrmse": float(metrics.nrmse(L.w, L.deq))} if opts.quantize != "none" else {}
+        if opts.quantize != "none":
+            L.report["nrmse"] = float(metrics.nrmse(L.w, L.deq))
 
 
 def with_weights(model, layers: list[ConvLayer], use_deq: bool = True):
@@ -411,43 +422,69 @@ class _Plan:
         self.inputs.append((v, np.ascontiguousarray(arr), role, layer))
         return v
 
-    def _workload(self, call, L):
+    def _variant(self):
+        variant = VARIANT[self.opts.quantize]
+        params = {}
+        if variant == "codebook":
+            variant = {4: "codebook4", 5: "codebook"}.get(self.opts.bits, "codebook")
+            params = {"bits": self.opts.bits}
+        return variant, params
+
+    def _fits(self, wl) -> str | None:
+        """None if tvmq's search space has a schedule for ``wl``, else why not."""
+        from ..task import Task
+
+        variant, params = self._variant()
+        try:
+            Task.make(wl, variant, self.target, **params).space()
+        except TvmqError as e:
+            return str(e).split(" for {")[0]
+        return None
+
+    def _pieces(self, call, L):
+        """How to run this conv2d on tvmq kernels: a list of (workload, group, c_out_padded), or (None, why).
+
+        A grouped conv runs one kernel call per group (same kernel) on a channel slice; an output-channel
+        count no schedule fits (e.g. 10 or 1000 classes) is padded to a multiple of 16 and sliced back.
+        """
         from ..workload import ConvWorkload
 
         a = call.attrs
-        x = call.args[0]
-        n, c, h, w = [int(v) for v in x.ty.shape]
-        o, ci, kh, kw = L.w.shape
-        why = None
-        if int(a.groups) != 1:
-            why = f"groups={int(a.groups)}"
-        elif any(int(d) != 1 for d in a.dilation):
-            why = f"dilation={[int(d) for d in a.dilation]}"
-        elif str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW" or ci != c:
-            why = "layout"
+        n, c, h, w = [int(v) for v in call.args[0].ty.shape]
+        o, cg, kh, kw = L.w.shape
+        groups = int(a.groups)
+        if any(int(d) != 1 for d in a.dilation):
+            return None, f"dilation={[int(d) for d in a.dilation]}"
+        if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW" or cg * groups != c:
+            return None, "layout"
+        if groups > 4:
+            return None, f"groups={groups} (depthwise-like convolutions have no tvmq kernel)"
+        og = o // groups
+        name = re.sub(r"\W", "_", L.node)
+        base = dict(n=n, c_in=cg, h=h, w=w, kh=kh, kw=kw, stride=(int(a.strides[0]), int(a.strides[1])),
+                    pad=tuple(int(p) for p in a.padding))
+        wl = ConvWorkload(name, c_out=og, **base)
+        why = self._fits(wl)
         if why:
-            return None, why
-        pad = [int(p) for p in a.padding]
-        wl = ConvWorkload(re.sub(r"\W", "_", L.node), n, c, h, w, o, kh, kw,
-                          (int(a.strides[0]), int(a.strides[1])), tuple(pad))
-        return wl, None
+            padded = -(-og // 16) * 16
+            wl = ConvWorkload(name, c_out=padded, **base)
+            if padded == og or self._fits(wl):
+                return None, why
+        return wl, groups
 
     def kernel(self, wl, bb):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated)."""
         from ..task import Task
         from .layers import function_entry, scheduled_function
 
-        variant = VARIANT[self.opts.quantize]
-        params = {}
-        if variant == "codebook":
-            variant = {4: "codebook4", 5: "codebook"}.get(self.opts.bits, "codebook")
-            params = {"bits": self.opts.bits}
+        variant, params = self._variant()
         task = Task.make(wl, variant, self.target, **params)
         overrides = {"epilogue": "dequant"} if variant == "int8" else None
         key = (wl.key, task.variant, repr(sorted(task.params.items())))
         if key in self.kernels:
             op, gv, name, entry = self.kernels[key]
-            entry["layers"].append(wl.name)
+            if wl.name not in entry["layers"]:
+                entry["layers"].append(wl.name)
             return op, gv, name, entry
         op, func, cfg, rec, kw = scheduled_function(task, self.records, op_overrides=overrides)
         name = f"k{len(self.kernels):02d}_{wl.name}__{task.variant}"
@@ -464,49 +501,77 @@ class _Plan:
     def rewrite(self, bb, call, L):
         from tvm import relax
 
+        R = relax.op
+        wl, groups = self._pieces(call, L)
+        if wl is None:
+            return self.fallback(bb, call, L, groups)
+        try:
+            op, gv, fname, entry = self.kernel(wl, bb)
+        except TvmqError as e:
+            return self.fallback(bb, call, L, str(e))
+        x = call.args[0]
+        if self.opts.quantize == "int8":
+            s, zp = L.act["scale"], L.act["zero_point"]
+            xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
+            x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
+        xs = [x] if groups == 1 else [bb.emit(relax.TupleGetItem(bb.emit(R.split(x, groups, axis=1)), g))
+                                      for g in range(groups)]
+        o = L.w.shape[0]
+        og = o // groups
+        outs, pieces = [], []
+        for g in range(groups):
+            y, names = self._call(bb, op, gv, xs[g], L, g if groups > 1 else None, g * og, (g + 1) * og, wl.c_out)
+            if wl.c_out != og:
+                y = bb.emit(R.strided_slice(y, axes=[1], begin=[0], end=[og]))
+            outs.append(y)
+            pieces.append(dict(kernel=fname, out_channels=[g * og, (g + 1) * og], c_out_padded=wl.c_out,
+                               inputs=names))
+        y = outs[0] if groups == 1 else bb.emit(R.concat(outs, axis=1))
+        self.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
+                                    schedule=entry["schedule"], layout=op.layout, groups=groups, pieces=pieces,
+                                    **L.report, **({"activation": L.act} if L.act else {})))
+        return y
+
+    def _call(self, bb, op, gv, x, L, g, lo, hi, c_pad):
+        """One kernel call on ``x`` (NCHW) for output channels lo:hi (padded to c_pad); returns NCHW output."""
+        from tvm import relax
+
         from ..ops import direct as D
         from ..ops import reference as Ref
 
-        R = relax.op
-        wl, why = self._workload(call, L)
-        op = None
-        if wl is not None:
-            try:
-                op, gv, fname, entry = self.kernel(wl, bb)
-            except TvmqError as e:
-                why = str(e)
-        if op is None:
-            return self.fallback(bb, call, L, why)
         p = op.params
         layout, ib, ob = op.layout, p["ib"], p["ob"]
-        x = call.args[0]
+        tag = L.safe if g is None else f"{L.safe}_g{g}"
         q = self.opts.quantize
+
+        def sl(a):  # output channels lo:hi, zero-padded to c_pad (padded channels are sliced off)
+            a = a[lo:hi]
+            if c_pad > hi - lo:
+                a = np.concatenate([a, np.zeros((c_pad - (hi - lo), *a.shape[1:]), a.dtype)])
+            return a
+
+        names = {}
+
+        def inp(role_key, arr, role):
+            v = self.new_input(f"{tag}_{role_key}", arr, role, L.node)
+            names[role_key] = v.name
+            return v
+
+        xin = _to_layout(bb, x, layout, ib)
         if q == "int8":
-            s, zp = L.act["scale"], L.act["zero_point"]
-            xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
-            xq = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0,
-                                         255.0), "uint8"))
-            xin = _to_layout(bb, xq, layout, ib)
-            qw = L.quant["q"]
-            wk = self.new_input(f"{L.safe}_q", D.to_layout_weight(qw, layout, ib, ob).astype(np.int8), "int8 weights",
-                                L.node)
-            xzp = self.new_input(f"{L.safe}_xzp", np.array([zp], np.int32), "activation zero point", L.node)
-            wsum = self.new_input(f"{L.safe}_wsum", qw.astype(np.int64).reshape(qw.shape[0], -1).sum(1)
-                                  .astype(np.int32), "weight sums", L.node)
-            scale = self.new_input(f"{L.safe}_scale", (np.float32(s) * L.quant["w_scale"]).astype(np.float32),
-                                   "output scales", L.node)
-            args = [xin, wk, xzp, wsum, scale]
+            qw = sl(L.quant["q"])
+            args = [xin, inp("q", D.to_layout_weight(qw, layout, ib, ob).astype(np.int8), "int8 weights"),
+                    inp("xzp", np.array([L.act["zero_point"]], np.int32), "activation zero point"),
+                    inp("wsum", qw.astype(np.int64).reshape(c_pad, -1).sum(1).astype(np.int32), "weight sums"),
+                    inp("scale", sl(np.float32(L.act["scale"]) * L.quant["w_scale"]).astype(np.float32),
+                        "output scales (x_scale * w_scale)")]
+        elif q == "none":
+            args = [xin, inp("w", D.to_layout_weight(sl(L.quant["weight"]), layout, ib, ob), "float weights")]
         else:
-            xin = _to_layout(bb, x, layout, ib)
-            if q == "none":
-                args = [xin, self.new_input(f"{L.safe}_w", D.to_layout_weight(L.quant["weight"], layout, ib, ob),
-                                            "float weights", L.node)]
-            else:
-                idx = D.to_layout_weight(L.quant["indices"], layout, ib, ob)
-                idx = Ref.pack_bits(idx, self.opts.bits) if p["packed"] else idx
-                args = [xin, self.new_input(f"{L.safe}_idx", idx, f"{self.opts.bits}-bit codebook indices"
-                                            + (" (packed)" if p["packed"] else ""), L.node),
-                        self.new_input(f"{L.safe}_cb", L.quant["codebook"], "codebook", L.node)]
+            idx = D.to_layout_weight(sl(L.quant["indices"]), layout, ib, ob)
+            idx = Ref.pack_bits(idx, self.opts.bits) if p["packed"] else idx
+            args = [xin, inp("idx", idx, f"{self.opts.bits}-bit codebook indices" + (" (packed)" if p["packed"] else "")),
+                    inp("cb", L.quant["codebook"], "codebook")]
         oa = op.out_arg
         want = [a.to_dict() for a in op.args[:-1]]
         got = [{"name": w["name"], "shape": [int(v) for v in a.ty.shape], "dtype": str(a.ty.dtype)}
@@ -514,10 +579,7 @@ class _Plan:
         if got != want:
             raise TvmqError(f"internal: layer {L.node!r}: kernel arguments {got} != {want}")
         y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
-        self.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
-                                    schedule=entry["schedule"], layout=layout, **L.report,
-                                    **({"activation": L.act} if L.act else {})))
-        return _from_layout(bb, y, layout, wl.c_out)
+        return _from_layout(bb, y, layout, c_pad), names
 
     def fallback(self, bb, call, L, why):
         """Relax's own conv2d, its weight decoded from the stored form inside the graph (at run time)."""
@@ -730,8 +792,6 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
 # -- checking against onnxruntime ---------------------------------------------------------------
 def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], functions: list[dict]) -> dict:
     """OIHW float weights of each conv layer, decoded from the exported arrays (what the kernels read)."""
-    from ..ops import direct as D
-    from ..ops import reference as Ref
     from ..workload import ConvWorkload
 
     q = man_model["quantize"]["method"]
@@ -742,25 +802,14 @@ def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], funct
         r = rows.get(L.node)
         if r is None:
             raise TvmqError(f"the exported model has no layer {L.node!r}: MODEL is not the model that was exported")
-        o, i, kh, kw = L.w.shape
         if r.get("kernel"):
             f = fn[r["kernel"]]
-            p = f["op_params"]
-            layout, ib, ob = f["make_op"]["layout"], p["ib"], p["ob"]
             wl = ConvWorkload.from_dict(r["workload"])
-            if q == "none":
-                w = D.from_layout_weight(arrays[f"{L.safe}_w"], layout, wl, ib, ob)
-            elif q == "kmeans":
-                raw = arrays[f"{L.safe}_idx"]
-                n = o * i * kh * kw
-                shp = D.shapes(wl, layout, ib, ob)[1]
-                idx = Ref.unpack_bits(raw, p["bits"], n).reshape(shp) if p["packed"] else raw
-                w = D.from_layout_weight(arrays[f"{L.safe}_cb"][idx], layout, wl, ib, ob)
-            else:
-                act = r["activation"]
-                qw = D.from_layout_weight(arrays[f"{L.safe}_q"], layout, wl, ib, ob).astype(np.float32)
-                ws = arrays[f"{L.safe}_scale"] / np.float32(act["scale"])
-                w = qw * ws.reshape(-1, 1, 1, 1)
+            w = np.zeros(L.w.shape, np.float32)
+            for piece in r["pieces"]:
+                lo, hi = piece["out_channels"]
+                w[lo:hi] = _decode_piece(q, f, wl, {k: arrays[v] for k, v in piece["inputs"].items()},
+                                         r.get("activation"))[: hi - lo]
         else:
             if q == "none":
                 w = arrays[L.safe] if L.safe in arrays else arrays[f"{L.safe}_w"]
@@ -773,6 +822,23 @@ def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], funct
         L.deq = np.asarray(w, np.float32)
         out[L.node] = L.deq
     return out
+
+
+def _decode_piece(q, f, wl, a: dict, act) -> np.ndarray:
+    """OIHW weights (padded output channels included) of one kernel call, from its stored arrays."""
+    from ..ops import direct as D
+    from ..ops import reference as Ref
+
+    p = f["op_params"]
+    layout, ib, ob = f["make_op"]["layout"], p["ib"], p["ob"]
+    if q == "none":
+        return D.from_layout_weight(a["w"], layout, wl, ib, ob)
+    if q == "kmeans":
+        shp = D.shapes(wl, layout, ib, ob)[1]
+        idx = Ref.unpack_bits(a["idx"], p["bits"], int(np.prod(shp))).reshape(shp) if p["packed"] else a["idx"]
+        return D.from_layout_weight(a["cb"][idx], layout, wl, ib, ob)
+    qw = D.from_layout_weight(a["q"], layout, wl, ib, ob).astype(np.float32)
+    return qw * (a["scale"] / np.float32(act["scale"])).reshape(-1, 1, 1, 1)
 
 
 def _rel(a: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
