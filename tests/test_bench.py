@@ -140,6 +140,9 @@ def test_ratios_and_percent_of_peak():
     peak = {"fp32": {2: {"gflops": wl.flops / 0.001 / 1e9}}}
     bench.add_ratios(rows, peak)
     f, i8, im, ms, ort, cb = rows
+    assert i8["peak_kind"] == "fp32" and i8["pct_peak"] == pytest.approx(100.0)  # no int8 peak: the fp32 one
+    bench.add_ratios(rows, dict(peak, int8={2: {"gops": 4 * peak["fp32"][2]["gflops"]}}))
+    assert i8["peak_kind"] == "int8" and i8["pct_peak"] == pytest.approx(25.0) and f["peak_kind"] == "fp32"
     assert i8["vs_float"] == pytest.approx(2.0) and i8["unit"] == "GOPS"
     assert f["vs_im2col"] == pytest.approx(2.0) and f["vs_ort"] == pytest.approx(0.5)
     assert f["vs_metaschedule"] == pytest.approx(1.5) and ms["vs_metaschedule"] is None

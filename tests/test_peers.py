@@ -109,6 +109,39 @@ def test_fma_and_copy_kernels_verify_and_time(tmp_path):
         r.close()
 
 
+@pytest.mark.llvm
+def test_vnni_int8_peak_kernel_is_exact_and_uses_vpdpbusd(tmp_path):
+    import tvm
+
+    from tvmq.run.local import LocalRunner
+    from tvmq.run.settings import MeasureSettings
+    from tvmq.targets import get_target
+
+    host = get_target("host")
+    if not peak.has_vnni(host):
+        pytest.skip("this CPU/target has no AVX-512 VNNI")
+    k = peak.VnniKernel(blocks=2, reps=32)
+    ex = tvm.compile(k.schedule(), target=host.tvm_target())
+    mods = [ex.mod, *ex.mod.imports]
+    asm = "".join(m.inspect_source("asm") for m in mods if m.kind == "llvm")
+    assert asm.count("vpdpbusd") >= 24
+    r = LocalRunner()
+    try:
+        st = MeasureSettings(repeat=2, min_repeat_ms=1, threads=2)
+        e = peak._run(k, str(tmp_path), "vnni", host, r, st, 0, k.ops, k.out_shape, "gops", 1e9, "int32")
+    finally:
+        r.close()
+    assert e["status"] == "ok" and e["verified"] and e["gops"] > 0
+
+
+def test_int8_peak_note_where_not_measured():
+    from tvmq.targets import get_target
+
+    edge = get_target("edge")
+    assert not peak.has_vnni(edge)
+    assert "not measured" in peak.INT8_NOTE_NOT_X86 and "not measured" in peak.INT8_NOTE_NO_VNNI
+
+
 def test_peak_reference_is_exact_and_merge_keeps_the_best():
     k = peak.FmaKernel(blocks=1, lanes=4, rows=2, col_vecs=1, k=8, reps=3)
     a, b = k.inputs()
@@ -116,10 +149,20 @@ def test_peak_reference_is_exact_and_merge_keeps_the_best():
     np.testing.assert_array_equal(k.reference([a, b]), 3 * np.einsum("pki,pkj->pij", a, b))
     assert k.flops == 2 * 3 * 8 * 2 * 4
     m1 = {"fp32": {1: {"gflops": 100.0}, 2: {"gflops": 150.0}}, "bandwidth": {1: {"gbps": 10.0}}}
-    m2 = {"fp32": {1: {"gflops": 90.0}, 2: {"gflops": 190.0}}, "bandwidth": {1: {"gbps": 12.0}}}
+    m2 = {"fp32": {1: {"gflops": 90.0}, 2: {"gflops": 190.0}}, "bandwidth": {1: {"gbps": 12.0}},
+          "int8": {1: {"gops": 400.0}}}
+    m1["int8"] = {1: {"gops": 450.0}}
     m = peak.merge(m1, m2)
     assert m["fp32"][1]["gflops"] == 100 and m["fp32"][2]["gflops"] == 190 and m["bandwidth"][1]["gbps"] == 12
-    assert m["passes"] == 2
+    assert m["int8"][1]["gops"] == 450 and m["passes"] == 2
+    assert peak.merge({"fp32": {}, "int8": "not measured"}, {"fp32": {}, "int8": "not measured"})["int8"] == \
+        "not measured"
+    v = peak.VnniKernel(blocks=1, col_vecs=1, k=2, reps=5)
+    a, b = v.inputs()
+    a8, b8 = a.view(np.uint8).reshape(1, 2, 6, 4), b.view(np.int8).reshape(1, 2, 1, 16, 4)
+    want = 5 * np.einsum("pkib,pkjlb->pijl", a8.astype(np.int64), b8.astype(np.int64))
+    np.testing.assert_array_equal(v.reference([a, b]), want)
+    assert v.ops == 2 * 5 * 2 * 6 * 1 * 64
 
 
 # -- perf -----------------------------------------------------------------------------------------------

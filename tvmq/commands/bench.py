@@ -39,7 +39,7 @@ COLUMNS = ["workload", "variant", "impl", "tuner", "threads", "best_ms", "spread
            "vs_float", "vs_im2col", "vs_ort", "vs_ort_q", "vs_metaschedule", "verified"]
 CSV_COLUMNS = ["workload", "workload_key", "variant", "impl", "base_variant", "target", "runner", "emulated", "tuner",
                "trial", "threads", "best_ms", "min_ms", "max_ms", "spread_pct", "gflops", "unit", "pct_peak",
-               "peak_gflops", "vs_float", "vs_im2col", "vs_ort", "vs_ort_q", "vs_metaschedule", "verified",
+               "peak_gflops", "peak_kind", "vs_float", "vs_im2col", "vs_ort", "vs_ort_q", "vs_metaschedule", "verified",
                "max_abs_err", "status", "error", "compile_s", "so_bytes", "arg_bytes", "intensity"]
 
 
@@ -313,7 +313,8 @@ def add_ratios(rows, peak: dict | None = None):
 
     ``vs_float`` / ``vs_im2col``: tvmq's float / im2col; ``vs_ort``: onnxruntime fp32 Conv;
     ``vs_ort_q``: onnxruntime QLinearConv; ``vs_metaschedule``: MetaSchedule's kernel of the same variant.
-    ``pct_peak``: % of the measured fp32 FMA peak at the same thread count (int rows too: no int8 peak).
+    ``pct_peak``: % of the measured peak at the same thread count: the int8 (VNNI) peak for integer rows
+    when it was measured, else the fp32 FMA peak (``peak_kind`` says which).
     """
     by = {}
     for r in rows:
@@ -326,10 +327,26 @@ def add_ratios(rows, peak: dict | None = None):
             r[col] = b["best_ms"] / r["best_ms"] if b and b.get("best_ms") and r.get("best_ms") else None
         if r["impl"] != "tvmq":
             r["vs_metaschedule"] = None
-        pk = ((peak or {}).get("fp32") or {}).get(r["threads"]) or {}
-        r["peak_gflops"] = pk.get("gflops")
-        r["pct_peak"] = 100.0 * r["gflops"] / pk["gflops"] if r.get("gflops") and pk.get("gflops") else None
+        pk, r["peak_kind"] = _peak_for(peak, r["threads"], r["unit"] == "GOPS")
+        r["peak_gflops"] = pk
+        r["pct_peak"] = 100.0 * r["gflops"] / pk if r.get("gflops") and pk else None
     return rows
+
+
+def _peak_for(peak, threads, integer: bool):
+    """(peak G(FL)OPS, "int8"/"fp32") at ``threads``: the int8 peak for integer rows where measured."""
+    i8 = (peak or {}).get("int8")
+    if integer and isinstance(i8, dict) and (i8.get(threads) or {}).get("gops"):
+        return i8[threads]["gops"], "int8"
+    return (((peak or {}).get("fp32") or {}).get(threads) or {}).get("gflops"), "fp32"
+
+
+def int8_peak_text(peak) -> str:
+    i8 = peak.get("int8")
+    if isinstance(i8, dict):
+        return ", ".join(f"{t} thr: {e['gops']:.0f} GOPS" if e.get("gops") else f"{t} thr: {e.get('status')}"
+                         for t, e in sorted(i8.items())) or "-"
+    return str(i8)
 
 
 # -- the command -----------------------------------------------------------------------------------------
@@ -477,7 +494,8 @@ def _peak_line(peak) -> str:
     for t, e in sorted((peak.get("fp32") or {}).items()):
         parts.append(f"{t} thr: {e['gflops']:.1f} GFLOPS" if e.get("gflops") else f"{t} thr: {e.get('status')}")
     bw = [f"{t} thr: {e['gbps']:.1f} GB/s" for t, e in sorted((peak.get("bandwidth") or {}).items()) if e.get("gbps")]
-    return f"measured fp32 peak: {', '.join(parts)}; copy bandwidth: {', '.join(bw) or '-'}; int8 peak: {peak['int8']}"
+    return (f"measured fp32 peak: {', '.join(parts)}; copy bandwidth: {', '.join(bw) or '-'}; "
+            f"int8 peak: {int8_peak_text(peak)}")
 
 
 # -- perf ------------------------------------------------------------------------------------------------------
@@ -594,15 +612,20 @@ def write_outputs(out: Path, rows, peak, meta, layers, builds, curves, perf, plo
     prow = []
     for t in sorted(peak.get("fp32") or {}):
         e, bw = peak["fp32"][t], (peak.get("bandwidth") or {}).get(t, {})
-        prow.append(dict(threads=t, fp32_gflops=e.get("gflops"), fp32_median=e.get("median"), copy_gbps=bw.get("gbps"),
+        i8 = peak["int8"].get(t, {}) if isinstance(peak.get("int8"), dict) else {}
+        prow.append(dict(threads=t, fp32_gflops=e.get("gflops"), fp32_median=e.get("median"), int8_gops=i8.get("gops"),
+                         int8_median=i8.get("median"), copy_gbps=bw.get("gbps"),
                          ridge_flop_per_byte=(e["gflops"] / bw["gbps"]) if e.get("gflops") and bw.get("gbps")
                          else None, status=e.get("status")))
     over = [r for r in rows if (r.get("pct_peak") or 0) > 100 and r["unit"] == "GFLOPS"]
     if over:
         L += [f"> **Warning**: {len(over)} float result(s) exceed the measured fp32 peak: the peak passes were "
               "slowed by other load on this machine. Re-run when the machine is quiet.", ""]
-    L += [markdown_table(prow, ["threads", "fp32_gflops", "fp32_median", "copy_gbps", "ridge_flop_per_byte", "status"]),
-          "", f"int8 peak: {peak['int8']}. `pct_peak` of int rows is therefore against the fp32 FMA peak.", ""]
+    L += [markdown_table(prow, ["threads", "fp32_gflops", "fp32_median", "int8_gops", "int8_median", "copy_gbps",
+                                "ridge_flop_per_byte", "status"]),
+          "", (f"int8 peak kernel: {peak['int8_kernel']}; `pct_peak` of integer rows is against it "
+               "(`peak_kind`)." if peak.get("int8_kernel") else
+               f"int8 peak: {peak['int8']}; `pct_peak` of integer rows is against the fp32 FMA peak."), ""]
     L += ["## Results", "",
           "GFLOPS for float paths, GOPS for integer ones (2 ops per multiply-add). Ratios are time ratios against "
           "the named kernel at the same thread count in this run (> 1: this row is faster): `vs_float` tvmq "
@@ -796,7 +819,7 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
     fig, ax = plt.subplots(figsize=(9, 6))
     pts = [r for r in rt if r.get("gflops") and r.get("intensity")]
     xs = [r["intensity"] for r in pts] or [1.0]
-    lo, hi = min(xs + [1.0]) / 3, max(xs + [100.0]) * 3
+    lo, hi = min(xs + [1.0]) / 3, max(xs + [1000.0]) * 3
     grid = np.logspace(np.log10(lo), np.log10(hi), 200)
     if pk and bw:
         ax.plot(grid, np.minimum(pk, bw * grid), "k-", lw=2, label=f"roofline: {pk:.0f} GFLOPS, {bw:.1f} GB/s copy")
@@ -818,7 +841,11 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (ops per byte of inputs + weights + output)")
     ax.set_ylabel("GFLOPS / GOPS")
-    ax.set_title(f"roofline, {t} thread(s){emu} (int rows against the fp32 roof: int8 peak not measured)",
+    i8 = peak.get("int8") if isinstance(peak.get("int8"), dict) else {}
+    pk8 = (i8.get(t) or {}).get("gops")
+    if pk8 and bw:
+        ax.plot(grid, np.minimum(pk8, bw * grid), "k--", lw=1.5, label=f"int8 (VNNI) roof: {pk8:.0f} GOPS")
+    ax.set_title(f"roofline, {t} thread(s){emu}" + ("" if pk8 else " (int8 peak not measured: one fp32 roof)"),
                  fontsize=10)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
