@@ -1,0 +1,68 @@
+"""Templates: random configs of every variant build and match numpy; VNNI emits vpdpbusd (llvm tier)."""
+
+import numpy as np
+import pytest
+
+from tvmq.errors import TvmqError
+from tvmq.targets import cpu_has, get_target
+from tvmq.task import Task
+from tvmq.templates import InvalidConfig, instantiate
+from tvmq.workload import ConvWorkload
+
+pytestmark = pytest.mark.llvm
+WL = ConvWorkload("t", 1, 8, 9, 10, 32, 3, 3, (1, 1), (1, 1, 1, 1))
+HOST = get_target("host")
+
+
+def build_and_check(task, cfg):
+    import tvm
+
+    op, sch = instantiate(task.space(), task.op_name, task.workload, task.params, cfg)
+    ex = tvm.compile(sch.mod, target=task.target.tvm_target())
+    mod = ex.jit()
+    ins = op.make_inputs(np.random.default_rng(0))
+    dev = tvm.cpu()
+    args = [tvm.runtime.tensor(a, dev) for a in ins] + [
+        tvm.runtime.tensor(np.zeros(op.out_arg.shape, op.out_arg.dtype), dev)]
+    mod["main"](*args)
+    return op.check(args[-1].numpy(), ins), ex
+
+
+@pytest.mark.parametrize("variant", ["float", "codebook", "codebook4", "int8", "int4", "im2col", "im2col_int8",
+                                     "im2col_codebook"])
+def test_random_configs_are_correct(variant):
+    task = Task.make(WL, variant, HOST)
+    space = task.space()
+    rng = np.random.default_rng(7)
+    cfgs = [space.default] + [space.sample(rng) for _ in range(3)]
+    for cfg in cfgs:
+        try:
+            (ok, err), _ = build_and_check(task, cfg)
+        except InvalidConfig:
+            continue  # rejected before building: allowed, never timed
+        assert ok, (cfg, err)
+
+
+def test_invalid_config_is_rejected_before_building():
+    task = Task.make(WL, "float", HOST)
+    with pytest.raises(InvalidConfig, match="not one of"):
+        instantiate(task.space(), "float", WL, {}, dict(task.space().default, ob=48))
+    assert issubclass(InvalidConfig, TvmqError)
+
+
+def test_vnni_only_where_the_target_has_it():
+    assert "vnni" not in dict((k.name, k.values) for k in Task.make(WL, "int8", get_target("server")).space().knobs)[
+        "dot"]
+
+
+@pytest.mark.skipif(not cpu_has("avx512_vnni"), reason="this CPU has no AVX-512 VNNI to run vpdpbusd")
+def test_int8_vnni_is_exact_and_uses_vpdpbusd():
+    from tvmq.build.cross import asm, count_instructions
+
+    task = Task.make(WL, "int8", HOST)
+    space = task.space()
+    assert space.default["dot"] == "vnni"
+    for acc in ("local", "global"):
+        (ok, err), ex = build_and_check(task, dict(space.default, accumulate=acc))
+        assert ok and err == 0.0
+        assert count_instructions(asm(ex), "x86_64")["vpdpbusd"] > 0
