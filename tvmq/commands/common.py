@@ -23,12 +23,14 @@ def add_measure_args(p):
     g.add_argument("--flush-cache", action="store_true", help="flush the CPU cache between samples")
     g.add_argument("--threads", type=int, default=_MS.threads, help="TVM runtime threads")
     g.add_argument("--build-workers", type=int, default=_MS.build_workers, help="parallel compile processes")
+    g.add_argument("--build-timeout", type=float, default=_MS.build_timeout_s, help="seconds before a compile is abandoned")
     g.add_argument("--seed", type=int, default=_MS.seed, help="seed of inputs and of the search")
 
 
 def measure_settings(a) -> MeasureSettings:
     return MeasureSettings(number=a.number, repeat=a.repeat, min_repeat_ms=a.min_repeat_ms, timeout_s=a.timeout,
-                           flush_cache=a.flush_cache, threads=a.threads, build_workers=a.build_workers, seed=a.seed)
+                           flush_cache=a.flush_cache, threads=a.threads, build_workers=a.build_workers,
+                           build_timeout_s=a.build_timeout, seed=a.seed)
 
 
 def add_rpc_args(p):

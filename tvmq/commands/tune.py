@@ -67,7 +67,7 @@ def run(a):
         else:
             from ..build import Builder
 
-            builder = Builder(settings.build_workers)
+            builder = Builder(settings.build_workers, settings.build_timeout_s)
             try:
                 for task in tasks:
                     space = task.space()

@@ -27,6 +27,8 @@ class MeasureSettings:
         TVM runtime threads (TVM defaults to 1 on this 2-core VM; we set it).
     build_workers : int
         Parallel compile processes.
+    build_timeout_s : float
+        A compile still running after this is recorded as ``build_error``.
     seed : int
         Seed of the random inputs used to verify and time each candidate.
     """
@@ -38,6 +40,7 @@ class MeasureSettings:
     flush_cache: bool = False
     threads: int = 2
     build_workers: int = 2
+    build_timeout_s: float = 60.0
     seed: int = 0
 
     def __post_init__(self):
