@@ -147,13 +147,15 @@ def check_target(man: dict, expect: str | None = None, remote: bool = False, rem
             raise TvmqError(f"the library was built for target {name!r} ({_describe(t)}) but the board is "
                             f"{remote_arch}: export it again with --target edge")
         return
+    if t["arch"] != platform.machine():
+        raise TvmqError(f"the library is {t['arch']} code for target {name!r} and this machine is {platform.machine()}: "
+                        f"run it on the board (tvmq run DIR --rpc-tracker HOST:PORT --rpc-key KEY)")
     info = TargetInfo(name=name, target=t["target"], arch=t["arch"],
                       requires_features=tuple(t.get("requires_features", ())))
     why = info.local_problem()
     if why:
-        hint = (" run it on the board: tvmq run DIR --rpc-tracker HOST:PORT --rpc-key KEY"
-                if t["arch"] != platform.machine() else " export it again for this machine (--target host)")
-        raise TvmqError(f"the library was built for {why.removeprefix('target ')};{hint}")
+        raise TvmqError(f"the library was built for {why.removeprefix('target ')}; export it again for this "
+                        f"machine (--target host)")
     if name == "host":
         here = get_target("host").target.get("mcpu")
         if t["target"].get("mcpu") != here:
