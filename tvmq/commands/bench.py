@@ -383,6 +383,9 @@ def run(a):
     elif log_src is None:
         notes.append("No `--from-logs` given: every tvmq variant ran its default schedule (untuned).")
 
+    if "numpy" in peers and os.environ.get("OPENBLAS_CORETYPE"):
+        notes.append(f"numpy peer: `OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}` is set here; it was unset "
+                     "in the numpy peer's own process (the override halves OpenBLAS's speed on this machine).")
     runner = make_runner(target, rpc_settings(a, target))
     local = runner.label == "local"
     if not local:
@@ -606,9 +609,9 @@ def write_outputs(out: Path, rows, peak, meta, layers, builds, curves, perf, plo
     if meta["notes"]:
         L.append("")
     L += ["## Measured peak", "", "fp32 FMA microkernel (" + str(peak.get("kernel")) + ") and a parallel copy "
-          "kernel (read + write bytes), both built with TVM, verified, timed like the kernels below; measured "
-          f"before and after the layers ({peak.get('passes', 1)} passes), the peak is the best sample "
-          "(`fp32_median`: the median of that pass).", ""]
+          "kernel (read + write bytes), both built with TVM, verified, timed like the kernels below"
+          + ("; measured before and after the layers" if peak.get("passes", 1) > 1 else "")
+          + ". The peak is the best sample (`*_median`: the median of the samples of that pass).", ""]
     prow = []
     for t in sorted(peak.get("fp32") or {}):
         e, bw = peak["fp32"][t], (peak.get("bandwidth") or {}).get(t, {})
@@ -734,6 +737,9 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
     fig, ax = plt.subplots(figsize=(min(wide, 22), 5))
     _bars(ax, rt, layers, names, "gflops", f"{meta['target']}{emu}: GFLOPS (GOPS for int) per layer, {t} thread(s)",
           "GFLOPS / GOPS", pk, f"measured fp32 peak {pk:.0f}" if pk else None)
+    pk8 = ((peak.get("int8") if isinstance(peak.get("int8"), dict) else {}).get(t) or {}).get("gops")
+    if pk8:
+        ax.axhline(pk8, color="k", ls=":", lw=1, label=f"measured int8 (VNNI) peak {pk8:.0f}")
     ax.legend(fontsize=7, ncol=min(6, len(names) + 1), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     made.append(out / "gflops.png")
@@ -825,6 +831,10 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
         ax.plot(grid, np.minimum(pk, bw * grid), "k-", lw=2, label=f"roofline: {pk:.0f} GFLOPS, {bw:.1f} GB/s copy")
     elif pk:
         ax.axhline(pk, color="k", lw=2, label=f"fp32 peak {pk:.0f}")
+    i8 = peak.get("int8") if isinstance(peak.get("int8"), dict) else {}
+    pk8 = (i8.get(t) or {}).get("gops")
+    if pk8 and bw:
+        ax.plot(grid, np.minimum(pk8, bw * grid), "k--", lw=1.5, label=f"int8 (VNNI) roof: {pk8:.0f} GOPS")
     markers = "os^Dv<>phX*"
     for i, wl in enumerate(layers):
         for r in (r for r in pts if r["workload"] == wl):
@@ -841,10 +851,6 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (ops per byte of inputs + weights + output)")
     ax.set_ylabel("GFLOPS / GOPS")
-    i8 = peak.get("int8") if isinstance(peak.get("int8"), dict) else {}
-    pk8 = (i8.get(t) or {}).get("gops")
-    if pk8 and bw:
-        ax.plot(grid, np.minimum(pk8, bw * grid), "k--", lw=1.5, label=f"int8 (VNNI) roof: {pk8:.0f} GOPS")
     ax.set_title(f"roofline, {t} thread(s){emu}" + ("" if pk8 else " (int8 peak not measured: one fp32 roof)"),
                  fontsize=10)
     ax.grid(alpha=0.3, which="both")
