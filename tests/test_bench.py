@@ -87,6 +87,19 @@ def test_bench_missing_log_dir_warns_and_uses_default_schedule(tuned, capsys):
     assert "does not exist" in (d / "nolog" / "report.md").read_text()
 
 
+@pytest.mark.llvm
+def test_bench_trials_tunes_first_into_out_logs(tuned, capsys):
+    d, wfile, _ = tuned
+    out = d / "tr"
+    rc = main(["bench", "--suite", str(wfile), "--trials", "2", "--variants", "float", "--peers", "none",
+               "--threads", "2", "--out", str(out), "--no-plots", "--quiet", *FAST])
+    assert rc == 0, capsys.readouterr().err
+    recs = [json.loads(x) for x in (out / "logs" / "host.jsonl").read_text().splitlines()]
+    assert len(recs) == 2 and {r["tuner"] for r in recs} == {"xgb"}
+    (row,) = json.loads((out / "results.json").read_text())["rows"]
+    assert row["tuner"] == "xgb" and row["verified"] and row["trial"] in (1, 2)
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--suite", "resnet"], "unknown workload suite 'resnet'"),
     (["--suite", "no/such/file.json"], "does not exist"),

@@ -152,7 +152,8 @@ def run_conv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_
         raise
     except Exception as e:  # noqa: BLE001 - onnxruntime errors are data
         return PeerResult("ort_conv", "run_error", error=_one_line(e), threads=threads)
-    ref = conv2d_nchw(x, w, wl) if ref is None else ref
+    if ref is None:
+        ref = _memo(("f", wl.key, seed), lambda: conv2d_nchw(x, w, wl))
     err = float(np.max(np.abs(y.astype(np.float64) - ref)))
     if y.shape != ref.shape or not np.allclose(y, ref, atol=float_tolerance(wl), rtol=1e-4):
         return PeerResult("ort_conv", "wrong_result", max_abs_err=err, threads=threads,
@@ -172,8 +173,13 @@ def qlinear_inputs(wl, seed=0):
 
 
 def qlinear_reference(xq, wq, wl, q: QParams) -> np.ndarray:
-    """Exact int32 accumulation of (x - zp) * w, then float requantize with round-half-even and saturation."""
-    acc = conv2d_nchw(xq.astype(np.int64) - q.x_zp, wq, wl, acc=np.int64)
+    """Exact integer accumulation of (x - zp) * w, then float requantize with round-half-even and saturation.
+
+    Accumulated in float64 through BLAS: every partial sum is an integer below 2**53 (|product| <= 128 * 128,
+    fewer than 2**39 terms), so it is exact, and ~10x faster than numpy's int64 path on large layers.
+    """
+    assert wl.c_in * wl.kh * wl.kw < 2 ** 39
+    acc = conv2d_nchw(xq.astype(np.float64) - q.x_zp, wq, wl, acc=np.float64)
     scale = np.float32(q.x_scale) * np.float32(q.w_scale) / np.float32(q.y_scale)
     y = np.rint(acc.astype(np.float64) * float(scale)) + q.y_zp
     return np.clip(y, 0, 255)
@@ -184,6 +190,7 @@ def run_qlinearconv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_
     """onnxruntime ``QLinearConv`` (uint8 activations, int8 weights, uint8 output): verified (within one
     quantization step: onnxruntime rounds its float rescale its own way), then timed."""
     xq, wq, q = qlinear_inputs(wl, seed)
+    ref = _memo(("q", wl.key, seed), lambda: qlinear_reference(xq, wq, wl, q))
     try:
         sess = session(qlinearconv_model(wl, wq, q), threads)
         y = sess.run(["y"], {"x": xq})[0]
@@ -191,7 +198,6 @@ def run_qlinearconv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_
         raise
     except Exception as e:  # noqa: BLE001
         return PeerResult("ort_qlinearconv", "run_error", error=_one_line(e), threads=threads)
-    ref = qlinear_reference(xq, wq, wl, q)
     if y.shape != ref.shape:
         return PeerResult("ort_qlinearconv", "wrong_result", error=f"shape {y.shape} vs {ref.shape}", threads=threads)
     err = float(np.max(np.abs(y.astype(np.float64) - ref)))
@@ -209,6 +215,18 @@ def run(kind: str, wl, **kw) -> PeerResult:
     if kind == "qlinearconv":
         return run_qlinearconv(wl, **kw)
     raise TvmqError(f"unknown onnxruntime peer {kind!r}; valid: {KINDS}")
+
+
+_REFS: dict = {}
+
+
+def _memo(key, make):
+    """The last layer's references (one float, one quantized): reused across thread counts."""
+    if key not in _REFS:
+        for k in [k for k in _REFS if k[0] == key[0]]:
+            del _REFS[k]
+        _REFS[key] = make()
+    return _REFS[key]
 
 
 def _one_line(e) -> str:
