@@ -38,6 +38,8 @@ def add_arguments(p):
     p.add_argument("--random-weights", type=int, default=None, metavar="SEED",
                    help="models: replace every weight by seeded random values (for the onnx package's light test "
                         "models, whose weights are all 0.02) and write that float model to OUT/source.onnx")
+    p.add_argument("--workloads-out", metavar="FILE",
+                   help="models: only write the distinct conv layers (a --workload-file for `tvmq tune`) and exit")
     p.add_argument("--logs", default="autotune_logs", help="tuning records: a .jsonl file or a folder of them "
                                                            "(default autotune_logs)")
     p.add_argument("--out", required=True, help="output folder (created; an existing export there is replaced)")
@@ -61,6 +63,8 @@ def run(a):
         raise TvmqError("nothing to export: give --workload SPEC, --workload-file F or --model MODEL.onnx")
     if a.model and (a.workload or a.workload_file):
         raise TvmqError("give either --model or --workload/--workload-file, not both")
+    if a.workloads_out:
+        return _workloads_out(a, target)
     if target.cross_cc:
         from ..build.cross import check_cross_cc
 
@@ -109,11 +113,36 @@ def _export_layers(a, target, records, out):
     return export_layers(target, layers, variants, records, out)
 
 
+def _options(a):
+    from ..export.model import ModelOptions
+
+    return ModelOptions(quantize=a.quantize, bits=a.bits, batch=a.batch, calib=a.calib,
+                        calib_samples=a.calib_samples, random_weights=a.random_weights)
+
+
+def _workloads_out(a, target):
+    import json
+
+    from ..export.model import VARIANT, model_workloads
+
+    if not a.model:
+        raise TvmqError("--workloads-out applies to --model")
+    opts = _options(a)
+    wls = model_workloads(a.model, target, opts)
+    Path(a.workloads_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.workloads_out).write_text(json.dumps([w.to_dict() for w in wls], indent=1) + "\n")
+    variant = VARIANT[opts.quantize]
+    if variant == "codebook" and opts.bits == 4:
+        variant = "codebook4"
+    print(f"tvmq export: {len(wls)} distinct conv layer(s) -> {a.workloads_out}; tune them with:\n"
+          f"  python -m tvmq tune --target {target.name} --workload-file {a.workloads_out} --variants {variant} "
+          f"--log {a.logs}/{target.name}.jsonl")
+    return 0
+
+
 def _export_model(a, target, records, out):
-    from ..export.model import ModelOptions, export_model
+    from ..export.model import export_model
 
     if a.variants:
         raise TvmqError("--variants applies to layer libraries; a model's variant follows --quantize")
-    opts = ModelOptions(quantize=a.quantize, bits=a.bits, batch=a.batch, calib=a.calib,
-                        calib_samples=a.calib_samples, random_weights=a.random_weights)
-    return export_model(a.model, target, records, out, opts)
+    return export_model(a.model, target, records, out, _options(a))

@@ -414,6 +414,8 @@ class _Plan:
         self.entries: list[dict] = []
         self.inputs: list[tuple] = []  # (Var, array, role, layer)
         self.layer_rows: list[dict] = []
+        self.dry = False  # only collect the kernels' workloads (model_workloads)
+        self.workloads: dict[str, object] = {}
 
     def new_input(self, name, arr, role, layer):
         from tvm import relax
@@ -503,6 +505,10 @@ class _Plan:
 
         R = relax.op
         wl, groups = self._pieces(call, L)
+        if self.dry:
+            if wl is not None:
+                self.workloads.setdefault(wl.key, wl)
+            return call
         if wl is None:
             return self.fallback(bb, call, L, groups)
         try:
@@ -608,12 +614,13 @@ class _Plan:
         return y
 
 
-def build_relax(mod, layers, opts, target, records):
-    """Replace the conv2d calls that read a quantized weight input; returns (module, plan)."""
+def build_relax(mod, layers, opts, target, records, dry: bool = False):
+    """Replace the conv2d calls that read a quantized weight input; returns (module, plan, kept inputs)."""
     import tvm
     from tvm import relax
 
     plan = _Plan(layers, opts, target, records)
+    plan.dry = dry
     conv_op = tvm.ir.Op.get("relax.nn.conv2d")
 
     @relax.expr_functor.mutator
@@ -627,6 +634,8 @@ def build_relax(mod, layers, opts, target, records):
     sw = Swap(mod)
     main = mod["main"]
     body = sw.visit_expr(main).body
+    if dry:
+        return None, plan, []
     swapped = {L.weight for L in layers} - {r["weight"] for r in plan.layer_rows}
     if swapped:
         raise TvmqError(f"internal: conv weight(s) {sorted(swapped)} were not found as conv2d inputs after import")
@@ -689,6 +698,16 @@ def _as_inputs(model, layers):
             if name in rename:
                 n.input[k] = rename[name]
     return m, shapes
+
+
+def model_workloads(model_path, target, opts: ModelOptions) -> list:
+    """The distinct convolution workloads the export would run on tvmq kernels (to tune them first)."""
+    opts.check()
+    src, prep, layers, in_name, dims, _ = prepare(model_path, opts)
+    as_in, arrays = _as_inputs(prep, layers)
+    mod = relax_import(as_in, {in_name: [opts.batch, *dims[1:]], **{k: v[0] for k, v in arrays.items()}})
+    _, plan, _ = build_relax(mod, layers, opts, target, [], dry=True)
+    return list(plan.workloads.values())
 
 
 def _float_source_sha(model) -> str:
@@ -873,29 +892,38 @@ def reference_models(mr, model_path):
 
 
 def compare_with_onnx(mr, model_path, x: np.ndarray) -> dict:
-    """Exported model vs onnxruntime on the same input: against the same (dequantized) weights
-    (must agree within the quantization's tolerance) and against the float model (reported)."""
+    """Exported model vs onnxruntime on the same input.
+
+    A float export is compared with MODEL itself (tolerance 1e-4 relative). A quantized export is
+    compared with MODEL carrying the export's own weights, decoded from weights.npz (so only the
+    arithmetic differs; tolerance per quantization), and, for information, with the float MODEL
+    (the quantization's own error). MODEL must be the float model the export was built from.
+    """
     from ..quantize.evaluate import run as ort_run
 
     src, same, warn = reference_models(mr, model_path)
+    q = mr.info["quantize"]
     y = mr.run(x)
-    ref_same = ort_run(same, x, [same.graph.output[0].name], batch=len(x))[0]
     ref_float = ort_run(src, x, [src.graph.output[0].name], batch=len(x))[0]
-    if ref_same.shape != y.shape:
-        raise TvmqError(f"onnxruntime's output is {list(ref_same.shape)}, the export's {list(y.shape)}")
-    d_same, r_same = _rel(y, ref_same)
+    ref = ref_float if q["method"] == "none" else ort_run(same, x, [same.graph.output[0].name], batch=len(x))[0]
+    if ref.shape != y.shape:
+        raise TvmqError(f"onnxruntime's output is {list(ref.shape)}, the export's {list(y.shape)}")
+    d, r = _rel(y, ref)
     d_float, r_float = _rel(y, ref_float)
     tol = mr.info["tolerance"]["relative"]
-    q = mr.info["quantize"]
-    ok = r_same <= tol and warn is None
-    lines = []
-    if warn:
-        lines.append(f"warning: {warn}")
-    qname = q["method"] if q["bits"] is None else f"{q['method']} {q['bits']}-bit"
-    lines.append(f"vs onnxruntime, same weights ({qname}): max |diff| {d_same:.3g}, relative {r_same:.3g} (tolerance {tol:g}) -> {'ok' if r_same <= tol else 'FAIL'}")
-    lines.append(f"vs onnxruntime, float model: max |diff| {d_float:.3g}, relative {r_float:.3g}"
-                 + (" (the quantization's own error)" if q["method"] != "none" else ""))
-    return {"ok": bool(ok), "max_abs_diff": d_same, "relative": r_same, "tolerance": tol,
+    ok = r <= tol and warn is None
+    lines = [f"warning: {warn}"] if warn else []
+    verdict = "ok" if ok else "FAIL"
+    if q["method"] == "none":
+        lines.append(f"vs onnxruntime on {Path(model_path).name}: max |diff| {d:.3g}, relative {r:.3g} "
+                     f"(tolerance {tol:g}) -> {verdict}")
+    else:
+        qname = f"{q['method']} {q['bits']}-bit"
+        lines.append(f"vs onnxruntime, same ({qname}) weights: max |diff| {d:.3g}, relative {r:.3g} "
+                     f"(tolerance {tol:g}) -> {verdict}")
+        lines.append(f"vs onnxruntime, float model: max |diff| {d_float:.3g}, relative {r_float:.3g} "
+                     f"(the quantization's own error)")
+    return {"ok": bool(ok), "max_abs_diff": d, "relative": r, "tolerance": tol,
             "float_max_abs_diff": d_float, "float_relative": r_float, "argmax_agree_float":
             bool((y.reshape(len(y), -1).argmax(1) == ref_float.reshape(len(y), -1).argmax(1)).all()),
             "warning": warn, "lines": lines}

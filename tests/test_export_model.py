@@ -1,0 +1,101 @@
+"""Whole-model export: ONNX preparation (weights, BN, Gemm as 1x1 Conv) and a real architecture end to end."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tvmq.cli import main
+
+LIGHT = Path(__import__("onnx").__file__).parent / "backend" / "test" / "data" / "light"
+SQUEEZENET = LIGHT / "light_squeezenet.onnx"
+ALEXNET = LIGHT / "light_bvlc_alexnet.onnx"
+RESNET = LIGHT / "light_resnet50.onnx"
+needs_light = pytest.mark.skipif(not SQUEEZENET.is_file(), reason="onnx's light backend test models are not installed")
+
+
+def ort(model, x):
+    from tvmq.quantize.evaluate import run
+
+    return run(model, x, [model.graph.output[0].name], batch=len(x))[0]
+
+
+@needs_light
+def test_materialize_gives_light_models_real_random_weights():
+    import onnx
+    from onnx import numpy_helper
+
+    from tvmq.export.model import materialize
+
+    src = onnx.load(str(ALEXNET))
+    m = materialize(src, 0)
+    assert not [n for n in m.graph.node if n.op_type == "ConstantOfShape"]
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    assert [i.name for i in m.graph.input] == ["data_0"] and m.ir_version >= 4
+    w = inits["conv1_w_0"]
+    assert w.shape == (96, 3, 11, 11) and w.std() > 0.01 and len(np.unique(w)) > 1000
+    assert np.array_equal(materialize(src, 0).graph.initializer[0].raw_data, m.graph.initializer[0].raw_data)
+    plain = {t.name: numpy_helper.to_array(t) for t in materialize(src, None).graph.initializer}
+    assert np.all(plain["conv1_w_0"] == np.float32(0.02))  # without a seed: the model's own constants
+
+
+@needs_light
+def test_gemm_as_1x1_conv_and_bn_folding_keep_the_function():
+    import onnx
+
+    from tvmq.export.model import conv_layers, gemm_to_conv, materialize
+    from tvmq.quantize import fold_batchnorms
+
+    m = materialize(onnx.load(str(ALEXNET)), 1)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
+    ref = ort(m, x)
+    g = onnx.ModelProto()
+    g.CopyFrom(m)
+    assert len(gemm_to_conv(g)) == 3
+    assert not [n for n in g.graph.node if n.op_type == "Gemm"]
+    assert len(conv_layers(g)) == 8
+    np.testing.assert_allclose(ort(g, x), ref, rtol=1e-4, atol=1e-6)
+    r = materialize(onnx.load(str(RESNET)), 2)
+    x2 = np.random.default_rng(1).uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
+    ref2 = ort(r, x2)
+    assert len(fold_batchnorms(r)) == 53
+    np.testing.assert_allclose(ort(r, x2), ref2, rtol=1e-3, atol=1e-5 * np.abs(ref2).max())
+
+
+@needs_light
+@pytest.mark.llvm
+def test_squeezenet_kmeans_end_to_end_vs_onnxruntime(tmp_path, capsys):
+    out = tmp_path / "sq"
+    assert main(["export", "--model", str(SQUEEZENET), "--random-weights", "0", "--quantize", "kmeans",
+                 "--logs", str(tmp_path / "none"), "--out", str(out)]) == 0
+    assert (out / "source.onnx").is_file()
+    man = json.loads((out / "manifest.json").read_text())
+    layers = man["model"]["layers"]
+    assert len(layers) == 26 and all(r["kernel"] for r in layers)
+    # one kernel per distinct layer shape, not per layer
+    assert len(man["functions"]) < 26
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-onnx", str(out / "source.onnx"), "--json", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["compare_onnx"]["relative"] <= 1e-4 and r["compare_onnx"]["warning"] is None
+    # the quantization's own effect on the float model's output is visible, and reported
+    assert r["compare_onnx"]["float_relative"] > r["compare_onnx"]["relative"]
+
+
+@pytest.mark.llvm
+def test_int8_model_with_calibration_keeps_accuracy(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[1] / "tvmq" / "data"
+    out = tmp_path / "int8"
+    assert main(["export", "--model", str(root / "digits_cnn.onnx"), "--quantize", "int8", "--calib",
+                 str(root / "digits_test.npz"), "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert all(f["variant"] == "int8" and f["epilogue_override"] == {"epilogue": "dequant"} for f in man["functions"])
+    with np.load(out / "weights.npz", allow_pickle=False) as z:
+        assert z["w001_q"].dtype == np.int8 and z["w001_xzp"].dtype == np.int32
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-onnx", str(root / "digits_cnn.onnx"), "--eval",
+                 str(root / "digits_test.npz"), "--json", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["compare_onnx"]["relative"] <= 5e-2
+    assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.02
