@@ -694,7 +694,7 @@ def _order(rows):
     return seen
 
 
-def _bars(ax, rows, layers, names, key, title, ylabel, hline=None, hlabel=None):
+def _bars(ax, rows, layers, names, key, title, ylabel, hline=None, hlabel=None, hlines=()):
     n = max(1, len(names))
     width = 0.8 / n
     x = np.arange(len(layers))
@@ -706,12 +706,17 @@ def _bars(ax, rows, layers, names, key, title, ylabel, hline=None, hlabel=None):
             vals.append(r[key] if ok else 0.0)
             missing.append(r is not None and not ok)
         xs = x - 0.4 + width * (i + 0.5)
-        ax.bar(xs, vals, width, label=name, color=_color(name))
+        bars = ax.bar(xs, vals, width, label=name, color=_color(name))
+        if len(layers) * n <= 60:  # values on the bars while they stay legible
+            ax.bar_label(bars, labels=[f"{v:.3g}" if v else "" for v in vals], rotation=90, fontsize=6, padding=2)
         for xi, miss in zip(xs, missing):
             if miss:  # measured but failed or unverified: say so instead of a silent zero
                 ax.text(xi, 0, "failed", rotation=90, ha="center", va="bottom", fontsize=7, color="red")
     if hline is not None:
         ax.axhline(hline, color="k", ls="--", lw=1, label=hlabel)
+    for y, ls, lab in hlines:
+        ax.axhline(y, color="k", ls=ls, lw=1, label=lab)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.12)  # room for the value labels
     ax.set_xticks(x, layers, rotation=20 if len(layers) > 6 else 0, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
@@ -735,24 +740,24 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
     wide = max(8.0, 1.2 + 0.28 * len(layers) * max(1, len(names)))
 
     fig, ax = plt.subplots(figsize=(min(wide, 22), 5))
-    _bars(ax, rt, layers, names, "gflops", f"{meta['target']}{emu}: GFLOPS (GOPS for int) per layer, {t} thread(s)",
-          "GFLOPS / GOPS", pk, f"measured fp32 peak {pk:.0f}" if pk else None)
     pk8 = ((peak.get("int8") if isinstance(peak.get("int8"), dict) else {}).get(t) or {}).get("gops")
-    if pk8:
-        ax.axhline(pk8, color="k", ls=":", lw=1, label=f"measured int8 (VNNI) peak {pk8:.0f}")
+    _bars(ax, rt, layers, names, "gflops", f"{meta['target']}{emu}: GFLOPS (GOPS for int) per layer, {t} thread(s)",
+          "GFLOPS / GOPS", pk, f"measured fp32 peak {pk:.0f}" if pk else None,
+          [(pk8, ":", f"measured int8 (VNNI) peak {pk8:.0f}")] if pk8 else ())
     ax.legend(fontsize=7, ncol=min(6, len(names) + 1), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     made.append(out / "gflops.png")
     fig.savefig(made[-1], dpi=110)
     plt.close(fig)
 
-    fig, axs = plt.subplots(2, 1, figsize=(min(wide, 22), 8))
+    fig, axs = plt.subplots(2, 1, figsize=(min(wide, 22), 8.5))
     for ax, key, base in ((axs[0], "vs_float", "tvmq float"), (axs[1], "vs_im2col", "tvmq im2col (float)")):
         nm = [n for n in names if any(r["variant"] == n and r.get(key) for r in rt)]
         _bars(ax, rt, layers, nm, key, f"speedup over {base} (time ratio, {t} thread(s)){emu}", "x faster", 1.0,
               "1x")
-        ax.legend(fontsize=7, ncol=min(6, len(nm) + 1), loc="upper left")
-    fig.tight_layout()
+    h, lab = axs[0].get_legend_handles_labels()
+    fig.legend(h, lab, fontsize=7, ncol=min(8, len(lab)), loc="lower center")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     made.append(out / "speedup.png")
     fig.savefig(made[-1], dpi=110)
     plt.close(fig)
