@@ -1,0 +1,157 @@
+"""Check a model export against onnxruntime: weights decoded back from weights.npz, same-input
+comparison within the quantization's tolerance, top-1 accuracy on a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TvmqError
+from . import WEIGHTS_NAME
+from .onnx_prep import (ConvLayer, check_supported, conv_layers, float_source_sha, gemm_to_conv, materialize,
+                        with_weights)
+
+def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], functions: list[dict]) -> dict:
+    """OIHW float weights of each conv layer, decoded from the exported arrays (what the kernels read)."""
+    from ..workload import ConvWorkload
+
+    q = man_model["quantize"]["method"]
+    rows = {r["node"]: r for r in man_model["layers"]}
+    fn = {f["name"]: f for f in functions}
+    out = {}
+    for L in layers:
+        r = rows.get(L.node)
+        if r is None:
+            raise TvmqError(f"the exported model has no layer {L.node!r}: MODEL is not the model that was exported")
+        if r.get("kernel"):
+            f = fn[r["kernel"]]
+            wl = ConvWorkload.from_dict(r["workload"])
+            w = np.zeros(L.w.shape, np.float32)
+            for piece in r["pieces"]:
+                lo, hi = piece["out_channels"]
+                w[lo:hi] = _decode_piece(q, f, wl, {k: arrays[v] for k, v in piece["inputs"].items()},
+                                         r.get("activation"))[: hi - lo]
+        else:
+            if q == "none":
+                w = arrays[L.safe] if L.safe in arrays else arrays[f"{L.safe}_w"]
+            elif q == "kmeans":
+                w = arrays[f"{L.safe}_cb"][arrays[f"{L.safe}_idx"]]
+            else:
+                w = arrays[f"{L.safe}_q"].astype(np.float32) * arrays[f"{L.safe}_wscale"]
+        if w.shape != L.w.shape:
+            raise TvmqError(f"layer {L.node!r}: exported weights are {list(w.shape)}, MODEL has {list(L.w.shape)}")
+        L.deq = np.asarray(w, np.float32)
+        out[L.node] = L.deq
+    return out
+
+
+def _decode_piece(q, f, wl, a: dict, act) -> np.ndarray:
+    """OIHW weights (padded output channels included) of one kernel call, from its stored arrays."""
+    from ..ops import direct as D
+    from ..ops import reference as Ref
+
+    p = f["op_params"]
+    layout, ib, ob = f["make_op"]["layout"], p["ib"], p["ob"]
+    if q == "none":
+        return D.from_layout_weight(a["w"], layout, wl, ib, ob)
+    if q == "kmeans":
+        shp = D.shapes(wl, layout, ib, ob)[1]
+        idx = Ref.unpack_bits(a["idx"], p["bits"], int(np.prod(shp))).reshape(shp) if p["packed"] else a["idx"]
+        return D.from_layout_weight(a["cb"][idx], layout, wl, ib, ob)
+    qw = D.from_layout_weight(a["q"], layout, wl, ib, ob).astype(np.float32)
+    return qw * (a["scale"] / np.float32(act["scale"])).reshape(-1, 1, 1, 1)
+
+
+def _rel(a: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    d = float(np.max(np.abs(a.astype(np.float64) - ref.astype(np.float64))))
+    return d, d / max(float(np.max(np.abs(ref))), 1e-30)
+
+
+def reference_models(mr, model_path):
+    """(float source model, same-weights model) for onnxruntime, both from MODEL and the export."""
+    from ..quantize import fold_batchnorms, load_model
+    from . import weights as W
+
+    info = mr.info
+    src = load_model(model_path)
+    check_supported(src)
+    src = materialize(src, None)
+    warn = None
+    if float_source_sha(src) != info["source"]["sha256"]:
+        warn = (f"{model_path} is not the float model this export was built from (sha256 differs)"
+                + (f"; it was exported with --random-weights: use {mr.ex.path / 'source.onnx'}"
+                   if info["source"].get("random_weights") is not None else ""))
+    import onnx
+
+    prep = onnx.ModelProto()
+    prep.CopyFrom(src)
+    fold_batchnorms(prep)
+    gemm_to_conv(prep)
+    layers = conv_layers(prep)
+    arrays = W.load(mr.ex.path / WEIGHTS_NAME)
+    decode_weights(info, arrays, layers, mr.ex.manifest["functions"])
+    return src, with_weights(prep, layers), warn
+
+
+def compare_with_onnx(mr, model_path, x: np.ndarray) -> dict:
+    """Exported model vs onnxruntime on the same input.
+
+    A float export is compared with MODEL itself (tolerance 1e-4 relative). A quantized export is
+    compared with MODEL carrying the export's own weights, decoded from weights.npz (so only the
+    arithmetic differs; tolerance per quantization), and, for information, with the float MODEL
+    (the quantization's own error). MODEL must be the float model the export was built from.
+    """
+    from ..quantize.evaluate import run as ort_run
+
+    src, same, warn = reference_models(mr, model_path)
+    q = mr.info["quantize"]
+    y = mr.run(x)
+    ref_float = ort_run(src, x, [src.graph.output[0].name], batch=len(x))[0]
+    ref = ref_float if q["method"] == "none" else ort_run(same, x, [same.graph.output[0].name], batch=len(x))[0]
+    if ref.shape != y.shape:
+        raise TvmqError(f"onnxruntime's output is {list(ref.shape)}, the export's {list(y.shape)}")
+    d, r = _rel(y, ref)
+    d_float, r_float = _rel(y, ref_float)
+    tol = mr.info["tolerance"]["relative"]
+    ok = r <= tol and warn is None
+    lines = [f"warning: {warn}"] if warn else []
+    verdict = "ok" if ok else "FAIL"
+    if q["method"] == "none":
+        lines.append(f"vs onnxruntime on {Path(model_path).name}: max |diff| {d:.3g}, relative {r:.3g} "
+                     f"(tolerance {tol:g}) -> {verdict}")
+    else:
+        qname = f"{q['method']} {q['bits']}-bit"
+        lines.append(f"vs onnxruntime, same ({qname}) weights: max |diff| {d:.3g}, relative {r:.3g} "
+                     f"(tolerance {tol:g}) -> {verdict}")
+        lines.append(f"vs onnxruntime, float model: max |diff| {d_float:.3g}, relative {r_float:.3g} "
+                     f"(the quantization's own error)")
+    return {"ok": bool(ok), "max_abs_diff": d, "relative": r, "tolerance": tol,
+            "float_max_abs_diff": d_float, "float_relative": r_float, "argmax_agree_float":
+            bool((y.reshape(len(y), -1).argmax(1) == ref_float.reshape(len(y), -1).argmax(1)).all()),
+            "warning": warn, "lines": lines}
+
+
+def evaluate(mr, data_path, model_path=None) -> dict:
+    """Top-1 of the exported model on ``data_path`` (x, y), and of MODEL under onnxruntime if given."""
+    from ..quantize import load_model
+    from ..quantize.evaluate import load_dataset, top1
+
+    ref = materialize(load_model(model_path), None) if model_path else None
+    if ref is None:
+        import onnx
+
+        src_path = mr.ex.path / "source.onnx"
+        ref_for_shape = onnx.load(str(src_path)) if src_path.is_file() else None
+    else:
+        ref_for_shape = ref
+    if ref_for_shape is not None:
+        x, y = load_dataset(data_path, ref_for_shape)
+    else:
+        with np.load(data_path, allow_pickle=False) as z:
+            x, y = z["x"].astype(np.float32), z["y"].astype(np.int64)
+    logits = mr.run_batches(x)
+    res = {"n": int(len(x)), "exported": float((logits.argmax(1) == y).mean())}
+    if ref is not None:
+        res["onnx"] = top1(ref, x, y)
+    return res

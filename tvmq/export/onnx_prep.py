@@ -1,0 +1,378 @@
+"""ONNX side of a model export: what is supported, weights made concrete, BN folded, dense as 1x1 conv,
+quantized conv weights, int8 activation calibration. numpy + onnx (+ onnxruntime to calibrate) only."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import TvmqError
+
+SUPPORTED_OPS = frozenset({
+    "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
+    "GlobalAveragePool", "GlobalMaxPool", "Concat", "BatchNormalization", "Add", "Sum", "Mul", "Sub", "Div",
+    "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Softmax", "Dropout", "LRN", "Identity",
+    "Constant", "ConstantOfShape", "Pad",
+})
+QUANTIZE = ("none", "kmeans", "int8")
+KMEANS_SAMPLE = 1 << 20  # larger layers fit their codebook on this many sampled weights
+VARIANT = {"none": "float", "kmeans": "codebook", "int8": "int8"}
+# Largest |exported - onnxruntime| / max|onnxruntime| allowed against the model with the same
+# (dequantized) weights: float arithmetic only for float and codebook; int8 adds activation rounding.
+TOLERANCE = {"none": 1e-4, "kmeans": 1e-4, "int8": 5e-2}
+
+
+@dataclass
+class ModelOptions:
+    quantize: str = "none"
+    bits: int | None = None
+    batch: int = 1
+    calib: str | None = None
+    calib_samples: int = 64
+    random_weights: int | None = None
+    seed: int = 0
+
+    def check(self) -> "ModelOptions":
+        if self.quantize not in QUANTIZE:
+            raise TvmqError(f"--quantize must be one of {list(QUANTIZE)}, got {self.quantize!r}")
+        if self.quantize == "kmeans":
+            self.bits = 5 if self.bits is None else self.bits
+            from ..ops.codebook import check_codebook
+
+            check_codebook(self.bits, None, False)
+        elif self.quantize == "int8":
+            if self.bits not in (None, 8):
+                raise TvmqError(f"--quantize int8 stores 8-bit weights; --bits {self.bits} does not apply")
+            self.bits = 8
+        elif self.bits is not None:
+            raise TvmqError("--bits applies to --quantize kmeans (index bits)")
+        if self.batch < 1:
+            raise TvmqError(f"--batch must be >= 1, got {self.batch}")
+        if self.calib_samples < 1:
+            raise TvmqError(f"--calib-samples must be >= 1, got {self.calib_samples}")
+        return self
+
+
+def node_label(node, index: int) -> str:
+    return f"{node.name!r}" if node.name else f"#{index} (output {node.output[0]!r})"
+
+
+def check_supported(model, source: str = "MODEL"):
+    """TvmqError naming the first operator (and its node) that tvmq does not export."""
+    for i, n in enumerate(model.graph.node):
+        if n.domain not in ("", "ai.onnx") or n.op_type not in SUPPORTED_OPS:
+            dom = f" (domain {n.domain!r})" if n.domain not in ("", "ai.onnx") else ""
+            raise TvmqError(f"{source}: unsupported ONNX operator {n.op_type!r}{dom} at node {node_label(n, i)}; "
+                            f"tvmq export supports {sorted(SUPPORTED_OPS)}")
+
+
+def _inits(graph) -> dict:
+    return {t.name: t for t in graph.initializer}
+
+
+def _consumers(graph) -> dict:
+    uses: dict[str, list] = {}
+    for n in graph.node:
+        for k, name in enumerate(n.input):
+            uses.setdefault(name, []).append((n, k))
+    return uses
+
+
+def _random_like(shape, role: str, rng, fan_in: int):
+    if role == "weight":
+        return rng.normal(0.0, np.sqrt(2.0 / max(1, fan_in)), shape)
+    if role in ("bn_scale", "bn_var"):
+        return rng.uniform(0.5, 1.5, shape)
+    if role in ("bias", "bn_bias", "bn_mean"):
+        return rng.uniform(-0.1, 0.1, shape)
+    return None
+
+
+def _role(uses) -> tuple[str, int]:
+    """What a float tensor is to its first consumer: weight (with fan-in), bias, BN statistic, other."""
+    for n, k in uses:
+        if n.op_type in ("Conv", "Gemm", "MatMul") and k == 1:
+            return "weight", -1
+        if n.op_type in ("Conv", "Gemm") and k == 2:
+            return "bias", 0
+        if n.op_type == "BatchNormalization" and k >= 1:
+            return ("bn_scale", "bn_bias", "bn_mean", "bn_var")[k - 1], 0
+    return "other", 0
+
+
+def materialize(model, random_seed: int | None = None):
+    """A copy whose ``ConstantOfShape`` constants are initializers, with only data tensors as graph
+    inputs; with ``random_seed``, every weight, bias and BN statistic gets seeded random values
+    (He-normal weights) so that two implementations cannot agree by accident."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    inits = _inits(g)
+    uses = _consumers(g)
+    rng = np.random.default_rng(random_seed if random_seed is not None else 0)
+    for i, n in enumerate(list(g.node)):
+        if n.op_type != "ConstantOfShape":
+            continue
+        if n.input[0] not in inits:
+            raise TvmqError(f"MODEL: ConstantOfShape node {node_label(n, i)} has a computed shape; tvmq export "
+                            f"needs constant weights")
+        shape = [int(d) for d in numpy_helper.to_array(inits[n.input[0]])]
+        val = next((numpy_helper.to_array(a.t) for a in n.attribute if a.name == "value"), np.zeros(1, np.float32))
+        arr = np.full(shape, val.ravel()[0], dtype=val.dtype)
+        g.node.remove(n)
+        g.initializer.append(numpy_helper.from_array(arr, n.output[0]))
+    inits = _inits(g)
+    if random_seed is not None:
+        for name, t in list(inits.items()):
+            arr = numpy_helper.to_array(t)
+            if not np.issubdtype(arr.dtype, np.floating) or not arr.size:
+                continue
+            role, _ = _role(uses.get(name, []))
+            fan_in = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else arr.size
+            if role == "weight":
+                gemm = [n for n, k in uses[name] if n.op_type == "Gemm"]
+                if gemm and arr.ndim == 2:
+                    tb = next((a.i for a in gemm[0].attribute if a.name == "transB"), 0)
+                    fan_in = arr.shape[1] if tb else arr.shape[0]
+            new = _random_like(arr.shape, role, rng, fan_in)
+            if new is not None:
+                t.CopyFrom(numpy_helper.from_array(new.astype(arr.dtype), name))
+    names = set(_inits(g))
+    keep = [i for i in g.input if i.name not in names]
+    del g.input[:]
+    g.input.extend(keep)
+    if m.ir_version < 4:
+        m.ir_version = 4
+    del helper  # (imported for symmetry with the other rewrites)
+    return m
+
+
+def gemm_to_conv(model) -> list[str]:
+    """Rewrite each Gemm with a constant 2-D weight (alpha = beta = 1, transA = 0, bias constant 1-D)
+    as Reshape -> 1x1 Conv -> Flatten, in place; returns the rewritten node names."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = _inits(g)
+    done = []
+    for i, n in enumerate(list(g.node)):
+        if n.op_type != "Gemm" or len(n.input) < 2 or n.input[1] not in inits:
+            continue
+        at = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if at.get("alpha", 1.0) != 1.0 or at.get("transA", 0) or (len(n.input) > 2 and at.get("beta", 1.0) != 1.0):
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]])
+        if w.ndim != 2 or not np.issubdtype(w.dtype, np.floating):
+            continue
+        w = w if at.get("transB", 0) else w.T
+        bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
+        if bias is not None:
+            if bias not in inits:
+                continue
+            b = numpy_helper.to_array(inits[bias]).reshape(-1)
+            if b.shape != (w.shape[0],):
+                continue
+        label = n.name or n.output[0]
+        base = re.sub(r"\W", "_", label)
+        wname, shname, mid, conv_out = f"{base}.gemm_w", f"{base}.gemm_shape", f"{base}.gemm_in", f"{base}.gemm_out"
+        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w.reshape(*w.shape, 1, 1)), wname))
+        g.initializer.append(numpy_helper.from_array(np.array([0, -1, 1, 1], np.int64), shname))
+        ins = [mid, wname]
+        if bias is not None:
+            bname = f"{base}.gemm_b"
+            g.initializer.append(numpy_helper.from_array(b.astype(w.dtype), bname))
+            ins.append(bname)
+        new = [helper.make_node("Reshape", [n.input[0], shname], [mid], name=f"{label}.reshape"),
+               helper.make_node("Conv", ins, [conv_out], name=label, kernel_shape=[1, 1]),
+               helper.make_node("Flatten", [conv_out], [n.output[0]], name=f"{label}.flatten", axis=1)]
+        idx = list(g.node).index(n)
+        g.node.remove(n)
+        for k, nn in enumerate(new):
+            g.node.insert(idx + k, nn)
+        done.append(label)
+    used = {x for nd in g.node for x in nd.input}
+    for t in [t for t in g.initializer if t.name not in used]:
+        g.initializer.remove(t)
+    return done
+
+
+@dataclass
+class ConvLayer:
+    """One Conv weight tensor of the prepared graph (shared weights count once)."""
+
+    node: str
+    weight: str  # initializer name in the prepared graph
+    bias: str | None
+    w: np.ndarray  # float32 OIHW
+    data_input: str
+    safe: str  # the name it has as a Relax function input
+    deq: np.ndarray | None = None
+    quant: dict = field(default_factory=dict)  # arrays of the quantized form (OIHW order)
+    act: dict | None = None  # int8: activation scale / zero point
+    report: dict = field(default_factory=dict)
+
+
+def conv_layers(model) -> list[ConvLayer]:
+    from onnx import numpy_helper
+
+    g = model.graph
+    inits = _inits(g)
+    out: dict[str, ConvLayer] = {}
+    for i, n in enumerate(g.node):
+        if n.op_type != "Conv" or len(n.input) < 2 or n.input[1] not in inits:
+            continue
+        if n.input[1] in out:
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]])
+        if w.ndim != 4 or not np.issubdtype(w.dtype, np.floating):
+            continue
+        bias = n.input[2] if len(n.input) > 2 and n.input[2] in inits else None
+        out[n.input[1]] = ConvLayer(n.name or n.output[0], n.input[1], bias, w.astype(np.float32), n.input[0],
+                                    f"w{len(out):03d}")
+    return list(out.values())
+
+
+def quantize_layers(layers: list[ConvLayer], opts: ModelOptions):
+    from ..quantize import kmeans_quantize, metrics, uniform_quantize
+
+    for i, L in enumerate(layers):
+        seed = int(np.random.SeedSequence([opts.seed, i]).generate_state(1)[0])
+        if opts.quantize == "none":
+            L.deq = L.w
+            L.quant = {"weight": L.w}
+        elif opts.quantize == "kmeans":
+            entries = 2 ** opts.bits
+            book = np.zeros(entries, np.float32)
+            if L.w.size <= KMEANS_SAMPLE:
+                cb = kmeans_quantize(L.w, opts.bits, "linear", None, seed)
+                book[: cb.codebook.size] = cb.codebook.astype(np.float32).ravel()
+                idx = cb.indices.astype(np.uint8)
+            else:  # fit the codebook on a seeded sample, then give every weight its nearest entry
+                sample = np.random.default_rng(seed).choice(L.w.ravel(), KMEANS_SAMPLE, replace=False)
+                cb = kmeans_quantize(sample, opts.bits, "linear", None, seed)
+                used = np.sort(cb.codebook.astype(np.float32).ravel())
+                book[: used.size] = used
+                idx = np.searchsorted((used[1:] + used[:-1]) / 2, L.w).astype(np.uint8)
+                L.report["codebook_fit"] = f"k-means on a {KMEANS_SAMPLE}-weight sample, nearest entry for all"
+            L.quant = {"indices": idx, "codebook": book}
+            L.deq = book[idx]
+        else:
+            uq = uniform_quantize(L.w, 8, True, 0, "minmax")
+            q = uq.q.astype(np.int8)
+            s = np.asarray(uq.scale, np.float32).reshape(-1)
+            L.quant = {"q": q, "w_scale": s}
+            L.deq = (q.astype(np.float32) * s.reshape(-1, 1, 1, 1)).astype(np.float32)
+        if opts.quantize != "none":
+            L.report["nrmse"] = float(metrics.nrmse(L.w, L.deq))
+
+
+def with_weights(model, layers: list[ConvLayer], use_deq: bool = True):
+    """A copy of the prepared model with each conv weight replaced by its dequantized values."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    by = {L.weight: L for L in layers}
+    for t in m.graph.initializer:
+        if t.name in by and use_deq:
+            t.CopyFrom(numpy_helper.from_array(by[t.name].deq.astype(np.float32), t.name))
+    return m
+
+
+def data_input(model):
+    inits = set(_inits(model.graph))
+    ins = [i for i in model.graph.input if i.name not in inits]
+    if len(ins) != 1:
+        raise TvmqError(f"MODEL: {len(ins)} data inputs ({[i.name for i in ins]}); tvmq export needs exactly one")
+    i = ins[0]
+    tt = i.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
+    if tt.elem_type != 1:
+        raise TvmqError(f"MODEL: input {i.name!r} is not float32 (ONNX type {tt.elem_type})")
+    if any(d is None for d in dims[1:]) or not dims:
+        raise TvmqError(f"MODEL: input {i.name!r} has a dynamic shape {dims} beyond the batch; tvmq exports static shapes")
+    return i.name, dims
+
+
+def calibrate(model_deq, layers: list[ConvLayer], x: np.ndarray):
+    """Per-layer uint8 activation scale and zero point from the min/max of each conv's input."""
+    from ..quantize.evaluate import run as ort_run
+
+    names = list(dict.fromkeys(L.data_input for L in layers))
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model_deq)
+    outs = {o.name for o in m.graph.output}
+    dname = data_input(m)[0]
+    for t in names:
+        if t not in outs and t != dname:
+            m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+    wanted = [t for t in names if t != dname]
+    vals = dict(zip(wanted, ort_run(m, x, wanted))) if wanted else {}
+    vals[dname] = x
+    for L in layers:
+        v = vals[L.data_input]
+        lo, hi = min(0.0, float(v.min())), max(0.0, float(v.max()))
+        scale = (hi - lo) / 255.0 if hi > lo else 1.0
+        zp = int(np.clip(round(-lo / scale), 0, 255))
+        L.act = {"scale": float(np.float32(scale)), "zero_point": zp, "min": lo, "max": hi}
+
+
+def prepare(model_path, opts: ModelOptions):
+    """(source float model, prepared float model, conv layers, input name, input dims)."""
+    from ..quantize import fold_batchnorms, load_model
+
+    src = load_model(model_path)
+    check_supported(src)
+    src = materialize(src, opts.random_weights)
+    name, dims = data_input(src)
+    import onnx
+
+    prep = onnx.ModelProto()
+    prep.CopyFrom(src)
+    folded = fold_batchnorms(prep)
+    gemms = gemm_to_conv(prep)
+    layers = conv_layers(prep)
+    if not layers:
+        raise TvmqError(f"MODEL: {model_path}: no Conv or Gemm layer with constant float weights")
+    return src, prep, layers, name, dims, {"folded_batchnorm": folded, "gemm_as_conv": gemms}
+
+
+def as_inputs(model, layers):
+    """The prepared model with conv weights and biases as graph inputs named w000, w000_b, ..."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    rename, shapes = {}, {}
+    for L in layers:
+        rename[L.weight] = L.safe
+        if L.bias:
+            rename[L.bias] = f"{L.safe}_b"
+    for t in list(g.initializer):
+        if t.name in rename:
+            arr = numpy_helper.to_array(t)
+            shapes[rename[t.name]] = (list(arr.shape), arr)
+            g.initializer.remove(t)
+            g.input.append(helper.make_tensor_value_info(rename[t.name], 1, list(arr.shape)))
+    for n in g.node:
+        for k, name in enumerate(n.input):
+            if name in rename:
+                n.input[k] = rename[name]
+    return m, shapes
+
+
+def float_source_sha(model) -> str:
+    """sha256 of a (materialized) float model: ties an export to the ONNX model it was built from."""
+    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
