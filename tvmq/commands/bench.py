@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TvmqError
-from .common import add_measure_args, add_rpc_args, make_runner, rpc_settings
+from .common import add_measure_args, add_rpc_args, make_runner, measure_settings, rpc_settings
 
 DEFAULT_VARIANTS = "float,codebook,int8,im2col,im2col_int8,im2col_codebook"
 DEFAULT_PEERS = "ort,numpy,metaschedule"
@@ -124,10 +124,10 @@ def _parse(a):
 
 
 def _settings(a, threads: int):
-    from ..run.settings import MeasureSettings
+    """The shared flags' MeasureSettings, at ``threads`` (bench's --threads is a list)."""
+    import argparse
 
-    return MeasureSettings(number=a.number, repeat=a.repeat, min_repeat_ms=a.min_repeat_ms, timeout_s=a.timeout,
-                           flush_cache=a.flush_cache, threads=threads, build_workers=a.build_workers, seed=a.seed)
+    return measure_settings(argparse.Namespace(**dict(vars(a), threads=threads)))
 
 
 def _say(a, msg):
@@ -174,6 +174,8 @@ def _tune_first(a, target, layers, variants, peers, log_dir: Path):
                 "--log", str(log), "--resume", "--repeat", str(a.repeat), "--number", str(a.number),
                 "--min-repeat-ms", str(a.min_repeat_ms), "--timeout", str(a.timeout), "--threads",
                 str(max(_csv_int(a.threads))), "--build-workers", str(a.build_workers), "--seed", str(a.seed)]
+        if hasattr(a, "build_timeout"):
+            argv += ["--build-timeout", str(a.build_timeout)]
         argv += ["--workload-file", wfile] if wfile else ["--workload", spec]
         if a.quiet:
             argv.append("--quiet")
