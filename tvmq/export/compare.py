@@ -132,26 +132,36 @@ def compare_with_onnx(mr, model_path, x: np.ndarray) -> dict:
             "warning": warn, "lines": lines}
 
 
-def evaluate(mr, data_path, model_path=None) -> dict:
-    """Top-1 of the exported model on ``data_path`` (x, y), and of MODEL under onnxruntime if given."""
-    from ..quantize import load_model
-    from ..quantize.evaluate import load_dataset, top1
+def load_data(data_path, input_shape) -> tuple[np.ndarray, np.ndarray]:
+    """x (float32) and y (int64) of an .npz, checked against the model's input; numpy only."""
+    import zipfile
 
-    ref = materialize(load_model(model_path), None) if model_path else None
-    if ref is None:
-        import onnx
-
-        src_path = mr.ex.path / "source.onnx"
-        ref_for_shape = onnx.load(str(src_path)) if src_path.is_file() else None
-    else:
-        ref_for_shape = ref
-    if ref_for_shape is not None:
-        x, y = load_dataset(data_path, ref_for_shape)
-    else:
+    try:
         with np.load(data_path, allow_pickle=False) as z:
-            x, y = z["x"].astype(np.float32), z["y"].astype(np.int64)
-    logits = mr.run_batches(x)
+            missing = [k for k in ("x", "y") if k not in z.files]
+            if missing:
+                raise TvmqError(f"--eval: {str(data_path)!r} lacks array(s) {missing}; it needs 'x' and 'y'")
+            x, y = z["x"], z["y"]
+    except FileNotFoundError:
+        raise TvmqError(f"--eval: no such file {str(data_path)!r}") from None
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise TvmqError(f"--eval: {str(data_path)!r} is not a readable .npz of arrays ({type(e).__name__})") from None
+    if list(x.shape[1:]) != list(input_shape[1:]) or y.shape != (len(x),) or not len(x):
+        raise TvmqError(f"--eval: x is {list(x.shape)} and y {list(y.shape)}; the model takes "
+                        f"[N, {', '.join(map(str, input_shape[1:]))}] with N labels")
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def evaluate(mr, data_path, model_path=None) -> dict:
+    """Top-1 of the exported model on ``data_path`` (x, y), and of MODEL under onnxruntime if given.
+
+    Without MODEL this needs numpy and the TVM runtime only (what a board has)."""
+    x, y = load_data(data_path, mr.input_shape)
+    logits = mr.run_batches(x).reshape(len(x), -1)
     res = {"n": int(len(x)), "exported": float((logits.argmax(1) == y).mean())}
-    if ref is not None:
-        res["onnx"] = top1(ref, x, y)
+    if model_path:
+        from ..quantize import load_model
+        from ..quantize.evaluate import top1
+
+        res["onnx"] = top1(materialize(load_model(model_path), None), x, y)
     return res
