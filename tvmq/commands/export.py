@@ -42,7 +42,7 @@ def add_arguments(p):
                    help="models: only write the distinct conv layers (a --workload-file for `tvmq tune`) and exit")
     p.add_argument("--logs", default="autotune_logs", help="tuning records: a .jsonl file or a folder of them "
                                                            "(default autotune_logs)")
-    p.add_argument("--out", required=True, help="output folder (created; an existing export there is replaced)")
+    p.add_argument("--out", help="output folder (created; an existing export there is replaced); required")
 
 
 def check_out(out: Path):
@@ -65,6 +65,8 @@ def run(a):
         raise TvmqError("give either --model or --workload/--workload-file, not both")
     if a.workloads_out:
         return _workloads_out(a, target)
+    if not a.out:
+        raise TvmqError("--out DIR is required (the folder to write lib.so, weights.npz and manifest.json to)")
     if target.cross_cc:
         from ..build.cross import check_cross_cc
 
