@@ -197,6 +197,7 @@ def test_shipped_model_end_to_end_vs_onnxruntime(digits_kmeans, tmp_path):
     assert "-> ok" in p.stdout
     r = json.loads(out.read_text())
     assert r["compare_onnx"]["relative"] <= 1e-4
+    assert [k["ok"] for k in r["kernels"]] == [True] * 3  # each kernel inside the model vs numpy
     assert r["eval"]["exported"] >= 0.95 and abs(r["eval"]["exported"] - r["eval"]["onnx"]) <= 0.02
 
 

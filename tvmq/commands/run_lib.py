@@ -84,11 +84,7 @@ def _run_layers(a, ex):
         if missing:
             raise TvmqError(f"no function(s) {missing} in the library; it has {[f['name'] for f in ex.functions]}")
     rows = RT.verify_layers(ex, a.seed, a.repeat, only)
-    for r in rows:
-        t = f"  {r['median_ms']:9.3f} ms {r['gflops']:7.1f} GFLOPS" if "median_ms" in r else ""
-        err = "-" if r["max_abs_err"] is None else f"{r['max_abs_err']:.2e}"
-        status = "ok" if r["ok"] else "WRONG" if r["max_abs_err"] is not None else "ERROR " + r.get("error", "")
-        print(f"{r['function']:<36} {r['schedule']:<8} max_abs_err {err:>9}  {status}{t}")
+    _print_rows(rows)
     bad = [r["function"] for r in rows if not r["ok"]]
     _write_json(a, {"kind": "layers", "where": ex.where, "rows": rows})
     if bad:
@@ -98,6 +94,14 @@ def _run_layers(a, ex):
     return 0
 
 
+def _print_rows(rows):
+    for r in rows:
+        t = f"  {r['median_ms']:9.3f} ms {r['gflops']:7.1f} GFLOPS" if "median_ms" in r else ""
+        err = "-" if r["max_abs_err"] is None else f"{r['max_abs_err']:.2e}"
+        status = "ok" if r["ok"] else "WRONG" if r["max_abs_err"] is not None else "ERROR " + r.get("error", "")
+        print(f"{r['function']:<36} {r['schedule']:<8} max_abs_err {err:>9}  {status}{t}")
+
+
 def _run_model(a, ex):
     from ..export import model as MD
     from ..export import runtime as RT
@@ -105,11 +109,19 @@ def _run_model(a, ex):
     if a.functions:
         raise TvmqError("--functions applies to layer libraries; this is a model export")
     mr = RT.ModelRunner(ex)
+    rows = RT.verify_layers(ex, a.seed)  # each tvmq kernel of the model against numpy
+    _print_rows(rows)
+    bad = [r["function"] for r in rows if not r["ok"]]
     x = RT.random_input(mr.info, a.seed)
     y = mr.run(x)
-    res = {"kind": "model", "where": ex.where, "output_shape": list(y.shape), "finite": bool(np.isfinite(y).all())}
+    res = {"kind": "model", "where": ex.where, "kernels": rows, "output_shape": list(y.shape),
+           "finite": bool(np.isfinite(y).all())}
+    if bad:
+        RT.say(f"{len(bad)} of {len(rows)} kernel(s) disagree with numpy: {bad}")
+    else:
+        RT.say(f"all {len(rows)} tvmq kernel(s) of the model match numpy")
     print(f"output {list(y.shape)} {y.dtype}, |y| max {float(np.abs(y).max()):.4g}, finite: {res['finite']}")
-    rc = 0 if res["finite"] else 1
+    rc = 0 if res["finite"] and not bad else 1
     if a.repeat:
         ts = mr.latency(x, a.repeat)
         res["latency_ms"] = float(np.median(ts)) * 1e3
