@@ -32,6 +32,9 @@ def workload_context(wl: ConvWorkload) -> dict:
                 out_h=wl.out_h, out_w=wl.out_w, k_total=wl.c_in * wl.kh * wl.kw, p_total=wl.out_h * wl.out_w)
 
 
+_SAFE = {"min": min, "max": max, "abs": abs}
+
+
 def _divisors(n: int, cap: int) -> list[int]:
     return [d for d in range(1, min(n, cap) + 1) if n % d == 0]
 
@@ -121,7 +124,7 @@ class Space:
             return f"unknown knob(s) {sorted(extra)}"
         env = dict(self.context, **cfg)
         for text, code in zip(self.constraints, self._compiled):
-            if not eval(code, {"__builtins__": {}}, env):  # noqa: S307 - our own data files
+            if not eval(code, {"__builtins__": _SAFE}, env):  # noqa: S307 - our own data files
                 return f"constraint failed: {text}"
         return None
 
