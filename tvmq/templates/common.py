@@ -55,5 +55,19 @@ def place_epilogues(sch, epilogues: list[str], fused_into: str | None, depth: in
             parallel_outer(sch, blk, depth)
 
 
-def order_loops(names_to_loops: dict, order: list[str]):
-    return [names_to_loops[n] for n in order]
+def parallel_lead(sch, loops: dict, order: list[str], spatial: set, depth: int):
+    """Fuse up to ``depth`` leading spatial loops of ``order`` into one parallel loop.
+
+    Returns (the parallel loop, the loop the accumulator belongs under: the innermost spatial
+    loop enclosing every reduction loop, and the index of the first reduction loop in ``order``).
+    """
+    lead = []
+    for name in order:
+        if name not in spatial or len(lead) >= depth:
+            break
+        lead.append(name)
+    first_red = next(i for i, n in enumerate(order) if n not in spatial)
+    fused = sch.fuse(*[loops[n] for n in lead]) if len(lead) > 1 else loops[lead[0]]
+    sch.parallel(fused)
+    acc_at = order[first_red - 1]
+    return fused, (fused if acc_at in lead else loops[acc_at]), first_red

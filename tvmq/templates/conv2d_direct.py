@@ -7,7 +7,7 @@ r, s (reduction) whatever the layout, then split, ordered, and annotated.
 
 from __future__ import annotations
 
-from .common import InvalidConfig, block_names, parallel_outer, place_epilogues
+from .common import InvalidConfig, block_names, parallel_lead, parallel_outer, place_epilogues
 
 OP_KNOBS = ("layout", "ib", "ob", "pad")
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
@@ -52,21 +52,7 @@ def apply(sch, op, cfg: dict, orders: dict):
         order.remove("ici")
     sch.reorder(*[L[n] for n in order + (["ici"] if vnni else [])])
 
-    # Parallel: fuse the leading spatial loops (never a reduction loop).
-    lead = []
-    for name in order:
-        if name not in SPATIAL or len(lead) >= cfg["parallel_depth"]:
-            break
-        lead.append(name)
-    first_red = next(i for i, n in enumerate(order) if n not in SPATIAL)
-    # Innermost spatial loop that encloses every reduction loop: where the accumulator lives.
-    acc_at = order[first_red - 1]
-    fused = sch.fuse(*[L[n] for n in lead]) if len(lead) > 1 else L[lead[0]]
-    if acc_at in lead:
-        acc_at_loop = fused
-    else:
-        acc_at_loop = L[acc_at]
-    sch.parallel(fused)
+    fused, acc_at_loop, first_red = parallel_lead(sch, L, order, SPATIAL, cfg["parallel_depth"])
     if cfg["auto_unroll"]:
         sch.annotate(fused, "pragma_auto_unroll_max_step", cfg["auto_unroll"])
         sch.annotate(fused, "pragma_unroll_explicit", 1)

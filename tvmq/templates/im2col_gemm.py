@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import InvalidConfig, block_names, parallel_outer, place_epilogues
+from .common import InvalidConfig, block_names, parallel_lead, parallel_outer, place_epilogues
 
 SPATIAL = {"n", "oo", "oi", "po", "pi"}
 EPILOGUES = ("requant", "dequant", "zp_correct")
@@ -25,16 +25,7 @@ def apply(sch, op, cfg: dict, orders: dict):
     L["ko"], L["ki"] = sch.split(k, [None, cfg["tile_k"]])
     order = orders[cfg["order"]]
     sch.reorder(*[L[x] for x in order])
-    lead = []
-    for name in order:
-        if name not in SPATIAL or len(lead) >= cfg["parallel_depth"]:
-            break
-        lead.append(name)
-    first_red = next(i for i, x in enumerate(order) if x not in SPATIAL)
-    acc_at = order[first_red - 1]
-    fused = sch.fuse(*[L[x] for x in lead]) if len(lead) > 1 else L[lead[0]]
-    acc_loop = fused if acc_at in lead else L[acc_at]
-    sch.parallel(fused)
+    _, acc_loop, first_red = parallel_lead(sch, L, order, SPATIAL, cfg["parallel_depth"])
     sch.unroll(L["oi"])
     if cfg["unroll_k"]:
         sch.unroll(L["ki"])
