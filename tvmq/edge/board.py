@@ -25,7 +25,7 @@ from ..errors import TvmqError
 from . import tracker as _tracker
 
 REPO = Path(__file__).resolve().parents[2]
-EDGE_DIR = Path(os.environ.get("TVMQ_EDGE_DIR") or REPO / ".edge")
+EDGE_DIR = REPO / ".edge"  # fixed: no settings from the environment at import time
 SETUP_SCRIPT = REPO / "scripts" / "setup_edge.sh"
 WRAPPER = EDGE_DIR / "bin" / "python-aarch64"
 STATE_FILE = EDGE_DIR / "board.json"
