@@ -1,8 +1,8 @@
 """Summarise tuner comparisons from the records (docs/TUNING.md's tables).
 
 For each (target, workload, variant, tuner): best GFLOPS after 64 and after 200 trials (from
-the records' trial order), trials to reach 90% of the final best, tuning wall time (from the
-results JSON of each run under out/tuning/), and the XGBoost cost model's quality as the
+the records' trial order), trials to reach 90% of the final best, tuning wall time (first to last
+record's timestamp; MetaSchedule's from the results JSON of its run under out/tuning/), and the XGBoost cost model's quality as the
 Spearman rank correlation between predicted and measured speed on held-out configs.
 
     python scripts/tuning_report.py autotune_logs/host.jsonl [--results out/tuning] [--md]
@@ -95,7 +95,11 @@ def main():
             row["to90%"] = curve_to_fraction(curve, 0.9)
             if tuner == "xgb":
                 row["rank_corr"] = rank_quality(recs)
-        row["tuning_s"] = walls.get((tgt, wl, var, tuner))
+        if tuner == "metaschedule":
+            row["tuning_s"] = walls.get((tgt, wl, var, tuner))
+        else:  # from the records' timestamps (a resumed run's pause counts too)
+            ts = [r["timestamp"] for r in recs]
+            row["tuning_s"] = round(max(ts) - min(ts), 1)
         row["failed"] = sum(r["status"] != "ok" for r in recs)
         rows.append(row)
     cols = ["target", "workload", "variant", "tuner", "trials", "best@64", "best@200", "to90%", "tuning_s", "failed",
