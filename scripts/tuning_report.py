@@ -1,8 +1,8 @@
 """Summarise tuner comparisons from the records (docs/TUNING.md's tables).
 
 For each (target, workload, variant, tuner): best GFLOPS after 64 and after 200 trials (from
-the records' trial order), trials to reach 90% of the final best, tuning wall time (first to last
-record's timestamp; MetaSchedule's from the results JSON of its run under out/tuning/), and the XGBoost cost model's quality as the
+the records' trial order), trials to reach 90% of the final best, tuning wall time (sum of the gaps
+between records, a gap over 2 minutes counted as a pause; MetaSchedule's from the results JSON of its run under out/tuning/), and the XGBoost cost model's quality as the
 Spearman rank correlation between predicted and measured speed on held-out configs.
 
     python scripts/tuning_report.py autotune_logs/host.jsonl [--results out/tuning] [--md]
@@ -42,7 +42,7 @@ def wall_times(results_dir):
     t = defaultdict(float)
     for p in Path(results_dir).glob("*.json"):
         for row in json.loads(p.read_text()):
-            t[(row["target"], row["workload"], row["variant"], row["tuner"])] += row.get("tuning_s") or 0.0
+            t[(row["target"], row["workload"], row["variant"], row["tuner"], row["trials"])] += row.get("tuning_s") or 0.0
     return t
 
 
@@ -95,11 +95,11 @@ def main():
             row["to90%"] = curve_to_fraction(curve, 0.9)
             if tuner == "xgb":
                 row["rank_corr"] = rank_quality(recs)
-        if tuner == "metaschedule":
-            row["tuning_s"] = walls.get((tgt, wl, var, tuner))
-        else:  # from the records' timestamps (a resumed run's pause counts too)
-            ts = [r["timestamp"] for r in recs]
-            row["tuning_s"] = round(max(ts) - min(ts), 1)
+        if tuner == "metaschedule":  # the run with the largest budget
+            row["tuning_s"] = walls.get((tgt, wl, var, tuner, row["trials"]))
+        else:  # from the records' timestamps; a gap over 2 minutes is a pause between resumed runs
+            ts = sorted(r["timestamp"] for r in recs)
+            row["tuning_s"] = round(sum(min(b - a, 120.0) for a, b in zip(ts, ts[1:])), 1)
         row["failed"] = sum(r["status"] != "ok" for r in recs)
         rows.append(row)
     cols = ["target", "workload", "variant", "tuner", "trials", "best@64", "best@200", "to90%", "tuning_s", "failed",
