@@ -90,6 +90,7 @@ def main():
                 row[f"best@{r['trial']}"] = g or 0.0
             row["trials"] = max(r["trial"] for r in recs)
         else:
+            row["best"] = curve[-1]
             row["best@64"] = curve[min(63, len(curve) - 1)] if len(curve) >= 64 else None
             row["best@200"] = curve[199] if len(curve) >= 200 else None
             row["to90%"] = curve_to_fraction(curve, 0.9)
@@ -102,7 +103,7 @@ def main():
             row["tuning_s"] = round(sum(min(b - a, 120.0) for a, b in zip(ts, ts[1:])), 1)
         row["failed"] = sum(r["status"] != "ok" for r in recs)
         rows.append(row)
-    cols = ["target", "workload", "variant", "tuner", "trials", "best@64", "best@200", "to90%", "tuning_s", "failed",
+    cols = ["target", "workload", "variant", "tuner", "trials", "best", "best@64", "best@200", "to90%", "tuning_s", "failed",
             "rank_corr"]
     print((markdown_table if a.md else text_table)(rows, cols))
 
