@@ -7,15 +7,10 @@ os.environ.setdefault("TVM_NUM_THREADS", "2")
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def private_board(tmp_path_factory):
-    """An emulated board (one server) on a free tracker port with its own state file, so a board
-    the user started (or a stale one on the default port) is neither used nor disturbed."""
-    import socket
-
+def require_board_installed():
+    """Install the emulated board if needed; skip where it cannot be (never under CI)."""
     from tvmq.edge import board as B
     from tvmq.errors import TvmqError
-    from tvmq.run.settings import RPCSettings
 
     try:
         B.ensure_installed(quiet=True)
@@ -23,6 +18,18 @@ def private_board(tmp_path_factory):
         if os.environ.get("CI"):  # CI installs the board first (make test): a failure there is a failure
             raise
         pytest.skip(f"emulated board not installable here: {e}")
+
+
+@pytest.fixture(scope="module")
+def private_board(tmp_path_factory):
+    """An emulated board (one server) on a free tracker port with its own state file, so a board
+    the user started (or a stale one on the default port) is neither used nor disturbed."""
+    import socket
+
+    from tvmq.edge import board as B
+    from tvmq.run.settings import RPCSettings
+
+    require_board_installed()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

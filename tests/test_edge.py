@@ -10,7 +10,6 @@ user brought up with ``tvmq edge up`` is left alone.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import subprocess
@@ -110,14 +109,10 @@ class OpVerifier(Verifier):
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
     """One emulated server behind a tracker on a free port, with a private state file."""
+    from conftest import require_board_installed
     from tvmq.edge import board as B
 
-    try:
-        B.ensure_installed(quiet=True)
-    except TvmqError as e:
-        if os.environ.get("CI"):  # CI installs the board first (make test): a failure there is a failure
-            raise
-        pytest.skip(f"emulated board not installable here: {e}")
+    require_board_installed()
     d = tmp_path_factory.mktemp("edge_state")
     mp = pytest.MonkeyPatch()
     mp.setattr(B, "STATE_FILE", d / "board.json")
