@@ -134,18 +134,9 @@ def compare_with_onnx(mr, model_path, x: np.ndarray) -> dict:
 
 def load_data(data_path, input_shape) -> tuple[np.ndarray, np.ndarray]:
     """x (float32) and y (int64) of an .npz, checked against the model's input; numpy only."""
-    import zipfile
+    from ..dataset import read_xy
 
-    try:
-        with np.load(data_path, allow_pickle=False) as z:
-            missing = [k for k in ("x", "y") if k not in z.files]
-            if missing:
-                raise TvmqError(f"--eval: {str(data_path)!r} lacks array(s) {missing}; it needs 'x' and 'y'")
-            x, y = z["x"], z["y"]
-    except FileNotFoundError:
-        raise TvmqError(f"--eval: no such file {str(data_path)!r}") from None
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise TvmqError(f"--eval: {str(data_path)!r} is not a readable .npz of arrays ({type(e).__name__})") from None
+    x, y = read_xy(data_path)
     if list(x.shape[1:]) != list(input_shape[1:]) or y.shape != (len(x),) or not len(x):
         raise TvmqError(f"--eval: x is {list(x.shape)} and y {list(y.shape)}; the model takes "
                         f"[N, {', '.join(map(str, input_shape[1:]))}] with N labels")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..dataset import read_xy
 from ..errors import TvmqError
 
 
@@ -25,19 +25,9 @@ def _static_shape(value_info) -> list[int | None]:
 
 def load_dataset(path, model) -> tuple[np.ndarray, np.ndarray]:
     """``x`` (float32) and ``y`` (int64) from ``path``, checked against the model's input shape."""
-    p = Path(path)
-    if not p.is_file():
+    if not Path(path).is_file():
         raise TvmqError(f"--eval: no such file {str(path)!r}")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            missing = [k for k in ("x", "y") if k not in z.files]
-            if missing:
-                raise TvmqError(f"--eval: {str(path)!r} lacks array(s) {missing}; it needs 'x' and 'y'")
-            x, y = z["x"], z["y"]
-    except TvmqError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise TvmqError(f"--eval: {str(path)!r} is not a readable .npz of arrays ({type(e).__name__})") from None
+    x, y = read_xy(path)
     inp = _data_input(model)
     want = _static_shape(inp)
     if x.ndim != len(want) or any(w is not None and w != s for w, s in zip(want[1:], x.shape[1:])):
