@@ -17,8 +17,10 @@ HOST = get_target("host")
 def build_and_check(task, cfg):
     import tvm
 
+    from tvmq.build.lower import compile_mod
+
     op, sch = instantiate(task.space(), task.op_name, task.workload, task.params, cfg)
-    ex = tvm.compile(sch.mod, target=task.target.tvm_target())
+    ex = compile_mod(sch.mod, task.target.tvm_target())
     mod = ex.jit()
     ins = op.make_inputs(np.random.default_rng(0))
     dev = tvm.cpu()

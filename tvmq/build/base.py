@@ -15,11 +15,10 @@ from ..run.base import BuildResult
 
 def build_one(task_dict: dict, cfg: dict, out_dir: str) -> dict:
     """Compile one candidate (runs in a worker process); returns BuildResult fields."""
-    import tvm
-
     from ..space import Space
     from ..templates import InvalidConfig, instantiate
     from ..workload import ConvWorkload
+    from .lower import compile_mod
 
     t0 = time.time()
     wl = ConvWorkload.from_dict(task_dict["workload"])
@@ -29,7 +28,7 @@ def build_one(task_dict: dict, cfg: dict, out_dir: str) -> dict:
     except InvalidConfig as e:
         return dict(status="invalid", error=str(e), compile_s=time.time() - t0)
     try:
-        ex = tvm.compile(sch.mod, target=tvm.target.Target(task_dict["target"]))
+        ex = compile_mod(sch.mod, task_dict["target"])
         fd, path = tempfile.mkstemp(suffix=".so", dir=out_dir)
         os.close(fd)
         if task_dict.get("cross_cc"):

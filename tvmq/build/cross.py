@@ -80,7 +80,7 @@ KEY_INSTRUCTIONS = {
         "vpmaddubsw": r"\bvpmaddubsw\b",
         "vpmaddwd": r"\bvpmaddwd\b",
         "vpmulld": r"\bvpmulld\b",
-        "vpermps": r"\bvperm[i2t]*ps\b",
+        "vperm": r"\bvperm(?:[it]2)?(?:ps|d)\b",  # table lookups (LLVM may pick the integer domain)
         "vinsertps": r"\bvinsertps\b",
     },
 }

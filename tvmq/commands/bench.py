@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..build.lower import compile_mod
 from ..errors import TvmqError
 from .common import add_measure_args, add_rpc_args, make_runner, measure_settings, rpc_settings
 
@@ -226,14 +227,12 @@ def _peer_bytes(wl, variant) -> int:
 
 def _build_tvmq(task, record, libs: Path, name: str, warn=True):
     """Rebuild the record's schedule (default schedule without one): (op, cfg, lib path, compile s, .so bytes)."""
-    import tvm
-
     from ..build.cross import export_lib
     from ..build.from_log import schedule_for
 
     op, sch, cfg = schedule_for(task, record, warn=warn)
     t0 = time.time()
-    ex = tvm.compile(sch.mod, target=task.target.tvm_target())
+    ex = compile_mod(sch.mod, task.target.tvm_target())
     compile_s = time.time() - t0
     path = str(libs / f"{name}.so")
     export_lib(ex, path, task.target.cross_cc)

@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..build.lower import compile_mod
 from ..errors import TvmqError
 from . import LIB_NAME
 
@@ -81,7 +82,7 @@ def compile_functions(funcs: dict, target) -> object:
 
     mod = tvm.IRModule({name: f.with_attr("global_symbol", name) for name, f in funcs.items()})
     try:
-        return tvm.compile(mod, target=target.tvm_target())
+        return compile_mod(mod, target.tvm_target())
     except Exception as e:  # noqa: BLE001  (TVM raises TVMError / InternalError)
         msg = [ln for ln in str(e).strip().splitlines() if ln.strip()]
         raise TvmqError(f"compiling the library for target {target.name!r} failed: {msg[-1] if msg else e}") from None

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..build.lower import compile_mod
 from ..errors import TvmqError
 from . import LIB_NAME, WEIGHTS_NAME
 from .onnx_prep import (  # noqa: F401  (the model export's public names)
@@ -56,7 +57,6 @@ def model_workloads(model_path, target, opts: ModelOptions) -> list:
 
 def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet: bool = False) -> dict:
     import onnx
-    import tvm
 
     from ..build.cross import export_lib
     from . import manifest as M
@@ -88,7 +88,7 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
     mod = relax_import(as_in, shapes)
     mod, plan, old = build_relax(mod, layers, opts, target, records)
     try:
-        ex = tvm.compile(mod, target=target.tvm_target())
+        ex = compile_mod(mod, target.tvm_target())
     except Exception as e:  # noqa: BLE001
         msg = [ln for ln in str(e).strip().splitlines() if ln.strip()]
         raise TvmqError(f"compiling the model for target {target.name!r} failed: {msg[-1][:300] if msg else e}") \

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 def key_instructions(task, cfg: dict) -> dict[str, int]:
     """Compile ``cfg`` for the task's target and count its key instructions (thesis Tables 8.11-8.13)."""
-    import tvm
-
     from ..build.cross import asm, count_instructions
+    from ..build.lower import compile_mod
     from ..templates import instantiate
 
     _, sch = instantiate(task.space(), task.op_name, task.workload, task.params, cfg)
-    ex = tvm.compile(sch.mod, target=task.target.tvm_target())
+    ex = compile_mod(sch.mod, task.target.tvm_target())
     return count_instructions(asm(ex), task.target.arch)
 
 

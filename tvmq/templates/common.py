@@ -37,6 +37,17 @@ def parallel_outer(sch, block, depth: int, vector: bool = True, max_vec: int = 6
     return fused
 
 
+def vectorize_lanes(sch, loop, lanes: int):
+    """Vectorize ``loop``; one longer than ``lanes`` (and a multiple of it) is split first and its
+    outer part unrolled, so the vectors are ``lanes`` wide (a 16-lane codebook lookup becomes one
+    register permute, see ``tvmq.build.lower``)."""
+    ext = _extent(sch, loop)
+    if ext is not None and ext > lanes and ext % lanes == 0:
+        outer, loop = sch.split(loop, [None, lanes])
+        sch.unroll(outer)
+    sch.vectorize(loop)
+
+
 def _extent(sch, loop):
     ext = sch.get(loop).extent
     try:

@@ -7,7 +7,7 @@ r, s (reduction) whatever the layout, then split, ordered, and annotated.
 
 from __future__ import annotations
 
-from .common import InvalidConfig, block_names, parallel_lead, parallel_outer, place_epilogues
+from .common import InvalidConfig, block_names, parallel_lead, parallel_outer, place_epilogues, vectorize_lanes
 
 OP_KNOBS = ("layout", "ib", "ob", "pad")
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
@@ -89,10 +89,12 @@ def apply(sch, op, cfg: dict, orders: dict):
         if where == "inline":
             sch.compute_inline(dec)
         elif where == "root":
-            parallel_outer(sch, dec, 2)
+            parallel_outer(sch, dec, 2, max_vec=16)
         else:
-            sch.compute_at(dec, L[where])
-            sch.vectorize(sch.get_loops(dec)[-1])
+            # A loop fused into the parallel loop is gone: decode once per parallel iteration.
+            lead = [n for n in order[:first_red] if n in SPATIAL][: cfg["parallel_depth"]]
+            sch.compute_at(dec, fused if where in lead else L[where])
+            vectorize_lanes(sch, sch.get_loops(dec)[-1], 16)
 
     sch.decompose_reduction(conv, L[order[first_red]])
     if vnni:
