@@ -2,7 +2,7 @@
 
 Every kernel tvmq builds goes through :func:`compile_mod`. On x86 targets with AVX-512 it adds
 one rewrite after TVM's pipeline: a vectorized codebook lookup ``codebook[idx]`` (16 float32
-lanes, a gather with a vector index) over a codebook of 16 or 32 entries becomes one register
+lanes or a multiple, a gather with a vector index) over a codebook of 16 or 32 entries becomes one register
 permute (``vpermps`` / ``vpermi2ps``, or their integer-domain twins ``vpermd`` / ``vpermi2d``) of the codebook held in one or two zmm registers, instead of
 the 16 scalar loads + ``vinsertps`` LLVM emits for the gather. The codebook buffer is recognised
 by its name (``codebook``, as every codebook operator of ``tvmq.ops`` names it, or a lowered
@@ -41,7 +41,11 @@ def permute_codebook_lookups(func):
         nonlocal count
         src = load.source
         name = str(getattr(src, "name", ""))
-        if not (name == CODEBOOK_BUFFER or name.startswith(CODEBOOK_BUFFER + "_")) or str(load.ty) != "float32x16":
+        ty = str(load.ty)
+        if not (name == CODEBOOK_BUFFER or name.startswith(CODEBOOK_BUFFER + "_")) or not ty.startswith("float32x"):
+            return load
+        lanes = int(ty[len("float32x"):])
+        if lanes % 16:
             return load
         (idx,) = load.indices
         if isinstance(idx, ramp_t):  # a contiguous load, not a lookup
@@ -56,10 +60,18 @@ def permute_codebook_lookups(func):
         def half(start):
             return tirx.BufferLoad(src, [tirx.Ramp(tirx.IntImm("int32", start), tirx.IntImm("int32", 1), 16)])
 
+        def permute(ix):
+            if entries == 16:
+                return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[16], half(0), ix)
+            return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[32], half(0), ix, half(16))
+
         count += 1
-        if entries == 16:
-            return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[16], half(0), idx)
-        return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[32], half(0), idx, half(16))
+        if lanes == 16:
+            return permute(idx)
+        # Wider vectors (ob = 32, 64 as lanes): one permute per 16 lanes, concatenated.
+        parts = [permute(tirx.Shuffle([idx], [tirx.IntImm("int32", j) for j in range(k, k + 16)]))
+                 for k in range(0, lanes, 16)]
+        return tirx.Shuffle(parts, [tirx.IntImm("int32", j) for j in range(lanes)])
 
     body = tvm_ffi.structural_map(func.body, [(load_t, rewrite)])
     return (func.with_body(body) if count else func), count
