@@ -30,6 +30,7 @@ CASES = [
     ("int8", dict(layout="nchwc", epilogue="requant")),
     ("int8", dict(layout="nchw", act="int8", epilogue="dequant")),
     ("int8", dict(layout="nhwc", epilogue="int32")),
+    ("int8w7", dict(layout="nchwc", epilogue="int32")),
     ("int16", dict(layout="nchw")),
     ("int4", dict(layout="nchwc")),
     ("im2col_float", {}),

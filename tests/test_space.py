@@ -25,6 +25,20 @@ def test_codebook_space_has_decode_placement():
     assert dict((k.name, k.values) for k in s.knobs)["decode_at"] == ("inline", "ico", "oo", "root")
 
 
+def test_dot_product_values_by_variant_and_features():
+    """pmaddubsw (exact only for 7-bit weights) is offered to int8w7 alone; each value needs its
+    CPU feature; the default takes the first preference the space has."""
+    def dots(variant, feats):
+        s = Space.load(CONV3, variant, features=feats)
+        return dict((k.name, k.values) for k in s.knobs)["dot"], s.default["dot"]
+
+    assert dots("int8", {"avx512bw"}) == (("none",), "none")
+    assert dots("int8w7", {"avx512bw"}) == (("none", "pmaddubsw"), "pmaddubsw")
+    assert dots("int8w7", {"avx512bw", "avx512vnni"}) == (("none", "vnni", "pmaddubsw"), "vnni")
+    assert dots("int8w7", {"neon"}) == (("none",), "none")
+    assert "dot" not in {k.name for k in Space.load(CONV3, "float").knobs}
+
+
 def test_sampling_is_deterministic_and_valid():
     s = Space.load(CONV3, "codebook")
     a = [s.sample(np.random.default_rng(3)) for _ in range(5)]

@@ -57,6 +57,36 @@ def test_vnni_only_where_the_target_has_it():
         "dot"]
 
 
+def test_int8w7_pmaddubsw_is_exact_and_uses_it():
+    """On skylake-avx512 (no VNNI) the 7-bit-weight kernel is vpmaddubsw + vpmaddwd, exact even at
+    the extremes (activations 255, weights -64 or 63: pair sums at the int16 limit)."""
+    import tvm
+
+    from tvmq.build.cross import asm, count_instructions
+    from tvmq.build.lower import compile_mod
+
+    task = Task.make(WL, "int8w7", get_target("server"), epilogue="int32")  # raw sums: nothing clamps
+    space = task.space()
+    assert space.default["dot"] == "pmaddubsw"
+    for acc in ("local", "global"):
+        cfg = dict(space.default, accumulate=acc)
+        op, sch = instantiate(space, task.op_name, WL, task.params, cfg)
+        ex = compile_mod(sch.mod, task.target.tvm_target())
+        c = count_instructions(asm(ex), "x86_64")
+        assert c["vpmaddubsw"] > 0 and c["vpmaddwd"] > 0, c
+        if not cpu_has("avx512bw"):
+            continue
+        ins = op.make_inputs(np.random.default_rng(0))
+        ins[0][...] = 255
+        ins[1][...] = np.where(np.random.default_rng(1).random(ins[1].shape) < 0.5, -64, 63)
+        dev = tvm.cpu()
+        args = [tvm.runtime.tensor(a, dev) for a in ins] + [
+            tvm.runtime.tensor(np.zeros(op.out_arg.shape, op.out_arg.dtype), dev)]
+        ex.jit()["main"](*args)
+        ok, err = op.check(args[-1].numpy(), ins)
+        assert ok and err == 0.0
+
+
 @pytest.mark.skipif(not cpu_has("avx512_vnni"), reason="this CPU has no AVX-512 VNNI to run vpdpbusd")
 def test_int8_vnni_is_exact_and_uses_vpdpbusd():
     from tvmq.build.cross import asm, count_instructions

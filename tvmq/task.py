@@ -16,6 +16,7 @@ VARIANT_DEFAULTS = {
     "codebook": {"bits": 5},
     "codebook4": {"bits": 4},
     "int8": {},
+    "int8w7": {},
     "int16": {},
     "int4": {},
     "im2col": {},

@@ -1,4 +1,4 @@
-"""Integer convolution: ``conv2d_{layout}_int8`` / ``_int16`` / ``_int4``.
+"""Integer convolution: ``conv2d_{layout}_int8`` / ``_int8w7`` / ``_int16`` / ``_int4``.
 
 Activations are uint8/int8 (or int16) with a zero point, weights int8/int16
 or int4 packed two per byte, accumulation in int32. The zero point enters as
@@ -19,7 +19,10 @@ from .base import OpSpec, register
 from .float import blocks, channel_of
 
 ACTS = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-256, 255)}
-WEIGHTS = {"int8": (-128, 127), "int16": (-256, 255), "int4": (-8, 7)}
+# int7: int8 storage, values in [-64, 63], so u8 x s8 pair sums fit int16 exactly (vpmaddubsw,
+# as oneDNN does on AVX-512 CPUs without VNNI by halving the weights).
+WEIGHTS = {"int8": (-128, 127), "int7": (-64, 63), "int16": (-256, 255), "int4": (-8, 7)}
+STORAGE = {"int7": "int8"}
 EPILOGUES = ("int32", "requant", "dequant")
 
 
@@ -100,7 +103,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
             nib = (Wt[f // 2].astype("int32") >> ((f % 2) * 4)) & 15
             return (nib ^ 8) - 8
     else:
-        Wt = te.placeholder(wshape, weight, name="weight")
+        Wt = te.placeholder(wshape, STORAGE.get(weight, weight), name="weight")
         wread = lambda *i: Wt[i].astype("int32")  # noqa: E731
     read, _ = D.padded_reader(X, wl, hw, XZ_pad[0].astype(act), padding)
     acc = D.conv(wl, layout, read, wread, lambda a, b: a.astype("int32") * b, "int32", ib, ob)
@@ -113,7 +116,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         x = rng.integers(alo, ahi + 1, (wl.n, wl.c_in, wl.h, wl.w)).astype(act)
         w = rng.integers(wlo, whi + 1, (wl.c_out, wl.c_in, wl.kh, wl.kw))
         wl_ = D.to_layout_weight(w, layout, ib, ob)
-        wstore = R.pack_int4(wl_) if weight == "int4" else wl_.astype(weight)
+        wstore = R.pack_int4(wl_) if weight == "int4" else wl_.astype(STORAGE.get(weight, weight))
         zp = np.array([rng.integers(alo, ahi + 1) if act == "uint8" else 0], "int32")
         wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
         return [D.to_layout_data(x, layout, ib), wstore, zp, wsum, *epilogue_inputs(rng, wl, epilogue)]
@@ -141,6 +144,13 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
 def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30):
     """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default."""
     return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift)
+
+
+@register("int8w7")
+def conv2d_int8w7(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30):
+    """uint8 activations x 7-bit weights (int8 storage, values in [-64, 63]): the int8 kernel whose
+    pairwise products fit int16, so AVX-512BW's vpmaddubsw computes it exactly without VNNI."""
+    return _int_conv("int8w7", wl, act, "int7", epilogue, layout, padding, ib, ob, shift)
 
 
 @register("int16")

@@ -92,6 +92,8 @@ class Space:
                 vals = _divisors(ctx[spec["divisors_of"]], spec.get("max", 10**9))
             else:
                 vals = list(spec["values"])
+            if "value_only_for" in spec:  # values that only some variants may use
+                vals = [v for v in vals if variant in spec["value_only_for"].get(str(v), [variant])]
             if features is not None and "requires" in spec:
                 vals = [v for v in vals if spec["requires"].get(str(v)) in (None, *features)]
             if "divides" in spec:
@@ -188,6 +190,8 @@ class Space:
         cfg = {}
         for k in self.knobs:
             want = default.get(k.name, k.values[0])
+            if isinstance(want, list):  # preferences: the first one this space has
+                want = next((w for w in want if w in k.values), want[-1])
             if want in k.values:
                 cfg[k.name] = want
             elif isinstance(want, (int, float)) and all(isinstance(v, (int, float)) for v in k.values):

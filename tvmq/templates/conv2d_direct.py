@@ -7,6 +7,7 @@ r, s (reduction) whatever the layout, then split, ordered, and annotated.
 
 from __future__ import annotations
 
+from .intrinsics import DOTS  # tensorized 16x4 int8 dot products
 from .common import InvalidConfig, block_names, parallel_lead, parallel_outer, place_epilogues, vectorize_lanes
 
 OP_KNOBS = ("layout", "ib", "ob", "pad")
@@ -16,7 +17,7 @@ EPILOGUES = ("epilogue", "requant", "dequant", "zp_correct")
 
 def op_params(cfg: dict) -> dict:
     """The knobs that change the operator's definition (layout, blocks) rather than its schedule."""
-    layout = "nchwc_vnni" if cfg.get("dot") == "vnni" else cfg["layout"]
+    layout = "nchwc_vnni" if cfg.get("dot") in DOTS else cfg["layout"]
     return {"layout": layout, "ib": cfg["ib"], "ob": cfg["ob"], "padding": "hard"}
 
 
@@ -40,7 +41,7 @@ def apply(sch, op, cfg: dict, orders: dict):
         raise InvalidConfig(f"unknown loop order {cfg['order']!r}")
     blocks = block_names(sch)
     conv = sch.get_sblock("conv")
-    vnni = cfg.get("dot") == "vnni"
+    vnni = cfg.get("dot") in DOTS
     L = _named_loops(sch, conv, op_params(cfg)["layout"], cfg["ib"], cfg["ob"])
     L["y_o"], L["y_i"] = sch.split(L.pop("y"), [None, cfg["tile_oh"]])
     L["x_o"], L["x_i"] = sch.split(L.pop("x"), [None, cfg["tile_ow"]])
@@ -98,8 +99,8 @@ def apply(sch, op, cfg: dict, orders: dict):
 
     sch.decompose_reduction(conv, L[order[first_red]])
     if vnni:
-        from .intrinsics import register, vnni_16x4
+        from .intrinsics import dot_16x4, register
 
         register()
-        sch.tensorize(L["oi"], vnni_16x4("local" if writeback is not None else "global"))
+        sch.tensorize(L["oi"], dot_16x4(cfg["dot"], "local" if writeback is not None else "global"))
     return sch
