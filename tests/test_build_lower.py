@@ -68,3 +68,26 @@ def test_float_kernels_are_untouched():
     _, sch = instantiate(task.space(), "float", WL, {}, task.space().default)
     c = count_instructions(asm(compile_mod(sch.mod, SERVER.tvm_target())), "x86_64")
     assert c["vperm"] == 0 and c["vfmadd_ps"] > 0, c
+
+
+def test_int8_tables_become_vpermb_with_vbmi():
+    """The integer codebook (codebook_int8, 4-bit planar indices into a 64-byte int8 table): one
+    vpermb per 64 decoded weights on host (znver4 has AVX-512 VBMI), VNNI in the inner loop, exact;
+    skylake-avx512 has no VBMI and keeps the gather."""
+    host = get_target("host")
+    task = Task.make(WL, "codebook_int8", host)
+    space = task.space()
+    for dec in ("ico", "oo", "root"):
+        cfg = dict(space.default, decode_at=dec)
+        op, sch = instantiate(space, task.op_name, WL, task.params, cfg)
+        ex = compile_mod(sch.mod, host.tvm_target())
+        text = asm(ex)
+        if "avx512vbmi" in host.features():
+            assert "vpermb" in text and "vpinsrb" not in text, dec
+        if "avx512vnni" in host.features():
+            assert count_instructions(text, "x86_64")["vpdpbusd"] > 0
+        ok, err = _run(op, ex)
+        assert ok and err == 0.0, (dec, err)
+    server = Task.make(WL, "codebook_int8", SERVER)
+    _, sch = instantiate(server.space(), server.op_name, WL, server.params, server.space().default)
+    assert "vpermb" not in asm(compile_mod(sch.mod, SERVER.tvm_target()))

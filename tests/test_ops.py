@@ -31,6 +31,9 @@ CASES = [
     ("int8", dict(layout="nchw", act="int8", epilogue="dequant")),
     ("int8", dict(layout="nhwc", epilogue="int32")),
     ("int8w7", dict(layout="nchwc", epilogue="int32")),
+    ("codebook_int8", dict(bits=4, layout="nchwc", epilogue="int32")),
+    ("codebook_int8", dict(bits=2, layout="nchw", planar=0)),
+    ("codebook_int8", dict(bits=5, layout="nhwc", epilogue="dequant")),
     ("int16", dict(layout="nchw")),
     ("int4", dict(layout="nchwc")),
     ("im2col_float", {}),
@@ -96,3 +99,15 @@ def test_bad_parameters(variant, params, needle):
 def test_index_out_of_codebook_range():
     with pytest.raises(TvmqError, match="out of range for a codebook of 4 entries"):
         check_indices(np.array([0, 3, 4], np.uint8), 4)
+
+
+@pytest.mark.parametrize("bits,planar", [(1, 0), (2, 16), (4, 16), (4, 64)])
+def test_pack_bits_round_trip(bits, planar):
+    from tvmq.ops import reference as R
+
+    codes = np.random.default_rng(bits).integers(0, 1 << bits, 1000).astype(np.uint8)
+    packed = R.pack_bits(codes, bits, planar)
+    assert packed.dtype == np.uint8 and len(packed) * 8 >= 1000 * bits
+    assert np.array_equal(R.unpack_bits(packed, bits, 1000, planar), codes)
+    if planar:  # byte i of a group holds codes i, i + L, ...: the first L codes are its low bits
+        assert np.array_equal(packed[:planar] & ((1 << bits) - 1), codes[:planar])

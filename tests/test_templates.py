@@ -30,7 +30,8 @@ def build_and_check(task, cfg):
     return op.check(args[-1].numpy(), ins), ex
 
 
-@pytest.mark.parametrize("variant", ["float", "codebook", "codebook4", "int8", "int4", "im2col", "im2col_int8",
+@pytest.mark.parametrize("variant", ["float", "codebook", "codebook4", "codebook_int8", "int8", "int8w7", "int4",
+                                     "im2col", "im2col_int8",
                                      "im2col_codebook"])
 def test_random_configs_are_correct(variant):
     task = Task.make(WL, variant, HOST)

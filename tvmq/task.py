@@ -15,6 +15,7 @@ VARIANT_DEFAULTS = {
     "float": {},
     "codebook": {"bits": 5},
     "codebook4": {"bits": 4},
+    "codebook_int8": {"bits": 4},
     "int8": {},
     "int8w7": {},
     "int16": {},

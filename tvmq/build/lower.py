@@ -1,13 +1,16 @@
 """Lowering: TVM's TIR pipeline plus tvmq's own rewrites, then code generation.
 
 Every kernel tvmq builds goes through :func:`compile_mod`. On x86 targets with AVX-512 it adds
-one rewrite after TVM's pipeline: a vectorized codebook lookup ``codebook[idx]`` (16 float32
-lanes or a multiple, a gather with a vector index) over a codebook of 16 or 32 entries becomes one register
-permute (``vpermps`` / ``vpermi2ps``, or their integer-domain twins ``vpermd`` / ``vpermi2d``) of the codebook held in one or two zmm registers, instead of
-the 16 scalar loads + ``vinsertps`` LLVM emits for the gather. The codebook buffer is recognised
-by its name (``codebook``, as every codebook operator of ``tvmq.ops`` names it, or a lowered
-alias ``codebook_N``); other sizes and
-other targets keep the gather.
+one rewrite after TVM's pipeline: a vectorized lookup ``codebook[idx]`` (a gather with a vector
+index, which LLVM would emit as one scalar load + insert per lane) becomes register permutes of
+the table held in registers:
+
+* float32 tables of 16 or 32 entries, 16 lanes per ``vpermps`` / ``vpermi2ps`` (LLVM may pick
+  the integer-domain twins ``vpermd`` / ``vpermi2d``);
+* int8 tables of 64 entries, 64 lanes per ``vpermb``, where the target has AVX-512 VBMI.
+
+The table is recognised by its buffer name (``codebook``, as every codebook operator of
+``tvmq.ops`` names it, or a lowered alias ``codebook_N``). Other sizes and targets keep the gather.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 CODEBOOK_BUFFER = "codebook"
 PIPELINE = "tvmq_avx512"
 _PERMUTES = {16: "llvm.x86.avx512.permvar.sf.512", 32: "llvm.x86.avx512.vpermi2var.ps.512"}
-_registered = False
+_VPERMB = "llvm.x86.avx512.permvar.qi.512"
+_registered: set[str] = set()
 
 
 def _types():
@@ -26,8 +30,10 @@ def _types():
     return type(load), type(tirx.Ramp(i0, i1, 4))
 
 
-def permute_codebook_lookups(func):
-    """``func`` with every 16-lane gather from a 16/32-entry ``codebook`` buffer made a permute.
+def permute_codebook_lookups(func, vbmi: bool = False):
+    """``func`` with every vectorized lookup in a ``codebook`` buffer made a register permute:
+    float32 tables of 16/32 entries, 16 lanes at a time (AVX-512F); with ``vbmi`` also int8
+    tables of 64 entries, 64 lanes at a time (``vpermb``).
 
     Returns (new function, number of lookups rewritten).
     """
@@ -37,15 +43,23 @@ def permute_codebook_lookups(func):
     load_t, ramp_t = _types()
     count = 0
 
+    def const(v):
+        return tirx.IntImm("int32", v)
+
+    def table(src, start, lanes):
+        return tirx.BufferLoad(src, [tirx.Ramp(const(start), const(1), lanes)])
+
+    def shuffle_parts(parts, lanes):
+        return tirx.Shuffle(parts, [const(j) for j in range(lanes)])
+
+    def lanes_of(idx, k, width):
+        return tirx.Shuffle([idx], [const(j) for j in range(k, k + width)])
+
     def rewrite(load):
         nonlocal count
         src = load.source
         name = str(getattr(src, "name", ""))
-        ty = str(load.ty)
-        if not (name == CODEBOOK_BUFFER or name.startswith(CODEBOOK_BUFFER + "_")) or not ty.startswith("float32x"):
-            return load
-        lanes = int(ty[len("float32x"):])
-        if lanes % 16:
+        if not (name == CODEBOOK_BUFFER or name.startswith(CODEBOOK_BUFFER + "_")):
             return load
         (idx,) = load.indices
         if isinstance(idx, ramp_t):  # a contiguous load, not a lookup
@@ -54,36 +68,42 @@ def permute_codebook_lookups(func):
             entries = int(src.shape[0])
         except (AttributeError, TypeError, IndexError):
             return load
-        if entries not in _PERMUTES:
+        ty = str(load.ty)
+        dtype, _, lanes = ty.partition("x")
+        lanes = int(lanes or 1)
+        if dtype == "float32" and entries in _PERMUTES and lanes % 16 == 0:
+            width = 16
+
+            def permute(ix):
+                if entries == 16:
+                    return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[16], table(src, 0, 16), ix)
+                return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[32], table(src, 0, 16), ix,
+                                                  table(src, 16, 16))
+        elif vbmi and dtype == "int8" and entries == 64 and lanes % 64 == 0:
+            width = 64
+
+            def permute(ix):  # vpermb: byte j of the result = table[idx[j] & 63]
+                return tirx.call_llvm_pure_intrin("int8x64", _VPERMB, table(src, 0, 64), tirx.Cast("int8x64", ix))
+        else:
             return load
-
-        def half(start):
-            return tirx.BufferLoad(src, [tirx.Ramp(tirx.IntImm("int32", start), tirx.IntImm("int32", 1), 16)])
-
-        def permute(ix):
-            if entries == 16:
-                return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[16], half(0), ix)
-            return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[32], half(0), ix, half(16))
-
         count += 1
-        if lanes == 16:
+        if lanes == width:
             return permute(idx)
-        # Wider vectors (ob = 32, 64 as lanes): one permute per 16 lanes, concatenated.
-        parts = [permute(tirx.Shuffle([idx], [tirx.IntImm("int32", j) for j in range(k, k + 16)]))
-                 for k in range(0, lanes, 16)]
-        return tirx.Shuffle(parts, [tirx.IntImm("int32", j) for j in range(lanes)])
+        # Wider vectors: one permute per register width, concatenated.
+        return shuffle_parts([permute(lanes_of(idx, k, width)) for k in range(0, lanes, width)], lanes)
 
     body = tvm_ffi.structural_map(func.body, [(load_t, rewrite)])
     return (func.with_body(body) if count else func), count
 
 
-def _register():
-    global _registered
-    if _registered:
-        return
+def _register(vbmi: bool) -> str:
     import tvm
     from tvm import tirx
     from tvm.tirx import compilation_pipeline as tp
+
+    name = PIPELINE + ("_vbmi" if vbmi else "")
+    if name in _registered:
+        return name
 
     def pipeline():
         base, finalize_host, finalize_device = tp.get_tir_pipeline("s_tir")
@@ -93,27 +113,31 @@ def _register():
             mod = base(mod)
             for gv, f in list(mod.functions.items()):
                 if isinstance(f, tirx.PrimFunc):
-                    mod[gv] = permute_codebook_lookups(f)[0]
+                    mod[gv] = permute_codebook_lookups(f, vbmi)[0]
             return mod
 
         return run, finalize_host, finalize_device
 
-    tp.PIPELINE_MAP[PIPELINE] = pipeline
-    _registered = True
+    tp.PIPELINE_MAP[name] = pipeline
+    _registered.add(name)
+    return name
 
 
 def pipeline_for(target) -> str:
-    """The TIR pipeline name for a ``tvm.target.Target``: tvmq's on x86 with AVX-512F."""
+    """The TIR pipeline name for a ``tvm.target.Target``: tvmq's on x86 with AVX-512F (with byte
+    permutes where it also has AVX-512 VBMI), else TVM's default."""
     import tvm
 
     has = tvm.get_global_func("target.target_has_feature")
-    try:
-        x86_avx512 = bool(has("avx512f", target))
-    except Exception:  # noqa: BLE001 - not a CPU target with features
-        x86_avx512 = False
-    if x86_avx512:
-        _register()
-        return PIPELINE
+
+    def feature(f):
+        try:
+            return bool(has(f, target))
+        except Exception:  # noqa: BLE001 - not a CPU target with features
+            return False
+
+    if feature("avx512f"):
+        return _register(feature("avx512vbmi"))
     return "default"
 
 

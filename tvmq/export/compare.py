@@ -57,7 +57,8 @@ def _decode_piece(q, f, wl, a: dict, act) -> np.ndarray:
         return D.from_layout_weight(a["w"], layout, wl, ib, ob)
     if q == "kmeans":
         shp = D.shapes(wl, layout, ib, ob)[1]
-        idx = Ref.unpack_bits(a["idx"], p["bits"], int(np.prod(shp))).reshape(shp) if p["packed"] else a["idx"]
+        idx = Ref.unpack_bits(a["idx"], p["bits"], int(np.prod(shp)), p.get("planar", 0)).reshape(shp) \
+            if p["packed"] else a["idx"]
         return D.from_layout_weight(a["cb"][idx], layout, wl, ib, ob)
     qw = D.from_layout_weight(a["q"], layout, wl, ib, ob).astype(np.float32)
     return qw * (a["scale"] / np.float32(act["scale"])).reshape(-1, 1, 1, 1)

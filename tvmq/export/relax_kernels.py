@@ -230,7 +230,7 @@ class _Plan:
             args = [xin, inp("w", D.to_layout_weight(sl(L.quant["weight"]), layout, ib, ob), "float weights")]
         else:
             idx = D.to_layout_weight(sl(L.quant["indices"]), layout, ib, ob)
-            idx = Ref.pack_bits(idx, self.opts.bits) if p["packed"] else idx
+            idx = Ref.pack_bits(idx, self.opts.bits, p.get("planar", 0)) if p["packed"] else idx
             args = [xin, inp("idx", idx, f"{self.opts.bits}-bit codebook indices" + (" (packed)" if p["packed"] else "")),
                     inp("cb", L.quant["codebook"], "codebook")]
         oa = op.out_arg

@@ -36,8 +36,12 @@ def check_indices(indices: np.ndarray, entries: int):
         raise TvmqError(f"codebook index {int(indices.max())} is out of range for a codebook of {entries} entries")
 
 
-def index_reader(wshape, bits: int, packed: bool, name="indices"):
-    """Placeholder for stored indices and ``code(*idx)`` reading one index as int32."""
+def index_reader(wshape, bits: int, packed: bool, name="indices", planar: int = 0):
+    """Placeholder for stored indices and ``code(*idx)`` reading one index as int32.
+
+    ``planar``: the packing of ``reference.pack_bits`` (0: neighbours share a byte; L: groups of L
+    bytes, so a vector of L consecutive codes is one contiguous load and one shift).
+    """
     from tvm import te
 
     if not packed:
@@ -45,29 +49,38 @@ def index_reader(wshape, bits: int, packed: bool, name="indices"):
         return P, lambda *i: P[i].astype("int32")
     n = int(np.prod(wshape))
     per = 8 // bits
-    P = te.placeholder(((n + per - 1) // per,), "uint8", name=name)
+    group = per * (planar or 1)
+    P = te.placeholder((((n + group - 1) // group) * group // per,), "uint8", name=name)
     strides = [int(np.prod(wshape[k + 1:])) for k in range(len(wshape))]
 
     def code(*i):
         f = sum(ix * st for ix, st in zip(i, strides))
-        byte = P[f // per].astype("int32")
-        return (byte >> ((f % per) * bits)) & ((1 << bits) - 1)
+        if planar:
+            g, r = f // group, f % group
+            byte, shift = g * planar + r % planar, (r // planar) * bits
+        else:
+            byte, shift = f // per, (f % per) * bits
+        return (P[byte].astype("int32") >> shift) & ((1 << bits) - 1)
 
     return P, code
 
 
 @register("codebook")
 def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", padding="hard", ib=None, ob=None,
-                    bias=False, relu=False) -> OpSpec:
-    """Direct convolution with float activations and codebook-indexed weights."""
+                    bias=False, relu=False, planar=None) -> OpSpec:
+    """Direct convolution with float activations and codebook-indexed weights.
+
+    Packed indices are planar in groups of 16 bytes by default (``reference.pack_bits``): 16
+    consecutive codes, one float32 vector of lookups, come from one contiguous load."""
     from tvm import te
 
     packed = bits in PACKABLE if packed is None else packed
+    planar = (16 if packed else 0) if planar is None else planar
     entries = check_codebook(bits, entries, packed)
     ib, ob = blocks(wl, ib, ob)
     dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
     X = te.placeholder(dshape, "float32", name="data")
-    P, code = index_reader(wshape, bits, packed)
+    P, code = index_reader(wshape, bits, packed, planar=planar)
     CB = te.placeholder((entries,), "float32", name="codebook")
     dec = te.compute(wshape, lambda *i: CB[code(*i)], name="decode")
     read, _ = D.padded_reader(X, wl, hw, 0.0, padding)
@@ -79,13 +92,13 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
         idx = rng.integers(0, entries, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("uint8")
         cb = np.sort(rng.uniform(-1, 1, entries)).astype("float32")
         idx_l = D.to_layout_weight(idx, layout, ib, ob)
-        ins = [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits) if packed else idx_l, cb]
+        ins = [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb]
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
         return ins
 
     def decode_weights(ins):
-        idx = R.unpack_bits(ins[1], bits, int(np.prod(wshape))).reshape(wshape) if packed else ins[1]
+        idx = R.unpack_bits(ins[1], bits, int(np.prod(wshape)), planar).reshape(wshape) if packed else ins[1]
         check_indices(idx, entries)
         return D.from_layout_weight(ins[2][idx], layout, wl, ib, ob)
 
@@ -97,6 +110,6 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
     atol, rtol = float_tolerance(wl)
     return OpSpec(
         name=f"conv2d_{layout}_codebook", variant="codebook", layout=layout, workload=wl,
-        params=dict(bits=bits, entries=entries, packed=packed, padding=padding, ib=ib, ob=ob, bias=bias, relu=relu),
+        params=dict(bits=bits, entries=entries, packed=packed, planar=planar, padding=padding, ib=ib, ob=ob, bias=bias, relu=relu),
         tensors=[X, P, CB, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
     )

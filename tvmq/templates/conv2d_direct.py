@@ -35,6 +35,13 @@ def _named_loops(sch, conv, layout, ib, ob):
     return dict(n=n, oo=oo, oi=oi, y=y, x=x, ico=ico, ici=ici, r=r, s=s)
 
 
+def _fuse_inner_weight_block(sch, block, vnni: bool):
+    """The innermost loop of a weight stage; in the VNNI layout its (16 o, 4 i) block fused into one
+    64-element loop, so it vectorizes as one 64-byte operand."""
+    loops = sch.get_loops(block)
+    return sch.fuse(*loops[-2:]) if vnni and len(loops) >= 2 else loops[-1]
+
+
 def apply(sch, op, cfg: dict, orders: dict):
     """Schedule ``op`` (already built with ``op_params(cfg)``) in place."""
     if cfg["order"] not in orders:
@@ -87,15 +94,18 @@ def apply(sch, op, cfg: dict, orders: dict):
     if "decode" in blocks:
         where = cfg.get("decode_at", "inline")
         dec = sch.get_sblock("decode")
+        # Lookup vectors: 16 float32 lanes (one zmm permute), or 64 int8 ones for integer tables.
+        lanes = 64 if "int8" in op.variant else 16
         if where == "inline":
             sch.compute_inline(dec)
         elif where == "root":
-            parallel_outer(sch, dec, 2, max_vec=16)
+            _fuse_inner_weight_block(sch, dec, vnni)
+            parallel_outer(sch, dec, 2, max_vec=lanes)
         else:
             # A loop fused into the parallel loop is gone: decode once per parallel iteration.
             lead = [n for n in order[:first_red] if n in SPATIAL][: cfg["parallel_depth"]]
             sch.compute_at(dec, fused if where in lead else L[where])
-            vectorize_lanes(sch, sch.get_loops(dec)[-1], 16)
+            vectorize_lanes(sch, _fuse_inner_weight_block(sch, dec, vnni), lanes)
 
     sch.decompose_reduction(conv, L[order[first_red]])
     if vnni:
