@@ -26,10 +26,22 @@ def register():
     global _registered
     if _registered:
         return
+    from tvm import tirx
     from tvm.s_tir import TensorIntrin
     from tvm.script import tirx as T
 
+    def intrin(name, dtype, *args):
+        return tirx.call_llvm_pure_intrin(dtype, name, *args)
+
     def make(kind, scope):
+        def accumulate(c, a_u8x64, b_i8x64):
+            """c + the 16 dot products of a's 4 bytes with each 4-byte row of b (the TIR expression)."""
+            if kind == "vnni":
+                return intrin("llvm.x86.avx512.vpdpbusd.512", "int32x16", c, a_u8x64, b_i8x64)
+            pairs = intrin("llvm.x86.avx512.pmaddubs.w.512", "int16x32", a_u8x64, b_i8x64)
+            ones = tirx.Broadcast(tirx.IntImm("int16", 1), 32)
+            return c + intrin("llvm.x86.avx512.pmaddw.d.512", "int32x16", pairs, ones)
+
         @T.prim_func(s_tir=True)
         def desc(
             A: T.Buffer((4,), "uint8", offset_factor=1),
@@ -45,45 +57,19 @@ def register():
                             vi, vk = T.axis.remap("SR", [i, k])
                             C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
 
-        if kind == "vnni":
-            @T.prim_func(s_tir=True)
-            def impl(
-                A: T.Buffer((4,), "uint8", offset_factor=1),
-                B: T.Buffer((16, 4), "int8", offset_factor=1),
-                C: T.Buffer((16,), "int32", offset_factor=1, scope=scope),
-            ) -> None:
-                with T.sblock("root"):
-                    T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-                    T.writes(C[0:16])
-                    a_i32 = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
-                    a_u8x64 = T.reinterpret(T.broadcast(a_i32, 16), dtype="uint8x64")
-                    b_i8x64 = B.vload([0, 0], dtype="int8x64")
-                    C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
-                        C.vload([0], dtype="int32x16"),
-                        a_u8x64,
-                        b_i8x64,
-                        dtype="int32x16",
-                    )
-        else:
-            @T.prim_func(s_tir=True)
-            def impl(
-                A: T.Buffer((4,), "uint8", offset_factor=1),
-                B: T.Buffer((16, 4), "int8", offset_factor=1),
-                C: T.Buffer((16,), "int32", offset_factor=1, scope=scope),
-            ) -> None:
-                with T.sblock("root"):
-                    T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-                    T.writes(C[0:16])
-                    a_i32 = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
-                    a_u8x64 = T.reinterpret(T.broadcast(a_i32, 16), dtype="uint8x64")
-                    b_i8x64 = B.vload([0, 0], dtype="int8x64")
-                    pairs = T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id("llvm.x86.avx512.pmaddubs.w.512"), a_u8x64, b_i8x64,
-                        dtype="int16x32")
-                    C[T.ramp(T.int32(0), 1, 16)] = C.vload([0], dtype="int32x16") + T.call_llvm_pure_intrin(
-                        T.llvm_lookup_intrinsic_id("llvm.x86.avx512.pmaddw.d.512"), pairs,
-                        T.broadcast(T.int16(1), 32), dtype="int32x16")
+        @T.prim_func(s_tir=True)
+        def impl(
+            A: T.Buffer((4,), "uint8", offset_factor=1),
+            B: T.Buffer((16, 4), "int8", offset_factor=1),
+            C: T.Buffer((16,), "int32", offset_factor=1, scope=scope),
+        ) -> None:
+            with T.sblock("root"):
+                T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+                T.writes(C[0:16])
+                a_i32 = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
+                a_u8x64 = T.reinterpret(T.broadcast(a_i32, 16), dtype="uint8x64")
+                b_i8x64 = B.vload([0, 0], dtype="int8x64")
+                C[T.ramp(T.int32(0), 1, 16)] = accumulate(C.vload([0], dtype="int32x16"), a_u8x64, b_i8x64)
 
         return desc, impl
 
