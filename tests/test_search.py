@@ -135,3 +135,20 @@ def test_xgb_warm_start_from_other_workloads(tmp_path):
     from scipy.stats import spearmanr
 
     assert spearmanr(pred, true).correlation > 0.5
+
+
+def test_loop_features_describe_the_nest():
+    """Accumulator registers (and spills), parallel balance over 2 threads, vector lanes."""
+    from tvmq.search.xgb import loop_features
+
+    ctx = dict(n=1, c_in=256, c_out=384, out_h=13, out_w=13, kh=3, kw=3)
+    base = dict(layout="nchwc", ob=16, ib=16, tile_oh=1, tile_ow=13, order="reordered_blocked", vector="oi",
+                parallel_depth=2)
+    f = loop_features(base, ctx)
+    assert f[0] == pytest.approx(np.log2(13)) and f[1] == 0.0  # 13 zmm accumulators, no spill
+    assert f[2] == pytest.approx(np.log2(24)) and f[3] == 0.0  # 24 parallel iterations: even over 2 threads
+    assert f[-1] == 1.0  # 16 lanes
+    big = loop_features(dict(base, tile_oh=4, ob=32), ctx)
+    assert big[1] == 1.0  # 4 x 13 x 32 / 16 = 104 registers: spills
+    odd = loop_features(dict(base, order="ic_outer"), dict(ctx, c_out=48))
+    assert odd[2] == pytest.approx(np.log2(3)) and odd[3] == pytest.approx(0.25)  # 3 blocks: a core idles 1/4

@@ -3,8 +3,10 @@ simulated-annealing walk through the space; a few random picks per batch
 keep exploring.
 
 Features are the knob values (log2 of numbers, one-hot of choices), the
-derived register-tile and block sizes, and the workload's shape, so the
-model can be warm-started from logs of other workloads on the same target.
+workload's shape, and what the config makes of the loop nest (``loop_features``:
+register tile and accumulator registers, parallel iterations and their balance
+over the cores, bytes each reduction step touches, vector lanes), so the model
+can be warm-started from logs of other workloads on the same target.
 """
 
 from __future__ import annotations
@@ -19,6 +21,26 @@ from .base import Tuner
 
 def _log2(v):
     return math.log2(v) if v and v > 0 else -1.0
+
+
+def loop_features(cfg: dict, ctx: dict, threads: int = 2) -> list[float]:
+    """The loop nest a direct-conv config produces, computed from the config (cheap enough to score
+    thousands of candidates, unlike lowering each one): accumulator zmm registers and whether they
+    spill, parallel iterations and the idle share of the last round over ``threads``, bytes of
+    weights / input / output one reduction step touches, and the vector's lanes (x16 or not)."""
+    oh, ow, ob, ib = cfg.get("tile_oh", 1), cfg.get("tile_ow", 1), cfg.get("ob", cfg.get("tile_o", 1)), cfg.get("ib", 1)
+    kh, kw = ctx.get("kh", 1), ctx.get("kw", 1)
+    regs = oh * ow * max(ob, 1) * cfg.get("tile_p", 1) / 16.0
+    outer = {"n": ctx.get("n", 1), "oo": max(1, ctx.get("c_out", 1) // max(ob, 1)),
+             "y_o": max(1, ctx.get("out_h", 1) // oh), "x_o": max(1, ctx.get("out_w", 1) // ow)}
+    lead = ["n", "oo", "y_o", "x_o"] if cfg.get("order") != "ic_outer" else ["n", "oo"]
+    par = math.prod(outer[k] for k in lead[: cfg.get("parallel_depth", 1)])
+    idle = (math.ceil(par / threads) * threads - par) / (math.ceil(par / threads) * threads)
+    w_bytes = ob * ib * kh * kw * 4
+    in_bytes = ib * (oh + kh - 1) * (ow + kw - 1) * 4
+    lanes = ob if cfg.get("vector", "oi") == "oi" else ow
+    return [_log2(regs), float(regs > 28), _log2(par), idle, _log2(w_bytes), _log2(in_bytes), _log2(regs * 64),
+            _log2(lanes), float(lanes % 16 == 0)]
 
 
 class XGBTuner(Tuner):
@@ -40,11 +62,8 @@ class XGBTuner(Tuner):
     def features(self, cfg: dict, context: dict | None = None) -> list[float]:
         ctx = context or self.space.context
         f = self.space.encode(cfg)
-        tile = cfg.get("tile_oh", 1) * cfg.get("tile_ow", 1) * cfg.get("ob", cfg.get("tile_o", 1)) * cfg.get(
-            "tile_p", 1)
-        f += [_log2(tile), _log2(cfg.get("ib", 1) * cfg.get("ob", 1))]
         f += [_log2(ctx[k]) for k in ("c_in", "c_out", "out_h", "out_w", "kh", "kw")]
-        return f
+        return f + loop_features(cfg, ctx)
 
     # -- learning -----------------------------------------------------------
     def warm_start(self, records):
