@@ -101,6 +101,16 @@ def test_index_out_of_codebook_range():
         check_indices(np.array([0, 3, 4], np.uint8), 4)
 
 
+def test_int8w7_refuses_8bit_weights():
+    op = make_op("int8w7", ConvWorkload("t", 1, 4, 5, 5, 16, 3, 3))
+    ins = op.make_inputs(np.random.default_rng(0))
+    ins[1][...] = -100
+    with pytest.raises(TvmqError, match=r"int8w7 weights must lie in \[-64, 63\]"):
+        op.reference(ins)
+    with pytest.raises(TvmqError, match="planar must be"):
+        make_op("codebook", ConvWorkload("t", 1, 4, 5, 5, 16, 3, 3), bits=4, planar=-1)
+
+
 @pytest.mark.parametrize("bits,planar", [(1, 0), (2, 16), (4, 16), (4, 64)])
 def test_pack_bits_round_trip(bits, planar):
     from tvmq.ops import reference as R

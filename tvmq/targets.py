@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import TvmqError
 
-FEATURES = ("avx512f", "avx512bw", "avx512vnni", "avxvnni", "neon", "dotprod", "i8mm")
+FEATURES = ("avx512f", "avx512bw", "avx512vnni", "avx512vbmi", "avxvnni", "neon", "dotprod", "i8mm")
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
 
 

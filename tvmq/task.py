@@ -14,8 +14,8 @@ from .workload import ConvWorkload
 VARIANT_DEFAULTS = {
     "float": {},
     "codebook": {"bits": 5},
-    "codebook4": {"bits": 4},
-    "codebook_int8": {"bits": 4},
+    "codebook4": {"bits": 4, "planar": 16},
+    "codebook_int8": {"bits": 4, "planar": 64},
     "int8": {},
     "int8w7": {},
     "int16": {},

@@ -82,6 +82,8 @@ KEY_INSTRUCTIONS = {
         "vpmulld": r"\bvpmulld\b",
         "vperm": r"\bvperm(?:[it]2)?(?:ps|d)\b",  # table lookups (LLVM may pick the integer domain)
         "vinsertps": r"\bvinsertps\b",
+        "vpermb": r"\bvpermb\b",
+        "vpinsrb": r"\bvpinsrb\b",
     },
 }
 

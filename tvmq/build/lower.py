@@ -66,7 +66,7 @@ def permute_codebook_lookups(func, vbmi: bool = False):
             return load
         try:
             entries = int(src.shape[0])
-        except (AttributeError, TypeError, IndexError):
+        except (AttributeError, TypeError, IndexError, ValueError):  # not a 1-D table of known size
             return load
         ty = str(load.ty)
         dtype, _, lanes = ty.partition("x")
@@ -75,6 +75,7 @@ def permute_codebook_lookups(func, vbmi: bool = False):
             width = 16
 
             def permute(ix):
+                ix = tirx.Cast("int32x16", ix)  # the permutes take <16 x i32> indices
                 if entries == 16:
                     return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[16], table(src, 0, 16), ix)
                 return tirx.call_llvm_pure_intrin("float32x16", _PERMUTES[32], table(src, 0, 16), ix,

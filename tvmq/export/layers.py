@@ -55,6 +55,8 @@ def scheduled_function(task, records, warn=True, op_overrides: dict | None = Non
     else:
         op, sch, cfg = schedule_for(task, rec, warn=False)
     kwargs = {**task.params, **template_module(task.template).op_params(cfg), **(op_overrides or {})}
+    if "planar" in op.params:  # the index packing the library reads, stated rather than defaulted
+        kwargs["planar"] = op.params["planar"]
     return op, sch.mod["main"], cfg, rec, kwargs
 
 

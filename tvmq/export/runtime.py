@@ -95,7 +95,11 @@ def function_op(entry: dict):
     from ..workload import ConvWorkload
 
     wl = ConvWorkload.from_dict(entry["workload"], f"function {entry['name']}")
-    op = make_op(entry["op_variant"], wl, **entry["make_op"])
+    kw = dict(entry["make_op"])
+    if "planar" in entry.get("op_params", {}) or entry["op_variant"].startswith("codebook"):
+        # Exports before planar packing existed read interleaved indices (planar 0).
+        kw.setdefault("planar", entry.get("op_params", {}).get("planar", 0))
+    op = make_op(entry["op_variant"], wl, **kw)
     got = [a.to_dict() for a in op.args]
     if got != entry["args"]:
         raise TvmqError(f"function {entry['name']!r}: the manifest's arguments {entry['args']} differ from the "

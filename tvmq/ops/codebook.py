@@ -44,6 +44,8 @@ def index_reader(wshape, bits: int, packed: bool, name="indices", planar: int = 
     """
     from tvm import te
 
+    if isinstance(planar, bool) or not isinstance(planar, int) or planar < 0:
+        raise TvmqError(f"planar must be a non-negative integer (bytes per group; 0: interleaved), got {planar!r}")
     if not packed:
         P = te.placeholder(wshape, "uint8", name=name)
         return P, lambda *i: P[i].astype("int32")

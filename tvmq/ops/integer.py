@@ -128,6 +128,9 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         else:
             w = ins[1]
         w = D.from_layout_weight(w, layout, wl, ib, ob)
+        if weight == "int7" and w.size and not (wlo <= int(w.min()) and int(w.max()) <= whi):
+            raise TvmqError(f"int8w7 weights must lie in [{wlo}, {whi}] (7 bits), got [{int(w.min())}, "
+                            f"{int(w.max())}]: halve or requantize them")
         zp = int(ins[2][0])
         acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
         y = epilogue_reference(acc, zp, ins[3], epilogue, ins[4:], shift)

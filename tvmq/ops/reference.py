@@ -91,6 +91,8 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int, planar: int = 0) -> n
     per = 8 // bits
     shifts = (np.arange(per, dtype=np.uint8) * bits).astype(np.uint8)
     mask = (1 << bits) - 1
+    if planar and len(packed) % planar:
+        raise ValueError(f"{len(packed)} packed bytes are not whole groups of planar={planar}")
     if planar:
         codes = (packed.reshape(-1, 1, planar) >> shifts[None, :, None]) & mask
     else:

@@ -2,9 +2,10 @@
 
 One layout for every width: the flattened codes form a little-endian bit
 stream, code ``i`` in bits ``[i*bits, (i+1)*bits)``, low bits first. For
-1, 2 and 4 bits this is exactly the layout the TVM kernels read, so those
-widths go through :mod:`tvmq.ops.reference`; 3, 5, 6 and 7 bits straddle
-bytes and use the general stream; 8 bits is the codes themselves.
+1, 2 and 4 bits this is :func:`tvmq.ops.reference.pack_bits` with
+``planar=0``; 3, 5, 6 and 7 bits straddle bytes and use the general stream;
+8 bits is the codes themselves. (The kernels read packed 1/2/4-bit indices
+planar by default, groups of 16 or 64 bytes: ``pack_bits(..., planar)``.)
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ def loop_features(cfg: dict, ctx: dict, threads: int = 2) -> list[float]:
     w_bytes = ob * ib * kh * kw * 4
     in_bytes = ib * (oh + kh - 1) * (ow + kw - 1) * 4
     lanes = ob if cfg.get("vector", "oi") == "oi" else ow
-    return [_log2(regs), float(regs > 28), _log2(par), idle, _log2(w_bytes), _log2(in_bytes), _log2(regs * 64),
-            _log2(lanes), float(lanes % 16 == 0)]
+    return [_log2(regs), float(regs > 28), _log2(par), idle, _log2(w_bytes), _log2(in_bytes), _log2(lanes),
+            float(lanes % 16 == 0)]
 
 
 class XGBTuner(Tuner):

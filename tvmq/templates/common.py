@@ -27,9 +27,10 @@ def parallel_outer(sch, block, depth: int, vector: bool = True, max_vec: int = 6
     if vector and len(loops) > depth:
         ext = _extent(sch, loops[-1])
         if ext is not None and ext > max_vec:
-            # Vectorize a 16-wide inner part of a long innermost loop.
-            loops = [*loops[:-1], *sch.split(loops[-1], [None, 16])]
-            ext = 16
+            # Vectorize a max_vec-wide (else 16-wide) inner part of a long innermost loop.
+            width = max_vec if ext % max_vec == 0 else 16
+            loops = [*loops[:-1], *sch.split(loops[-1], [None, width])]
+            ext = width
         if ext is not None and ext > 1:
             sch.vectorize(loops[-1])
     fused = sch.fuse(*loops[: max(1, min(depth, len(loops) - (1 if vector else 0)))]) if len(loops) > 1 else loops[0]
