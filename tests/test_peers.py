@@ -57,6 +57,16 @@ def test_qlinear_reference_saturates_and_rounds():
     assert 0 < np.mean((y == 0) | (y == 255)) < 0.05  # the output scale keeps saturation rare
 
 
+def test_onnxruntime_in_a_child_process(monkeypatch):
+    """The bench's onnxruntime rows come from a child process: verified there, times and errors back."""
+    for kind in onnxruntime_conv.KINDS:
+        r = onnxruntime_conv.run_isolated(kind, SMALL, threads=2, **FAST)
+        assert r.ok and r.threads == 2 and len(r.times) == 2 and r.max_abs_err is not None, r.error
+    monkeypatch.setattr(onnxruntime_conv.sys, "executable", "/bin/false")
+    r = onnxruntime_conv.run_isolated("conv", SMALL, threads=1, **FAST)
+    assert r.status == "run_error" and r.times == []
+
+
 def test_numpy_im2col_matches_reference_in_process():
     x, w = onnxruntime_conv.conv_inputs(ODD)
     np.testing.assert_allclose(numpy_im2col.im2col_conv(x, w, ODD), conv2d_nchw(x, w, ODD), atol=1e-4)

@@ -296,8 +296,9 @@ def _measure_peers(a, ctx, wl, t):
     kw = dict(threads=t, repeat=a.repeat, number=a.number, min_repeat_ms=a.min_repeat_ms, seed=a.seed)
     res = []
     if "ort" in ctx["peers"]:
-        res += [("ort.conv", onnxruntime_conv.run_conv(wl, **kw)),
-                ("ort.qlinearconv", onnxruntime_conv.run_qlinearconv(wl, **kw))]
+        # In child processes: TVM's spinning workers in this one would take a core from onnxruntime.
+        res += [("ort.conv", onnxruntime_conv.run_isolated("conv", wl, **kw)),
+                ("ort.qlinearconv", onnxruntime_conv.run_isolated("qlinearconv", wl, **kw))]
     if "numpy" in ctx["peers"]:
         res.append(("numpy.im2col", numpy_im2col.run(wl, timeout_s=max(60.0, a.timeout * 10), **kw)))
     for name, r in res:
