@@ -88,3 +88,12 @@ def test_crash_on_load_is_a_run_error(runner, tmp_path):
     (res,) = runner.run([BuildResult(task.space().default, "ok", str(bogus))], TaskVerifier(task), MeasureSettings())
     assert res.status == "run_error" and res.error
     assert os.path.exists(bogus)
+
+
+def test_error_summary_keeps_what_went_wrong_and_where():
+    from tvmq.run.local import error_summary
+
+    e = TypeError("Mismatched type on argument #2 when calling:\n  `main(data: Tensor([1, 2]))`")
+    assert error_summary(e) == "Mismatched type on argument #2 when calling: ... `main(data: Tensor([1, 2]))`"
+    assert error_summary(RuntimeError("Traceback (most recent call last):\n  File x\nboom")) == "boom"
+    assert error_summary(ValueError("")) == ""
