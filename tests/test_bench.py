@@ -52,7 +52,7 @@ def test_bench_end_to_end_from_logs(tuned, capsys):
         for k in ("workload", "variant", "target", "best_ms", "gflops", "verified", "threads", "pct_peak"):
             assert k in r, k
         assert r["workload"] == "tiny" and r["target"] == "host"
-        assert r["verified"] is True and r["best_ms"] > 0 and r["gflops"] > 0, r
+        assert r["verified"] is True and r["best_ms"] > 0 and r["gflops"] > 0, (r["variant"], r["threads"], r["status"], r["error"])
     by = {(r["variant"], r["threads"]): r for r in rows}
     assert by[("float", 1)]["tuner"] == "xgb" and by[("int8", 2)]["tuner"] == "xgb"
     assert by[("im2col", 1)]["tuner"] == "default"

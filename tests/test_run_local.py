@@ -97,3 +97,20 @@ def test_error_summary_keeps_what_went_wrong_and_where():
     assert error_summary(e) == "Mismatched type on argument #2 when calling: ... `main(data: Tensor([1, 2]))`"
     assert error_summary(RuntimeError("Traceback (most recent call last):\n  File x\nboom")) == "boom"
     assert error_summary(ValueError("")) == ""
+
+
+def test_inputs_of_a_new_task_are_never_confused_with_freed_ones():
+    """Regression: inputs were cached by id(); a freed inputs list's id is reused by the next one,
+    and the next task's kernel ran on the old task's arrays."""
+    from tvmq.run.local import LocalRunner
+
+    runner = LocalRunner()
+    try:
+        for i in range(50):
+            arrays = [np.full(3, i, dtype=np.int32)]  # the previous list is freed: its id comes back
+            path = runner._inputs_file(arrays)
+            assert runner._inputs_file(arrays) == path  # the same object: written once
+            with np.load(path) as z:
+                assert int(z["a0"][0]) == i
+    finally:
+        runner.close()

@@ -29,7 +29,7 @@ from ..build.lower import compile_mod
 from ..errors import TvmqError
 from .common import add_measure_args, add_rpc_args, make_runner, measure_settings, rpc_settings
 
-DEFAULT_VARIANTS = "float,codebook,int8,im2col,im2col_int8,im2col_codebook"
+DEFAULT_VARIANTS = "float,codebook,codebook4,codebook_int8,int8,im2col,im2col_int8,im2col_codebook"
 DEFAULT_PEERS = "ort,numpy,metaschedule"
 PEERS = ("ort", "numpy", "metaschedule")
 TVMQ_TUNERS = ("xgb", "random", "grid")

@@ -55,7 +55,8 @@ class LocalRunner(Runner):
         self._pool = None
         self._pool_key = None
         self._tmp = tempfile.TemporaryDirectory(prefix="tvmq-inputs-")
-        self._input_files: dict[int, str] = {}
+        self._inputs: tuple | None = None  # (the arrays, their file): the arrays held, so never confused
+        self._n_inputs = 0
 
     def _executor(self, settings):
         from tvm.support.popen_pool import PopenPoolExecutor
@@ -70,12 +71,19 @@ class LocalRunner(Runner):
         return self._pool
 
     def _inputs_file(self, arrays) -> str:
-        key = id(arrays)
-        if key not in self._input_files:
-            path = os.path.join(self._tmp.name, f"in{len(self._input_files)}.npz")
-            np.savez(path, **{f"a{i}": a for i, a in enumerate(arrays)})
-            self._input_files[key] = path
-        return self._input_files[key]
+        """The file the worker reads ``arrays`` from: written once per inputs object, under a name never
+        reused (the worker caches by name). Keyed by identity with the object held, not by ``id()``: a
+        freed list's id comes back for the next task's inputs, which then ran with the old task's arrays
+        (a wrong-shape TypeError, or a wrong result)."""
+        if self._inputs is not None and self._inputs[0] is arrays:
+            return self._inputs[1]
+        path = os.path.join(self._tmp.name, f"in{self._n_inputs}.npz")
+        self._n_inputs += 1
+        np.savez(path, **{f"a{i}": a for i, a in enumerate(arrays)})
+        if self._inputs is not None:
+            os.unlink(self._inputs[1])
+        self._inputs = (arrays, path)
+        return path
 
     def run(self, builds: list[BuildResult], verifier, settings) -> list[RunResult]:
         results = []
