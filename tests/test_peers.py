@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tvmq.ops.reference import conv2d_nchw
-from tvmq.peers import numpy_im2col, onnxruntime_conv, peak, perf
+from tvmq.peers import child, numpy_im2col, onnxruntime_conv, peak, perf
 from tvmq.workload import ConvWorkload
 
 # odd shapes on purpose: stride 2 x 1, asymmetric padding, batch 2
@@ -62,7 +62,7 @@ def test_onnxruntime_in_a_child_process(monkeypatch):
     for kind in onnxruntime_conv.KINDS:
         r = onnxruntime_conv.run_isolated(kind, SMALL, threads=2, **FAST)
         assert r.ok and r.threads == 2 and len(r.times) == 2 and r.max_abs_err is not None, r.error
-    monkeypatch.setattr(onnxruntime_conv.sys, "executable", "/bin/false")
+    monkeypatch.setattr(child.sys, "executable", "/bin/false")
     r = onnxruntime_conv.run_isolated("conv", SMALL, threads=1, **FAST)
     assert r.status == "run_error" and r.times == []
 
@@ -85,7 +85,7 @@ def test_numpy_im2col_child_process_threads_and_coretype(monkeypatch):
 
 
 def test_numpy_im2col_child_failure_is_reported(monkeypatch):
-    monkeypatch.setattr(numpy_im2col.sys, "executable", "/bin/false")
+    monkeypatch.setattr(child.sys, "executable", "/bin/false")
     r = numpy_im2col.run(SMALL, threads=1, **FAST)
     assert r.status == "run_error" and r.times == []
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 
+from . import child
 from .onnxruntime_conv import PeerResult, conv_inputs, float_tolerance, time_callable
 
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -71,36 +70,14 @@ def child_env(threads: int, keep_coretype: bool = False) -> dict:
 def run(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0, seed: int = 0,
         timeout_s: float = 300.0, keep_coretype: bool = False) -> PeerResult:
     """Verify and time im2col + numpy matmul with ``threads`` BLAS threads, in a child process."""
-    args = [sys.executable, "-m", "tvmq.peers.numpy_im2col", json.dumps(wl.to_dict()), "--threads", str(threads),
-            "--repeat", str(repeat), "--number", str(number), "--min-repeat-ms", str(min_repeat_ms),
-            "--seed", str(seed)]
-    try:
-        p = subprocess.run(args, env=child_env(threads, keep_coretype), capture_output=True, text=True,
-                           timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return PeerResult("numpy_im2col", "timeout", error=f"exceeded {timeout_s:g}s", threads=threads)
-    if p.returncode != 0:
-        tail = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
-        return PeerResult("numpy_im2col", "run_error", error=tail[:300], threads=threads)
-    d = json.loads(p.stdout.strip().splitlines()[-1])
-    return PeerResult(**d)
+    return child.run_child("tvmq.peers.numpy_im2col", "numpy_im2col", wl, [], threads, timeout_s,
+                           env=child_env(threads, keep_coretype), repeat=repeat, number=number,
+                           min_repeat_ms=min_repeat_ms, seed=seed)
 
 
 def main(argv=None):
-    import argparse
-
-    from ..workload import ConvWorkload
-
-    ap = argparse.ArgumentParser(prog="python -m tvmq.peers.numpy_im2col")
-    ap.add_argument("workload", help="one layer object as JSON")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--number", type=int, default=1)
-    ap.add_argument("--min-repeat-ms", type=float, default=20.0)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    wl = ConvWorkload.from_dict(json.loads(a.workload))
-    r = measure_here(wl, a.repeat, a.number, a.min_repeat_ms, a.seed, a.threads)
+    a = child.arg_parser("python -m tvmq.peers.numpy_im2col").parse_args(argv)
+    r = measure_here(child.workload_of(a), a.repeat, a.number, a.min_repeat_ms, a.seed, a.threads)
     print(json.dumps(r.__dict__))
 
 

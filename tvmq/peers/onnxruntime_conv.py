@@ -15,8 +15,6 @@ Conv at 24-68% of peak in-process, against 80-90% at 1 thread).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -223,38 +221,19 @@ def run(kind: str, wl, **kw) -> PeerResult:
     raise TvmqError(f"unknown onnxruntime peer {kind!r}; valid: {KINDS}")
 
 
-def run_isolated(kind: str, wl, timeout_s: float = 600.0, **kw) -> PeerResult:
+def run_isolated(kind: str, wl, timeout_s: float = 600.0, threads: int = 1, **kw) -> PeerResult:
     """``run(kind, wl, **kw)`` in a child process (see the module's note on TVM's spinning workers)."""
-    args = [sys.executable, "-m", "tvmq.peers.onnxruntime_conv", kind, json.dumps(wl.to_dict()),
-            *[f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]]
-    name = f"ort_{kind}"
-    try:
-        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return PeerResult(name, "timeout", error=f"exceeded {timeout_s:g}s", threads=kw.get("threads", 1))
-    if p.returncode != 0:
-        tail = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
-        return PeerResult(name, "run_error", error=tail[:300], threads=kw.get("threads", 1))
-    return PeerResult(**json.loads(p.stdout.strip().splitlines()[-1]))
+    from .child import run_child
+
+    return run_child("tvmq.peers.onnxruntime_conv", f"ort_{kind}", wl, [kind], threads, timeout_s, **kw)
 
 
 def main(argv=None):
-    import argparse
+    from .child import arg_parser, workload_of
 
-    from ..workload import ConvWorkload
-
-    ap = argparse.ArgumentParser(prog="python -m tvmq.peers.onnxruntime_conv")
-    ap.add_argument("kind", choices=KINDS)
-    ap.add_argument("workload", help="one layer object as JSON")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--number", type=int, default=1)
-    ap.add_argument("--min-repeat-ms", type=float, default=20.0)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    wl = ConvWorkload.from_dict(json.loads(a.workload))
-    r = run(a.kind, wl, threads=a.threads, repeat=a.repeat, number=a.number, min_repeat_ms=a.min_repeat_ms,
-            seed=a.seed)
+    a = arg_parser("python -m tvmq.peers.onnxruntime_conv", KINDS).parse_args(argv)
+    r = run(a.kind, workload_of(a), threads=a.threads, repeat=a.repeat, number=a.number,
+            min_repeat_ms=a.min_repeat_ms, seed=a.seed)
     print(json.dumps(r.__dict__))
 
 
