@@ -15,6 +15,8 @@ The table is recognised by its buffer name (``codebook``, as every codebook oper
 
 from __future__ import annotations
 
+import functools
+
 CODEBOOK_BUFFER = "codebook"
 PIPELINE = "tvmq_avx512"
 _PERMUTES = {16: "llvm.x86.avx512.permvar.sf.512", 32: "llvm.x86.avx512.vpermi2var.ps.512"}
@@ -22,6 +24,7 @@ _VPERMB = "llvm.x86.avx512.permvar.qi.512"
 _registered: set[str] = set()
 
 
+@functools.cache
 def _types():
     from tvm import tirx
 
@@ -48,9 +51,6 @@ def permute_codebook_lookups(func, vbmi: bool = False):
 
     def table(src, start, lanes):
         return tirx.BufferLoad(src, [tirx.Ramp(const(start), const(1), lanes)])
-
-    def shuffle_parts(parts, lanes):
-        return tirx.Shuffle(parts, [const(j) for j in range(lanes)])
 
     def lanes_of(idx, k, width):
         return tirx.Shuffle([idx], [const(j) for j in range(k, k + width)])
@@ -91,7 +91,8 @@ def permute_codebook_lookups(func, vbmi: bool = False):
         if lanes == width:
             return permute(idx)
         # Wider vectors: one permute per register width, concatenated.
-        return shuffle_parts([permute(lanes_of(idx, k, width)) for k in range(0, lanes, width)], lanes)
+        parts = [permute(lanes_of(idx, k, width)) for k in range(0, lanes, width)]
+        return tirx.Shuffle(parts, [const(j) for j in range(lanes)])
 
     body = tvm_ffi.structural_map(func.body, [(load_t, rewrite)])
     return (func.with_body(body) if count else func), count

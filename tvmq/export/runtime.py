@@ -96,7 +96,7 @@ def function_op(entry: dict):
 
     wl = ConvWorkload.from_dict(entry["workload"], f"function {entry['name']}")
     kw = dict(entry["make_op"])
-    if "planar" in entry.get("op_params", {}) or entry["op_variant"].startswith("codebook"):
+    if entry["op_variant"].startswith("codebook"):
         # Exports before planar packing existed read interleaved indices (planar 0).
         kw.setdefault("planar", entry.get("op_params", {}).get("planar", 0))
     op = make_op(entry["op_variant"], wl, **kw)

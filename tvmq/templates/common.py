@@ -67,17 +67,23 @@ def place_epilogues(sch, epilogues: list[str], fused_into: str | None, depth: in
             parallel_outer(sch, blk, depth)
 
 
+def lead_names(order: list[str], spatial: set, depth: int) -> list[str]:
+    """The leading spatial loops of ``order`` (at most ``depth``) that ``parallel_lead`` fuses."""
+    lead = []
+    for name in order:
+        if name not in spatial or len(lead) >= depth:
+            break
+        lead.append(name)
+    return lead
+
+
 def parallel_lead(sch, loops: dict, order: list[str], spatial: set, depth: int):
     """Fuse up to ``depth`` leading spatial loops of ``order`` into one parallel loop.
 
     Returns (the parallel loop, the loop the accumulator belongs under: the innermost spatial
     loop enclosing every reduction loop, and the index of the first reduction loop in ``order``).
     """
-    lead = []
-    for name in order:
-        if name not in spatial or len(lead) >= depth:
-            break
-        lead.append(name)
+    lead = lead_names(order, spatial, depth)
     first_red = next(i for i, n in enumerate(order) if n not in spatial)
     fused = sch.fuse(*[loops[n] for n in lead]) if len(lead) > 1 else loops[lead[0]]
     sch.parallel(fused)

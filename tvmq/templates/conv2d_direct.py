@@ -8,7 +8,8 @@ r, s (reduction) whatever the layout, then split, ordered, and annotated.
 from __future__ import annotations
 
 from .intrinsics import DOTS  # tensorized 16x4 int8 dot products
-from .common import InvalidConfig, block_names, parallel_lead, parallel_outer, place_epilogues, vectorize_lanes
+from .common import (InvalidConfig, block_names, lead_names, parallel_lead, parallel_outer, place_epilogues,
+                     vectorize_lanes)
 
 OP_KNOBS = ("layout", "ib", "ob", "pad")
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
@@ -95,7 +96,7 @@ def apply(sch, op, cfg: dict, orders: dict):
         where = cfg.get("decode_at", "inline")
         dec = sch.get_sblock("decode")
         # Lookup vectors: 16 float32 lanes (one zmm permute), or 64 int8 ones for integer tables.
-        lanes = 64 if "int8" in op.variant else 16
+        lanes = 64 if next(a.dtype for a in op.args if a.name == "codebook") == "int8" else 16
         if where == "inline":
             sch.compute_inline(dec)
         elif where == "root":
@@ -103,8 +104,8 @@ def apply(sch, op, cfg: dict, orders: dict):
             parallel_outer(sch, dec, 2, max_vec=lanes)
         else:
             # A loop fused into the parallel loop is gone: decode once per parallel iteration.
-            lead = [n for n in order[:first_red] if n in SPATIAL][: cfg["parallel_depth"]]
-            sch.compute_at(dec, fused if where in lead else L[where])
+            fused_away = where in lead_names(order, SPATIAL, cfg["parallel_depth"])
+            sch.compute_at(dec, fused if fused_away else L[where])
             vectorize_lanes(sch, _fuse_inner_weight_block(sch, dec, vnni), lanes)
 
     sch.decompose_reduction(conv, L[order[first_red]])
