@@ -25,7 +25,10 @@ def main():
 
     rows = []
     for path in a.results:
-        res = json.loads(open(path).read())
+        try:
+            res = json.loads(open(path).read())
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"speed_table: cannot read bench results {path!r}: {e}") from None
         by = defaultdict(dict)
         for r in res["rows"]:
             if r["threads"] == a.threads:
