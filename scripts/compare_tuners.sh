@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Tuner comparison for issue 4 (docs/TUNING.md): tvmq xgb vs random vs MetaSchedule at equal trial
 # budgets, float and 5-bit codebook, on a quiet machine, into their own log
-# (autotune_logs/compare/host.jsonl; MetaSchedule databases beside it). xgb and random do not
-# use the budget in their decisions, so the 64-trial point of a 200-trial run is a 64-trial run.
-# About 1.5-2 hours here. Rerunning resumes xgb/random; summary:
+# (autotune_logs/compare/host.jsonl; MetaSchedule databases beside it, one per run).
+# xgb and random do not use the budget in their decisions, so a 200-trial run resumes the
+# 64-trial one (--resume) and its 64-trial point is the 64-trial run. MetaSchedule does use it
+# (and seeds its search from its database), so each budget is a fresh MetaSchedule run.
+# Jobs run in order; a job whose results JSON exists is skipped, so rerunning continues.
+#   JOBS="xgb:200:alexnet.conv3:float metaschedule:64:alexnet.conv2:int8" bash scripts/compare_tuners.sh
+# Default: every alexnet layer and two large layers, float and codebook, 64 then 200 trials
+# (many hours here). Summary:
 #   python scripts/tuning_report.py autotune_logs/compare/host.jsonl --results out/compare --md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,25 +16,23 @@ PY=${PY:-.venv/bin/python}
 LOG=${LOG:-autotune_logs/compare/host.jsonl}
 OUT=${OUT:-out/compare}
 mkdir -p "$OUT" "$(dirname "$LOG")"
-T="--timeout 20 --quiet --log $LOG"
 step() { echo "== $(date +%T) $*" >&2; }
-run() {  # run WORKLOAD VARIANT TUNER TRIALS
-  local tag="$3$4-$1-$2"
+run() {  # run TUNER TRIALS WORKLOAD VARIANT
+  local tag="$1$2-$3-$4"
   [[ -e $OUT/$tag.json ]] && { step "skip $tag (done)"; return; }
   step "$tag"
-  local r=""; [[ $3 != metaschedule ]] && r="--resume"
-  $PY -m tvmq tune --target host --workload "$1" --variants "$2" --trials "$4" --tuner "$3" $r \
-      --json "$OUT/$tag.json" $T || step "FAILED $tag"
+  local r=""; [[ $1 != metaschedule ]] && r="--resume"
+  $PY -m tvmq tune --target host --workload "$3" --variants "$4" --trials "$2" --tuner "$1" $r \
+      --json "$OUT/$tag.json" --timeout 20 --quiet --log "$LOG" || step "FAILED $tag"
 }
-# 64 trials: every alexnet layer and two large layers, float and codebook, three tuners.
-for W in ${WORKLOADS:-alexnet.conv2 alexnet.conv4 alexnet.conv5 large.bench1 alexnet.conv1 alexnet.conv3 large.bench7}; do
-  for V in float codebook; do
-    for TU in xgb random metaschedule; do run "$W" "$V" "$TU" 64; done
+if [[ -z ${JOBS:-} ]]; then
+  for N in 64 200; do
+    for W in alexnet.conv1 alexnet.conv2 alexnet.conv3 alexnet.conv4 alexnet.conv5 large.bench1 large.bench7; do
+      for V in float codebook; do
+        for TU in xgb random metaschedule; do JOBS+=" $TU:$N:$W:$V"; done
+      done
+    done
   done
-done
-# 200 trials where time allows (LONG=0 skips): alexnet conv3.
-[[ ${LONG:-1} == 0 ]] && { step done; exit 0; }
-for V in codebook float; do
-  for TU in xgb random metaschedule; do run alexnet.conv3 "$V" "$TU" 200; done
-done
+fi
+for J in $JOBS; do IFS=: read -r TU N W V <<<"$J"; run "$TU" "$N" "$W" "$V"; done
 step done

@@ -28,8 +28,18 @@ def _ms_mod(task):
     return make_op(task.op_name, task.workload, **task.params, **params).irmodule(), cfg
 
 
-def work_dir_for(task, log_path) -> Path:
-    return Path(log_path).parent / "metaschedule" / task.target.name / task.key
+def work_dir_for(task, log_path, trials: int) -> Path:
+    """A fresh database directory for this run of ``task`` at ``trials``.
+
+    MetaSchedule seeds its search from the database it is given, so a run at 200 trials in the
+    directory of an earlier 64-trial run would start from that run's best: not a 200-trial run.
+    Each run gets a new directory; earlier ones stay, since their records point at them.
+    """
+    base = Path(log_path).parent / "metaschedule" / task.target.name / task.key
+    run = 1
+    while (d := base / f"trials{trials}-run{run}").exists() and any(d.iterdir()):
+        run += 1  # earlier runs keep their databases: their records point at them
+    return d
 
 
 def best_schedule(task, work_dir):
@@ -53,7 +63,7 @@ def tune_metaschedule(task, trials, settings, runner, log_path):
     if runner.label != "local":
         raise TvmqError("the metaschedule peer runs on local targets only (its RPC runner is not wired up)")
     mod, cfg = _ms_mod(task)
-    work_dir = work_dir_for(task, log_path)
+    work_dir = work_dir_for(task, log_path, trials)
     work_dir.mkdir(parents=True, exist_ok=True)
     os.environ["TVM_NUM_THREADS"] = str(settings.threads)  # inherited by MetaSchedule's runner workers
     evaluator = ms.runner.EvaluatorConfig(number=settings.number, repeat=settings.repeat,
