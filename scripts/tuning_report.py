@@ -1,11 +1,14 @@
 """Summarise tuner comparisons from the records (docs/TUNING.md's tables).
 
 For each (target, workload, variant, tuner): best GFLOPS after 64 and after 200 trials (from
-the records' trial order), trials to reach 90% of the final best, tuning wall time (sum of the gaps
-between records, a gap over 2 minutes counted as a pause; MetaSchedule's from the results JSON of its run under out/tuning/), and the XGBoost cost model's quality as the
-Spearman rank correlation between predicted and measured speed on held-out configs.
+the records' trial order), trials to reach 90% of the final best, tuning wall time (from the
+records' timestamps, see ``elapsed``; MetaSchedule's from the results JSON of its run under
+--results), and the XGBoost cost model's quality as the Spearman rank correlation between
+predicted and measured speed on held-out configs. --head-to-head puts the tuners side by side
+per layer, variant and budget (docs/TUNING.md's first table).
 
     python scripts/tuning_report.py autotune_logs/host.jsonl [--results out/tuning] [--md]
+    python scripts/tuning_report.py autotune_logs/compare/host.jsonl --results out/compare --head-to-head --md
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from tvmq.search.driver import curve_to_fraction
 
 
 def curves(records):
@@ -36,6 +41,59 @@ def curves(records):
             curve.append(best)
         out[key] = (curve, recs)
     return out
+
+
+def elapsed(recs):
+    """Seconds of tuning up to each record of one tuner's run, from the records' timestamps.
+
+    Records of a batch land together, so the gaps between batches are the batch times. The first
+    batch (no record marks its start) and a pause between a run and its --resume (a gap over
+    2 minutes) each count as one typical batch: the median gap over 1 s.
+    """
+    ts = sorted(r["timestamp"] for r in recs)
+    gaps = np.diff(ts)
+    typical = float(np.median(gaps[gaps > 1.0])) if (gaps > 1.0).any() else 0.0
+    return list(np.cumsum([typical] + [typical if g > 120.0 else g for g in gaps]))
+
+
+def head_to_head(records, walls, budgets=(64, 200)):
+    """Rows of docs/TUNING.md's head-to-head table: each tuner's best and time at each budget.
+
+    xgb and random: the best after N trials of their run and the time it took to get there (a
+    200-trial run continues the 64-trial one). MetaSchedule: its run with budget N (its record's
+    trial count), timed as the whole ``tune_tir`` call (the results JSON under --results).
+    """
+    cur = curves(records)
+    pairs = sorted({(k[0], k[1], k[2]) for k in cur})
+    rows = []
+    for tgt, wl, var in pairs:
+        for n in budgets:
+            row = dict(layer=wl, variant=var, trials=n)
+            for tuner in ("xgb", "random"):
+                curve, recs = cur.get((tgt, wl, var, tuner), ([], []))
+                if len(curve) >= n:
+                    row[tuner] = round(curve[n - 1], 1)
+                    row[f"{tuner} s"] = round(elapsed(recs)[n - 1])
+                    if tuner == "xgb":
+                        row["xgb: trials to 90%"] = curve_to_fraction(curve[:n], 0.9)
+            _, ms = cur.get((tgt, wl, var, "metaschedule"), ([], []))
+            ms = [r for r in ms if r["trial"] == n]
+            if ms:
+                r = ms[-1]
+                row["MetaSchedule"] = (round(ConvFlops(r) / np.median(r["times"]) / 1e9, 1)
+                                       if r["status"] == "ok" and r["times"] else r["status"])
+                if (tgt, wl, var, "metaschedule", n) in walls:
+                    row["MetaSchedule s"] = round(walls[(tgt, wl, var, "metaschedule", n)])
+            for peer, col in (("MetaSchedule", "xgb / MetaSchedule"), ("random", "xgb / random")):
+                if isinstance(row.get("xgb"), float) and isinstance(row.get(peer), float) and row[peer] > 0:
+                    row[col] = round(row["xgb"] / row[peer], 2)
+            if any(k in row for k in ("xgb", "random", "MetaSchedule")):
+                rows.append(row)
+    return rows
+
+
+HEAD_COLUMNS = ["layer", "variant", "trials", "xgb", "random", "MetaSchedule", "xgb / MetaSchedule", "xgb / random",
+                "xgb s", "random s", "MetaSchedule s", "xgb: trials to 90%"]
 
 
 def wall_times(results_dir):
@@ -74,13 +132,17 @@ def main():
     ap.add_argument("logs", nargs="+")
     ap.add_argument("--results", default="out/tuning")
     ap.add_argument("--md", action="store_true")
+    ap.add_argument("--head-to-head", action="store_true",
+                    help="one row per layer, variant and budget (64, 200): the tuners side by side")
     a = ap.parse_args()
     from tvmq.record import log as recordlog
     from tvmq.report import markdown_table, text_table
-    from tvmq.search.driver import curve_to_fraction
 
     records = [r for p in a.logs for r in recordlog.read(p)]
     walls = wall_times(a.results)
+    if a.head_to_head:
+        print((markdown_table if a.md else text_table)(head_to_head(records, walls), HEAD_COLUMNS))
+        return
     rows = []
     for (tgt, wl, var, tuner), (curve, recs) in sorted(curves(records).items()):
         row = dict(target=tgt, workload=wl, variant=var, tuner=tuner, trials=len(curve))
@@ -98,9 +160,8 @@ def main():
                 row["rank_corr"] = rank_quality(recs)
         if tuner == "metaschedule":  # the run with the largest budget
             row["tuning_s"] = walls.get((tgt, wl, var, tuner, row["trials"]))
-        else:  # from the records' timestamps; a gap over 2 minutes is a pause between resumed runs
-            ts = sorted(r["timestamp"] for r in recs)
-            row["tuning_s"] = round(sum(min(b - a, 120.0) for a, b in zip(ts, ts[1:])), 1)
+        else:  # from the records' timestamps (see elapsed)
+            row["tuning_s"] = round(elapsed(recs)[-1], 1)
         row["failed"] = sum(r["status"] != "ok" for r in recs)
         rows.append(row)
     cols = ["target", "workload", "variant", "tuner", "trials", "best", "best@64", "best@200", "to90%", "tuning_s", "failed",
