@@ -152,3 +152,28 @@ def test_loop_features_describe_the_nest():
     assert big[1] == 1.0  # 4 x 13 x 32 / 16 = 104 registers: spills
     odd = loop_features(dict(base, order="ic_outer"), dict(ctx, c_out=48))
     assert odd[2] == pytest.approx(np.log2(3)) and odd[3] == pytest.approx(0.25)  # 3 blocks: a core idles 1/4
+
+
+def test_progress_names_the_rate_unit_of_the_variant(capsys):
+    def flat(cfgs):
+        return [RunResult("ok", times=[1e-3] * 3, max_abs_err=0.0) for _ in cfgs]
+
+    for variant, unit in (("int8", "GOPS"), ("float", "GFLOPS")):
+        task = Task.make(resolve("alexnet.conv3")[0], variant, get_target("host"))
+        tune(task, make_tuner("random", task.space(), 0), flat, trials=2, progress=True)
+        err = capsys.readouterr().err
+        assert f" {unit}," in err, err
+
+
+def test_metaschedule_gets_a_fresh_database_per_run(tmp_path):
+    from tvmq.search.metaschedule import work_dir_for
+
+    task = Task.make(resolve("alexnet.conv3")[0], "float", get_target("host"))
+    log = tmp_path / "host.jsonl"
+    first = work_dir_for(task, log, 64)
+    assert work_dir_for(task, log, 64) == first  # an empty directory is still fresh
+    first.mkdir(parents=True)
+    (first / "database_tuning_record.json").write_text("{}\n")
+    second = work_dir_for(task, log, 64)
+    assert second != first and second.parent == first.parent
+    assert work_dir_for(task, log, 200) not in (first, second)

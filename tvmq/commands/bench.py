@@ -27,13 +27,13 @@ import numpy as np
 
 from ..build.lower import compile_mod
 from ..errors import TvmqError
+from ..report.results import INT_VARIANTS
 from .common import add_measure_args, add_rpc_args, make_runner, measure_settings, rpc_settings
 
 DEFAULT_VARIANTS = "float,codebook,codebook4,codebook_int8,int8,im2col,im2col_int8,im2col_codebook"
 DEFAULT_PEERS = "ort,numpy,metaschedule"
 PEERS = ("ort", "numpy", "metaschedule")
 TVMQ_TUNERS = ("xgb", "random", "grid")
-INT_VARIANTS = {"int8", "int8w7", "codebook_int8", "int16", "int4", "im2col_int8"}
 PEER_VARIANTS = ("ort.conv", "ort.qlinearconv", "numpy.im2col")
 FLOAT_BASE = "float"
 COLUMNS = ["workload", "variant", "impl", "tuner", "threads", "best_ms", "spread_pct", "gflops", "unit", "pct_peak",

@@ -11,7 +11,7 @@ from .common import add_measure_args, add_rpc_args, add_workload_args, make_runn
 
 DEFAULT_VARIANTS = "float,codebook,int8,im2col"
 COLUMNS = [
-    "workload", "variant", "best_ms", "gflops", "vs_float", "vs_im2col", "trials", "tuning_s", "verified", "instructions",
+    "workload", "variant", "best_ms", "gflops", "unit", "vs_float", "vs_im2col", "trials", "tuning_s", "verified", "instructions",
 ]
 
 

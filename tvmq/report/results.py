@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+# Integer variants count operations, not floating-point ones: their rate is in GOPS.
+INT_VARIANTS = frozenset({"int8", "int8w7", "codebook_int8", "int16", "int4", "im2col_int8"})
+
+
+def rate_unit(variant: str) -> str:
+    """``GOPS`` for integer variants, ``GFLOPS`` otherwise (2 operations per multiply-add in both)."""
+    return "GOPS" if variant in INT_VARIANTS else "GFLOPS"
+
 
 def result_row(task, best_time: float, trials: int, tuning_s: float, verified: bool, max_abs_err, tuner: str,
                runner: str, config=None) -> dict:
@@ -17,6 +25,7 @@ def result_row(task, best_time: float, trials: int, tuning_s: float, verified: b
         "tuner": tuner,
         "best_ms": best_time * 1e3 if ok else None,
         "gflops": wl.flops / best_time / 1e9 if ok else None,
+        "unit": rate_unit(task.variant),
         "trials": trials,
         "tuning_s": round(tuning_s, 1),
         "verified": bool(verified),

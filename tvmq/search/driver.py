@@ -50,8 +50,8 @@ class Measurer:
 class Progress:
     """One status line per task on stderr, rewritten in place on a terminal."""
 
-    def __init__(self, name: str, total: int, enabled: bool = True):
-        self.name, self.total, self.enabled = name, total, enabled
+    def __init__(self, name: str, total: int, enabled: bool = True, unit: str = "GFLOPS"):
+        self.name, self.total, self.enabled, self.unit = name, total, enabled, unit
         self.t0 = time.time()
         self.tty = sys.stderr.isatty()
 
@@ -61,7 +61,7 @@ class Progress:
         width = 24
         fill = int(width * done / max(self.total, 1))
         line = (f"[{self.name}] [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total} trials, "
-                f"best {best_gflops:7.1f} GFLOPS, {failures} failed, {time.time() - self.t0:5.0f}s")
+                f"best {best_gflops:7.1f} {self.unit}, {failures} failed, {time.time() - self.t0:5.0f}s")
         print(("\r" if self.tty else "") + line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
     def close(self):
@@ -99,7 +99,9 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
             rr = RunResult(r["status"], r["times"], r.get("error", ""), r.get("max_abs_err"))
             account(r["config"], rr)
             tuner.update([r["config"]], [flops / rr.median if rr.ok else 0.0])
-    bar = Progress(f"{task.workload.name} {task.variant}", trials, progress)
+    from ..report.results import rate_unit
+
+    bar = Progress(f"{task.workload.name} {task.variant}", trials, progress, rate_unit(task.variant))
     since_best = 0
     while res.trials < trials:
         batch = tuner.next_batch(min(batch_size, trials - res.trials))
