@@ -90,14 +90,6 @@ def test_crash_on_load_is_a_run_error(runner, tmp_path):
     assert os.path.exists(bogus)
 
 
-def test_error_summary_keeps_what_went_wrong_and_where():
-    from tvmq.run.local import error_summary
-
-    e = TypeError("Mismatched type on argument #2 when calling:\n  `main(data: Tensor([1, 2]))`")
-    assert error_summary(e) == "Mismatched type on argument #2 when calling: ... `main(data: Tensor([1, 2]))`"
-    assert error_summary(RuntimeError("Traceback (most recent call last):\n  File x\nboom")) == "boom"
-    assert error_summary(ValueError("")) == ""
-
 
 def test_inputs_of_a_new_task_are_never_confused_with_freed_ones():
     """Regression: inputs were cached by id(); a freed inputs list's id is reused by the next one,

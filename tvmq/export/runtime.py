@@ -18,14 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TvmqError
+from ..errors import TvmqError, one_line
 from . import LIB_NAME, WEIGHTS_NAME
 from . import manifest as M
-
-
-def _one_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else type(e).__name__
 
 
 @dataclass
@@ -72,7 +67,7 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
         try:
             mod = tvm.runtime.load_module(str(lib))
         except Exception as e:  # noqa: BLE001
-            raise TvmqError(f"the TVM runtime cannot load {lib}: {_one_line(e)}") from None
+            raise TvmqError(f"the TVM runtime cannot load {lib}: {one_line(e)}") from None
         return Export(d, man, mod, tvm.cpu(0), "local", warnings=warns)
     from ..edge import tracker
 
@@ -84,7 +79,7 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
         sess.upload(str(lib), target=name)
         mod = sess.load_module(name)
     except Exception as e:  # noqa: BLE001
-        raise TvmqError(f"the board at {rpc.address} (key {rpc.key!r}) cannot load {lib}: {_one_line(e)}") from None
+        raise TvmqError(f"the board at {rpc.address} (key {rpc.key!r}) cannot load {lib}: {one_line(e)}") from None
     return Export(d, man, mod, sess.cpu(0), "rpc-emulated" if emulated else "rpc", session=sess, warnings=warns)
 
 
@@ -142,7 +137,7 @@ def verify_layers(ex: Export, seed: int = 0, repeat: int = 0, only: list[str] | 
             ex.dev.sync()
             out = args[-1].numpy()
         except Exception as e:  # noqa: BLE001
-            rows.append(dict(row, ok=False, max_abs_err=None, error=_one_line(e)))
+            rows.append(dict(row, ok=False, max_abs_err=None, error=one_line(e)))
             continue
         ok, err = op.check(out, inputs)
         row.update(ok=bool(ok), max_abs_err=err)
@@ -172,7 +167,7 @@ class ModelRunner:
         try:
             self.vm = tvm.runtime.vm.VirtualMachine(ex.mod, ex.dev)
         except Exception as e:  # noqa: BLE001
-            raise TvmqError(f"{ex.path / LIB_NAME} is not a Relax VM executable: {_one_line(e)}") from None
+            raise TvmqError(f"{ex.path / LIB_NAME} is not a Relax VM executable: {one_line(e)}") from None
 
     @property
     def input_shape(self) -> tuple:

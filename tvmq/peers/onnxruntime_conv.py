@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import TvmqError
+from ..errors import TvmqError, one_line
 from ..ops.reference import conv2d_nchw
 
 OPSET = 17
@@ -155,7 +155,7 @@ def run_conv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_
     except TvmqError:
         raise
     except Exception as e:  # noqa: BLE001 - onnxruntime errors are data
-        return PeerResult("ort_conv", "run_error", error=_one_line(e), threads=threads)
+        return PeerResult("ort_conv", "run_error", error=one_line(e), threads=threads)
     if ref is None:
         ref = _memo(("f", wl.key, seed), lambda: conv2d_nchw(x, w, wl))
     err = float(np.max(np.abs(y.astype(np.float64) - ref)))
@@ -201,7 +201,7 @@ def run_qlinearconv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_
     except TvmqError:
         raise
     except Exception as e:  # noqa: BLE001
-        return PeerResult("ort_qlinearconv", "run_error", error=_one_line(e), threads=threads)
+        return PeerResult("ort_qlinearconv", "run_error", error=one_line(e), threads=threads)
     if y.shape != ref.shape:
         return PeerResult("ort_qlinearconv", "wrong_result", error=f"shape {y.shape} vs {ref.shape}", threads=threads)
     err = float(np.max(np.abs(y.astype(np.float64) - ref)))
@@ -247,11 +247,6 @@ def _memo(key, make):
             del _REFS[k]
         _REFS[key] = make()
     return _REFS[key]
-
-
-def _one_line(e) -> str:
-    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-    return (lines[-1] if lines else type(e).__name__)[:300]
 
 
 if __name__ == "__main__":

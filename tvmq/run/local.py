@@ -11,6 +11,7 @@ import tempfile
 
 import numpy as np
 
+from ..errors import one_line
 from .base import BuildResult, Runner, RunResult, time_module
 
 _INPUTS: dict = {}
@@ -34,16 +35,6 @@ def run_in_worker(lib_path: str, inputs_path: str, out_shape, out_dtype, setting
     mod = tvm.runtime.load_module(lib_path)
     return time_module(mod, tvm.cpu(0), _INPUTS[inputs_path], (tuple(out_shape), out_dtype),
                        MeasureSettings(**settings_dict))
-
-
-def error_summary(e: BaseException, limit: int = 400) -> str:
-    """The first and last meaningful lines of an exception (TVM puts what went wrong first and the
-    function's signature last), without traceback lines."""
-    lines = [ln.strip() for ln in str(e).strip().splitlines()
-             if ln.strip() and not ln.lstrip().startswith(("Traceback", "File ", "^"))]
-    if not lines:
-        return ""
-    return (lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}")[:limit]
 
 
 class LocalRunner(Runner):
@@ -103,7 +94,7 @@ class LocalRunner(Runner):
         except TimeoutError:
             return RunResult("timeout", error=f"exceeded {settings.timeout_s:.0f}s", compile_s=b.compile_s)
         except Exception as e:  # noqa: BLE001 - a crash is data
-            return RunResult("run_error", error=f"{type(e).__name__}: {error_summary(e)}", compile_s=b.compile_s)
+            return RunResult("run_error", error=f"{type(e).__name__}: {one_line(e)}", compile_s=b.compile_s)
         ok, err = verifier.check(b.config, out)
         if not ok:
             return RunResult("wrong_result", error=f"max abs error {err:.3g} vs reference", max_abs_err=err,

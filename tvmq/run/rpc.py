@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..errors import TvmqError
+from ..errors import TvmqError, one_line
 from .base import BuildResult, Runner, RunResult, Verifier, time_module
 from .settings import RPCSettings
 
@@ -37,13 +37,6 @@ BOARD_ERROR_PREFIX = "rpc: "
 def is_board_error(result: RunResult) -> bool:
     """Did this candidate fail because of the board/tracker, not its own code?"""
     return result.status == "run_error" and result.error.startswith(BOARD_ERROR_PREFIX)
-
-
-def _one_line(e: BaseException, limit: int = 300) -> str:
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    # TVM errors carry a traceback first and the message last
-    msg = lines[-1] if lines else type(e).__name__
-    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
 @dataclass
@@ -143,7 +136,7 @@ class RPCRunner(Runner):
                 out, times = time_module(rmod, dev, inputs, verifier.output_spec(b.config), settings)
                 del rmod
             except Exception as e:  # noqa: BLE001  (TVM raises TVMError/RuntimeError)
-                msg = _one_line(e)
+                msg = one_line(e)
                 if "RPCSessionTimeoutError" in str(e) or "session has expired" in str(e):
                     job.result = RunResult("timeout", error=f"the board ended the session after "
                                            f"{self._session_timeout(settings):g} s: {msg}", compile_s=b.compile_s)
@@ -160,7 +153,7 @@ class RPCRunner(Runner):
             else:
                 job.result = RunResult("ok", times=list(times), max_abs_err=err, compile_s=b.compile_s)
         except Exception as e:  # noqa: BLE001  (verifier bugs etc.: record, do not lose the run)
-            job.result = RunResult("run_error", error=f"{type(e).__name__}: {_one_line(e)}", compile_s=b.compile_s)
+            job.result = RunResult("run_error", error=f"{type(e).__name__}: {one_line(e)}", compile_s=b.compile_s)
         finally:
             job.done.set()
 
