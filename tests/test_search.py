@@ -152,6 +152,16 @@ def test_loop_features_describe_the_nest():
     assert big[1] == 1.0  # 4 x 13 x 32 / 16 = 104 registers: spills
     odd = loop_features(dict(base, order="ic_outer"), dict(ctx, c_out=48))
     assert odd[2] == pytest.approx(np.log2(3)) and odd[3] == pytest.approx(0.25)  # 3 blocks: a core idles 1/4
+    assert loop_features(base, ctx, threads=4)[3] == 0.0 and loop_features(base, ctx, threads=5)[3] > 0.0
+
+
+def test_xgb_model_sees_the_runtime_threads():
+    """The tuner's parallel-balance feature follows the measured thread count (e.g. a 4-core board)."""
+    space = TASK.space()
+    cfg = dict(space.default, parallel_depth=1)
+    two, five = make_tuner("xgb", space, 0), make_tuner("xgb", space, 0, threads=5)
+    assert two.threads == 2 and five.threads == 5
+    assert two.features(cfg) != five.features(cfg)  # one parallel iteration: idles 1/2 vs 4/5 of the cores
 
 
 def test_progress_names_the_rate_unit_of_the_variant(capsys):

@@ -71,7 +71,7 @@ def run(a):
             try:
                 for task in tasks:
                     space = task.space()
-                    tuner = make_tuner(a.tuner, space, seed=a.seed)
+                    tuner = make_tuner(a.tuner, space, seed=a.seed, threads=settings.threads)
                     if not a.no_warm_start:
                         tuner.warm_start([r for r in prior if r.get("target") == target.target
                                           and r.get("variant") == task.variant and r.get("task_key") != task.key])

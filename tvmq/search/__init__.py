@@ -12,10 +12,16 @@ TUNERS = {"xgb": XGBTuner, "random": RandomTuner, "grid": GridTuner}
 ALL_TUNERS = [*TUNERS, "metaschedule"]
 
 
-def make_tuner(name_or_tuner, space, seed: int = 0) -> Tuner:
-    """A tuner by name (``xgb``, ``random``, ``grid``) or the object itself."""
+def make_tuner(name_or_tuner, space, seed: int = 0, threads: int | None = None) -> Tuner:
+    """A tuner by name (``xgb``, ``random``, ``grid``) or the object itself.
+
+    ``threads``: the runtime threads the kernels will be measured with (the cost model's
+    parallel-balance feature); None keeps the model's default of 2.
+    """
     if isinstance(name_or_tuner, Tuner):
         return name_or_tuner
     if name_or_tuner not in TUNERS:
         raise TvmqError(f"unknown tuner {name_or_tuner!r}; valid tuners are {ALL_TUNERS}")
+    if name_or_tuner == "xgb" and threads:
+        return TUNERS["xgb"](space, seed=seed, threads=threads)
     return TUNERS[name_or_tuner](space, seed=seed)

@@ -46,8 +46,9 @@ def loop_features(cfg: dict, ctx: dict, threads: int = 2) -> list[float]:
 class XGBTuner(Tuner):
     name = "xgb"
 
-    def __init__(self, space, seed=0, epsilon=0.15, sa_steps=40, pool=256, min_train=8):
+    def __init__(self, space, seed=0, epsilon=0.15, sa_steps=40, pool=256, min_train=8, threads: int = 2):
         super().__init__(space, seed)
+        self.threads = threads  # the kernels' runtime threads: the parallel-balance feature depends on it
         self.epsilon = epsilon
         self.sa_steps = sa_steps
         self.pool = pool
@@ -63,7 +64,7 @@ class XGBTuner(Tuner):
         ctx = context or self.space.context
         f = self.space.encode(cfg)
         f += [_log2(ctx[k]) for k in ("c_in", "c_out", "out_h", "out_w", "kh", "kw")]
-        return f + loop_features(cfg, ctx)
+        return f + loop_features(cfg, ctx, self.threads)
 
     # -- learning -----------------------------------------------------------
     def warm_start(self, records):
