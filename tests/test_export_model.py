@@ -99,3 +99,32 @@ def test_int8_model_with_calibration_keeps_accuracy(tmp_path, capsys):
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["compare_onnx"]["relative"] <= 5e-2
     assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.02
+
+
+def test_quantize_methods_agree_between_the_cli_and_the_export():
+    from tvmq.commands.export import QUANTIZE as CLI
+    from tvmq.export.onnx_prep import QUANTIZE, TOLERANCE, VARIANT
+
+    assert CLI == QUANTIZE and set(VARIANT) == set(QUANTIZE) == set(TOLERANCE)
+
+
+@pytest.mark.llvm
+def test_kmeans_int8_model_runs_the_integer_codebook_kernel_and_keeps_accuracy(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[1] / "tvmq" / "data"
+    out = tmp_path / "kmeans_int8"
+    assert main(["export", "--model", str(root / "digits_cnn.onnx"), "--quantize", "kmeans_int8", "--calib",
+                 str(root / "digits_test.npz"), "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["model"]["quantize"]["bits"] == 4 and man["model"]["quantize"]["variant"] == "codebook_int8"
+    assert man["functions"] and all(f["variant"] == "codebook_int8" for f in man["functions"])
+    with np.load(out / "weights.npz", allow_pickle=False) as z:
+        cb = [k for k in z.files if k.endswith("_cb")]
+        assert cb and all(z[k].dtype == np.int8 and z[k].shape == (64,) for k in cb)
+        assert len(np.unique(z[cb[0]])) <= 16 + 1  # 16 centroids and the zero padding
+        assert all(z[k].dtype == np.uint8 for k in z.files if k.endswith("_idx"))  # 4-bit, two per byte
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-onnx", str(root / "digits_cnn.onnx"), "--eval",
+                 str(root / "digits_test.npz"), "--json", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["compare_onnx"]["relative"] <= 5e-2
+    assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.03

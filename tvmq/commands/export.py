@@ -18,7 +18,7 @@ from ..errors import TvmqError
 from .common import add_workload_args
 
 DEFAULT_VARIANTS = "float,codebook,int8"
-QUANTIZE = ("none", "kmeans", "int8")
+QUANTIZE = ("none", "kmeans", "int8", "kmeans_int8")  # tvmq.export.onnx_prep.QUANTIZE (not imported: keeps --help light)
 
 
 def add_arguments(p):
@@ -29,10 +29,12 @@ def add_arguments(p):
     p.add_argument("--variants", default=None,
                    help=f"layer libraries: comma-separated variants (default {DEFAULT_VARIANTS})")
     p.add_argument("--quantize", default="none", choices=QUANTIZE,
-                   help="models: conv/dense weights as float (none), k-means codebook, or int8 (default none)")
-    p.add_argument("--bits", type=int, default=None, help="codebook index bits for --quantize kmeans (default 5)")
+                   help="models: conv/dense weights as float (none), k-means codebook (float centroids), int8, "
+                        "or k-means codebook with int8 centroids and uint8 activations (kmeans_int8) (default none)")
+    p.add_argument("--bits", type=int, default=None,
+                   help="codebook index bits for --quantize kmeans (default 5) and kmeans_int8 (default 4)")
     p.add_argument("--batch", type=int, default=1, help="models: batch size of the exported model (default 1)")
-    p.add_argument("--calib", help="models, int8: .npz with array 'x' whose first --calib-samples samples "
+    p.add_argument("--calib", help="models, int8 and kmeans_int8: .npz with array 'x' whose first --calib-samples samples "
                                    "set the activation ranges (default: random inputs)")
     p.add_argument("--calib-samples", type=int, default=64)
     p.add_argument("--random-weights", type=int, default=None, metavar="SEED",

@@ -37,6 +37,8 @@ def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], funct
                 w = arrays[L.safe] if L.safe in arrays else arrays[f"{L.safe}_w"]
             elif q == "kmeans":
                 w = arrays[f"{L.safe}_cb"][arrays[f"{L.safe}_idx"]]
+            elif q == "kmeans_int8":
+                w = arrays[f"{L.safe}_cb"].astype(np.float32)[arrays[f"{L.safe}_idx"]] * arrays[f"{L.safe}_wscale"][0]
             else:
                 w = arrays[f"{L.safe}_q"].astype(np.float32) * arrays[f"{L.safe}_wscale"]
         if w.shape != L.w.shape:
@@ -55,12 +57,15 @@ def _decode_piece(q, f, wl, a: dict, act) -> np.ndarray:
     layout, ib, ob = f["make_op"]["layout"], p["ib"], p["ob"]
     if q == "none":
         return D.from_layout_weight(a["w"], layout, wl, ib, ob)
-    if q == "kmeans":
+    if q in ("kmeans", "kmeans_int8"):
         shp = D.shapes(wl, layout, ib, ob)[1]
         idx = Ref.unpack_bits(a["idx"], p["bits"], int(np.prod(shp)), p.get("planar", 0)).reshape(shp) \
             if p["packed"] else a["idx"]
-        return D.from_layout_weight(a["cb"][idx], layout, wl, ib, ob)
-    qw = D.from_layout_weight(a["q"], layout, wl, ib, ob).astype(np.float32)
+        if q == "kmeans":
+            return D.from_layout_weight(a["cb"][idx], layout, wl, ib, ob)
+        qw = D.from_layout_weight(a["cb"][idx], layout, wl, ib, ob).astype(np.float32)
+    else:
+        qw = D.from_layout_weight(a["q"], layout, wl, ib, ob).astype(np.float32)
     return qw * (a["scale"] / np.float32(act["scale"])).reshape(-1, 1, 1, 1)
 
 

@@ -38,7 +38,7 @@ from ..build.lower import compile_mod
 from ..errors import TvmqError
 from . import LIB_NAME, WEIGHTS_NAME
 from .onnx_prep import (  # noqa: F401  (the model export's public names)
-    KMEANS_SAMPLE, QUANTIZE, SUPPORTED_OPS, TOLERANCE, VARIANT, ConvLayer, ModelOptions, as_inputs, calibrate,
+    INT_ACTIVATIONS, KMEANS_SAMPLE, QUANTIZE, SUPPORTED_OPS, TOLERANCE, VARIANT, ConvLayer, ModelOptions, as_inputs, calibrate,
     check_supported, conv_layers, data_input, float_source_sha, gemm_to_conv, materialize, prepare,
     quantize_layers, with_weights)
 from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq run and the bench)
@@ -78,7 +78,7 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
         cx = cx[: opts.calib_samples]
         x_range = [float(cx.min()), float(cx.max())]
         calib = {"file": str(opts.calib), "samples": int(len(cx))}
-    if opts.quantize == "int8":
+    if opts.quantize in INT_ACTIVATIONS:
         if not opts.calib:
             cx = np.random.default_rng(opts.seed).uniform(*x_range, (opts.calib_samples, *dims[1:])).astype(np.float32)
             calib = {"file": None, "samples": opts.calib_samples, "random_range": x_range}
@@ -122,10 +122,13 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
         "output": {"shape": [int(v) for v in out_si.shape], "dtype": str(out_si.dtype)},
         "params": params,
         "quantize": {"method": opts.quantize, "bits": opts.bits, "variant": VARIANT[opts.quantize],
-                     "codebook": "one per layer, linear init" if opts.quantize == "kmeans" else None,
-                     "int8": ("symmetric per-channel weights; uint8 activations, per-layer min/max calibration; "
-                              "kernel epilogue dequantizes (int32 * x_scale * w_scale)")
-                     if opts.quantize == "int8" else None,
+                     "codebook": {"kmeans": "one per layer, linear init",
+                                  "kmeans_int8": "one per layer, linear init; centroids as int8 with one scale per "
+                                                 "layer"}.get(opts.quantize),
+                     "int8": (("symmetric per-channel weights" if opts.quantize == "int8" else "int8 codebook") +
+                              "; uint8 activations, per-layer min/max calibration; kernel epilogue dequantizes "
+                              "(int32 * x_scale * w_scale)")
+                     if opts.quantize in INT_ACTIVATIONS else None,
                      "calibration": calib},
         "tolerance": {"relative": TOLERANCE[opts.quantize],
                       "against": "onnxruntime on the same model with the exported (dequantized) weights"},

@@ -17,12 +17,14 @@ SUPPORTED_OPS = frozenset({
     "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Softmax", "Dropout", "LRN", "Identity",
     "Constant", "ConstantOfShape", "Pad",
 })
-QUANTIZE = ("none", "kmeans", "int8")
+QUANTIZE = ("none", "kmeans", "int8", "kmeans_int8")
 KMEANS_SAMPLE = 1 << 20  # larger layers fit their codebook on this many sampled weights
-VARIANT = {"none": "float", "kmeans": "codebook", "int8": "int8"}
+VARIANT = {"none": "float", "kmeans": "codebook", "int8": "int8", "kmeans_int8": "codebook_int8"}
+# The methods whose kernels take uint8 activations (quantized in the graph from calibrated ranges).
+INT_ACTIVATIONS = ("int8", "kmeans_int8")
 # Largest |exported - onnxruntime| / max|onnxruntime| allowed against the model with the same
 # (dequantized) weights: float arithmetic only for float and codebook; int8 adds activation rounding.
-TOLERANCE = {"none": 1e-4, "kmeans": 1e-4, "int8": 5e-2}
+TOLERANCE = {"none": 1e-4, "kmeans": 1e-4, "int8": 5e-2, "kmeans_int8": 5e-2}
 
 
 @dataclass
@@ -38,8 +40,8 @@ class ModelOptions:
     def check(self) -> "ModelOptions":
         if self.quantize not in QUANTIZE:
             raise TvmqError(f"--quantize must be one of {list(QUANTIZE)}, got {self.quantize!r}")
-        if self.quantize == "kmeans":
-            self.bits = 5 if self.bits is None else self.bits
+        if self.quantize in ("kmeans", "kmeans_int8"):
+            self.bits = (5 if self.quantize == "kmeans" else 4) if self.bits is None else self.bits
             from ..ops.codebook import check_codebook
 
             check_codebook(self.bits, None, False)
@@ -48,7 +50,7 @@ class ModelOptions:
                 raise TvmqError(f"--quantize int8 stores 8-bit weights; --bits {self.bits} does not apply")
             self.bits = 8
         elif self.bits is not None:
-            raise TvmqError("--bits applies to --quantize kmeans (index bits)")
+            raise TvmqError("--bits applies to --quantize kmeans and kmeans_int8 (index bits)")
         if self.batch < 1:
             raise TvmqError(f"--batch must be >= 1, got {self.batch}")
         if self.calib_samples < 1:
@@ -239,7 +241,7 @@ def conv_layers(model) -> list[ConvLayer]:
 
 
 def quantize_layers(layers: list[ConvLayer], opts: ModelOptions):
-    from ..quantize import kmeans_quantize, metrics, uniform_quantize
+    from ..quantize import metrics, uniform_quantize
 
     for i, L in enumerate(layers):
         seed = int(np.random.SeedSequence([opts.seed, i]).generate_state(1)[0])
@@ -247,21 +249,19 @@ def quantize_layers(layers: list[ConvLayer], opts: ModelOptions):
             L.deq = L.w
             L.quant = {"weight": L.w}
         elif opts.quantize == "kmeans":
-            entries = 2 ** opts.bits
-            book = np.zeros(entries, np.float32)
-            if L.w.size <= KMEANS_SAMPLE:
-                cb = kmeans_quantize(L.w, opts.bits, "linear", None, seed)
-                book[: cb.codebook.size] = cb.codebook.astype(np.float32).ravel()
-                idx = cb.indices.astype(np.uint8)
-            else:  # fit the codebook on a seeded sample, then give every weight its nearest entry
-                sample = np.random.default_rng(seed).choice(L.w.ravel(), KMEANS_SAMPLE, replace=False)
-                cb = kmeans_quantize(sample, opts.bits, "linear", None, seed)
-                used = np.sort(cb.codebook.astype(np.float32).ravel())
-                book[: used.size] = used
-                idx = np.searchsorted((used[1:] + used[:-1]) / 2, L.w).astype(np.uint8)
-                L.report["codebook_fit"] = f"k-means on a {KMEANS_SAMPLE}-weight sample, nearest entry for all"
+            idx, book = _kmeans_layer(L, opts.bits, seed)
             L.quant = {"indices": idx, "codebook": book}
             L.deq = book[idx]
+        elif opts.quantize == "kmeans_int8":
+            idx, book = _kmeans_layer(L, opts.bits, seed)
+            # the centroids as int8 with one scale per layer (the kernel's table is int8); the
+            # table is padded to the kernel's 64 entries (one vpermb)
+            s = float(np.max(np.abs(book))) / 127.0 or 1.0
+            table = np.zeros(max(book.size, 64), np.int8)
+            table[: book.size] = np.clip(np.round(book / s), -127, 127).astype(np.int8)
+            L.quant = {"indices": idx, "codebook": table, "w_scale": np.full(L.w.shape[0], s, np.float32)}
+            L.deq = (table[idx].astype(np.float32) * np.float32(s)).astype(np.float32)
+            L.report["codebook_scale"] = s
         else:
             uq = uniform_quantize(L.w, 8, True, 0, "minmax")
             q = uq.q.astype(np.int8)
@@ -270,6 +270,24 @@ def quantize_layers(layers: list[ConvLayer], opts: ModelOptions):
             L.deq = (q.astype(np.float32) * s.reshape(-1, 1, 1, 1)).astype(np.float32)
         if opts.quantize != "none":
             L.report["nrmse"] = float(metrics.nrmse(L.w, L.deq))
+
+
+def _kmeans_layer(L: ConvLayer, bits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 indices shaped like the weight, float codebook of 2**bits entries) of one layer."""
+    from ..quantize import kmeans_quantize
+
+    book = np.zeros(2 ** bits, np.float32)
+    if L.w.size <= KMEANS_SAMPLE:
+        cb = kmeans_quantize(L.w, bits, "linear", None, seed)
+        book[: cb.codebook.size] = cb.codebook.astype(np.float32).ravel()
+        return cb.indices.astype(np.uint8), book
+    # fit the codebook on a seeded sample, then give every weight its nearest entry
+    sample = np.random.default_rng(seed).choice(L.w.ravel(), KMEANS_SAMPLE, replace=False)
+    cb = kmeans_quantize(sample, bits, "linear", None, seed)
+    used = np.sort(cb.codebook.astype(np.float32).ravel())
+    book[: used.size] = used
+    L.report["codebook_fit"] = f"k-means on a {KMEANS_SAMPLE}-weight sample, nearest entry for all"
+    return np.searchsorted((used[1:] + used[:-1]) / 2, L.w).astype(np.uint8), book
 
 
 def with_weights(model, layers: list[ConvLayer], use_deq: bool = True):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ..errors import TvmqError
-from .onnx_prep import VARIANT
+from .onnx_prep import INT_ACTIVATIONS, VARIANT
 
 def relax_import(model, shapes: dict):
     from tvm.relax.frontend.onnx import from_onnx
@@ -85,6 +85,10 @@ class _Plan:
         if variant == "codebook":
             variant = {4: "codebook4", 5: "codebook"}.get(self.opts.bits, "codebook")
             params = {"bits": self.opts.bits}
+        elif variant == "codebook_int8":
+            from ..ops.codebook import PACKABLE
+
+            params = {"bits": self.opts.bits, **({} if self.opts.bits in PACKABLE else {"planar": 0})}
         return variant, params
 
     def _fits(self, wl) -> str | None:
@@ -136,7 +140,7 @@ class _Plan:
 
         variant, params = self._variant()
         task = Task.make(wl, variant, self.target, **params)
-        overrides = {"epilogue": "dequant"} if variant == "int8" else None
+        overrides = {"epilogue": "dequant"} if variant in ("int8", "codebook_int8") else None
         key = (wl.key, task.variant, repr(sorted(task.params.items())))
         if key in self.kernels:
             op, gv, name, entry = self.kernels[key]
@@ -171,7 +175,7 @@ class _Plan:
         except TvmqError as e:
             return self.fallback(bb, call, L, str(e))
         x = call.args[0]
-        if self.opts.quantize == "int8":
+        if self.opts.quantize in INT_ACTIVATIONS:
             s, zp = L.act["scale"], L.act["zero_point"]
             xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
             x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
@@ -231,8 +235,15 @@ class _Plan:
         else:
             idx = D.to_layout_weight(sl(L.quant["indices"]), layout, ib, ob)
             idx = Ref.pack_bits(idx, self.opts.bits, p.get("planar", 0)) if p["packed"] else idx
+            cb = L.quant["codebook"]
             args = [xin, inp("idx", idx, f"{self.opts.bits}-bit codebook indices" + (" (packed)" if p["packed"] else "")),
-                    inp("cb", L.quant["codebook"], "codebook")]
+                    inp("cb", cb, "int8 codebook" if q == "kmeans_int8" else "codebook")]
+            if q == "kmeans_int8":  # padded output channels index entry 0: their sums are of entry 0 too
+                wsum = cb[sl(L.quant["indices"])].astype(np.int64).reshape(c_pad, -1).sum(1).astype(np.int32)
+                args += [inp("xzp", np.array([L.act["zero_point"]], np.int32), "activation zero point"),
+                         inp("wsum", wsum, "weight sums"),
+                         inp("scale", sl(np.float32(L.act["scale"]) * L.quant["w_scale"]).astype(np.float32),
+                             "output scales (x_scale * codebook scale)")]
         oa = op.out_arg
         want = [a.to_dict() for a in op.args[:-1]]
         got = [{"name": w["name"], "shape": [int(v) for v in a.ty.shape], "dtype": str(a.ty.dtype)}
@@ -251,10 +262,13 @@ class _Plan:
         o = L.w.shape[0]
         if q == "none":
             w = self.new_input(f"{L.safe}_w", L.quant["weight"], "float weights (Relax conv2d)", L.node)
-        elif q == "kmeans":
+        elif q in ("kmeans", "kmeans_int8"):
             idx = self.new_input(f"{L.safe}_idx", L.quant["indices"], f"{self.opts.bits}-bit codebook indices, OIHW "
                                  "(Relax conv2d)", L.node)
             cb = self.new_input(f"{L.safe}_cb", L.quant["codebook"], "codebook", L.node)
+            if q == "kmeans_int8":  # float weights from the int8 table and its scale, as in the kernel
+                sc = self.new_input(f"{L.safe}_wscale", L.quant["w_scale"][:1], "codebook scale", L.node)
+                cb = bb.emit(R.multiply(R.astype(cb, "float32"), sc))
             w = bb.emit(R.take(cb, R.astype(idx, "int32"), axis=0, mode="clip"))
         else:
             qv = self.new_input(f"{L.safe}_q", L.quant["q"], "int8 weights, OIHW (Relax conv2d)", L.node)

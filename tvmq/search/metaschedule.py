@@ -45,6 +45,7 @@ def work_dir_for(task, log_path, trials: int) -> Path:
 def best_schedule(task, work_dir):
     """The best schedule in a MetaSchedule database, or None."""
     import tvm
+    import tvm.s_tir.tensor_intrin  # noqa: F401  (registers the intrinsics a trace may name, e.g. dot_16x4_vnni)
     from tvm.s_tir import meta_schedule as ms
 
     mod, _ = _ms_mod(task)
