@@ -83,20 +83,33 @@ def test_squeezenet_kmeans_end_to_end_vs_onnxruntime(tmp_path, capsys):
     assert r["compare_onnx"]["float_relative"] > r["compare_onnx"]["relative"]
 
 
+DATA = Path(__file__).resolve().parents[1] / "tvmq" / "data"
+
+
+def export_digits(tmp_path, quantize: str) -> Path:
+    """The digits CNN exported with ``--quantize`` (activations calibrated on the test digits)."""
+    out = tmp_path / quantize
+    assert main(["export", "--model", str(DATA / "digits_cnn.onnx"), "--quantize", quantize, "--calib",
+                 str(DATA / "digits_test.npz"), "--out", str(out)]) == 0
+    return out
+
+
+def run_digits(out: Path, tmp_path, capsys) -> dict:
+    """``tvmq run`` on an export: against onnxruntime and top-1 on the test digits (its --json)."""
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-onnx", str(DATA / "digits_cnn.onnx"), "--eval",
+                 str(DATA / "digits_test.npz"), "--json", str(tmp_path / "r.json")]) == 0
+    return json.loads((tmp_path / "r.json").read_text())
+
+
 @pytest.mark.llvm
 def test_int8_model_with_calibration_keeps_accuracy(tmp_path, capsys):
-    root = Path(__file__).resolve().parents[1] / "tvmq" / "data"
-    out = tmp_path / "int8"
-    assert main(["export", "--model", str(root / "digits_cnn.onnx"), "--quantize", "int8", "--calib",
-                 str(root / "digits_test.npz"), "--out", str(out)]) == 0
+    out = export_digits(tmp_path, "int8")
     man = json.loads((out / "manifest.json").read_text())
     assert all(f["variant"] == "int8" and f["epilogue_override"] == {"epilogue": "dequant"} for f in man["functions"])
     with np.load(out / "weights.npz", allow_pickle=False) as z:
         assert z["w001_q"].dtype == np.int8 and z["w001_xzp"].dtype == np.int32
-    capsys.readouterr()
-    assert main(["run", str(out), "--compare-onnx", str(root / "digits_cnn.onnx"), "--eval",
-                 str(root / "digits_test.npz"), "--json", str(tmp_path / "r.json")]) == 0
-    r = json.loads((tmp_path / "r.json").read_text())
+    r = run_digits(out, tmp_path, capsys)
     assert r["compare_onnx"]["relative"] <= 5e-2
     assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.02
 
@@ -110,10 +123,7 @@ def test_quantize_methods_agree_between_the_cli_and_the_export():
 
 @pytest.mark.llvm
 def test_kmeans_int8_model_runs_the_integer_codebook_kernel_and_keeps_accuracy(tmp_path, capsys):
-    root = Path(__file__).resolve().parents[1] / "tvmq" / "data"
-    out = tmp_path / "kmeans_int8"
-    assert main(["export", "--model", str(root / "digits_cnn.onnx"), "--quantize", "kmeans_int8", "--calib",
-                 str(root / "digits_test.npz"), "--out", str(out)]) == 0
+    out = export_digits(tmp_path, "kmeans_int8")
     man = json.loads((out / "manifest.json").read_text())
     assert man["model"]["quantize"]["bits"] == 4 and man["model"]["quantize"]["variant"] == "codebook_int8"
     assert man["functions"] and all(f["variant"] == "codebook_int8" for f in man["functions"])
@@ -122,9 +132,6 @@ def test_kmeans_int8_model_runs_the_integer_codebook_kernel_and_keeps_accuracy(t
         assert cb and all(z[k].dtype == np.int8 and z[k].shape == (64,) for k in cb)
         assert len(np.unique(z[cb[0]])) <= 16 + 1  # 16 centroids and the zero padding
         assert all(z[k].dtype == np.uint8 for k in z.files if k.endswith("_idx"))  # 4-bit, two per byte
-    capsys.readouterr()
-    assert main(["run", str(out), "--compare-onnx", str(root / "digits_cnn.onnx"), "--eval",
-                 str(root / "digits_test.npz"), "--json", str(tmp_path / "r.json")]) == 0
-    r = json.loads((tmp_path / "r.json").read_text())
+    r = run_digits(out, tmp_path, capsys)
     assert r["compare_onnx"]["relative"] <= 5e-2
     assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.03
