@@ -1,6 +1,7 @@
 """``tvmq targets``: list the targets and whether each runs here."""
 
-from ..targets import get_target, target_names
+from ..run import amx_permission
+from ..targets import cpu_flags, get_target, target_names
 
 
 def add_arguments(p):
@@ -24,4 +25,14 @@ def run(args):
         here = "yes" if r["local"] else "no (RPC)"
         print(f"{r['name']:8} {r['runner']:8} {here:9}  {json.dumps(r['target'], sort_keys=True)}")
         print(f"{'':8} {r['description']}")
+    print(amx_line())
     return 0
+
+
+def amx_line() -> str:
+    """Whether this CPU has Intel AMX and whether Linux grants this process its tile state."""
+    amx = sorted(f for f in cpu_flags() if f.startswith("amx_"))
+    if not amx:
+        return "AMX: this CPU has none"
+    why = amx_permission.request()
+    return f"AMX: this CPU has {' '.join(amx)}; Linux {'refuses tile state: ' + why if why else 'grants tile state'}"

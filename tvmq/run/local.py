@@ -12,6 +12,7 @@ import tempfile
 import numpy as np
 
 from ..errors import one_line
+from . import amx_permission
 from .base import BuildResult, Runner, RunResult, time_module
 
 _INPUTS: dict = {}
@@ -20,6 +21,9 @@ _INPUTS: dict = {}
 def _init_worker(threads: int):
     # The TVM thread pool reads this when it first starts, which is after this point.
     os.environ["TVM_NUM_THREADS"] = str(threads)
+    # On an AMX CPU, ask Linux for tile state before any kernel runs (harmless for other kernels); a
+    # refusal only means an AMX candidate dies with SIGILL in this worker, recorded as run_error.
+    amx_permission.request()
 
 
 def run_in_worker(lib_path: str, inputs_path: str, out_shape, out_dtype, settings_dict: dict):

@@ -1,0 +1,247 @@
+"""Intel AMX building blocks and an AMX int8 convolution (u8 x s8 -> s32, requantized to int8).
+
+AMX multiplies tiles: ``tdpbusd C, A, B`` adds A[M x 64 u8] . B[64 x 16 s8] into C[M x 16 s32]
+(M <= 16 rows). B is held in VNNI packing, as [16 rows = K/4][16 columns][4 bytes].
+
+The building blocks below return TIR calls of the LLVM intrinsics (tile numbers are int8
+immediates, so loops over tiles are ``T.unroll`` loops whose variables fold to constants).
+Every thread that runs tile code loads the tile configuration itself (it is per thread), so
+:func:`conv2d_amx_int8` puts ``ldtilecfg`` at the top of each parallel task.
+
+The convolution, in tvmq's packed layouts:
+
+* data   [N][C/64][H][W][64] uint8 (``nchwc`` with ib=64): a tile row is one output pixel's 64
+  input channels at one kernel tap, rows ``stride_w * 64`` bytes apart;
+* weight [O/16][C/4][Kh][Kw][16][4] int8 (``nchwc_vnni``, ob=16, ib=4): 16 consecutive ``C/4``
+  groups at one tap form one B tile (rows ``Kh*Kw*64`` bytes apart);
+* output [N][O/16][Ho][Wo][16] int8 (``nchwc``, ob=16).
+
+One parallel task computes ``m_tiles`` x ``n_tiles`` accumulator tiles of ``rows`` pixels along
+the output width by 16 output channels, over C/64 x Kh x Kw tile products, stores them to an int32
+buffer and requantizes that block (zero-point correction ``acc - x_zp * wsum[o]``) while it is in
+cache. The process running it must hold AMX permission (:mod:`tvmq.run.amx_permission`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TvmqError
+
+FEATURES = ("amx-tile", "amx-int8")  # LLVM feature names a target needs for these kernels
+MAX_TILES = 8
+K_BYTES = 64  # bytes per tile row: 64 u8/s8 (A, B) or 16 int32 (C)
+
+
+# -- building blocks: TIR calls of the AMX intrinsics -------------------------------------------
+def _call(name, *args):
+    from tvm import tirx
+
+    return tirx.call_llvm_intrin("void", name, *args)
+
+
+def _tile(t):
+    from tvm import tirx
+
+    return tirx.Cast("int8", t)
+
+
+def ldtilecfg(ptr):
+    """Load the 64-byte tile configuration at ``ptr`` (per thread)."""
+    return _call("llvm.x86.ldtilecfg", ptr)
+
+
+def tilezero(t):
+    return _call("llvm.x86.tilezero", _tile(t))
+
+
+def tileload(t, ptr, stride_bytes: int):
+    """Load tile ``t`` from ``ptr``, its rows ``stride_bytes`` apart."""
+    from tvm import tirx
+
+    return _call("llvm.x86.tileloadd64", _tile(t), ptr, tirx.const(stride_bytes, "int64"))
+
+
+def tdpbusd(c, a, b):
+    """Tile ``c`` += u8 tile ``a`` . s8 VNNI tile ``b`` (int32 accumulation)."""
+    return _call("llvm.x86.tdpbusd", _tile(c), _tile(a), _tile(b))
+
+
+def tilestore(t, ptr, stride_bytes: int):
+    from tvm import tirx
+
+    return _call("llvm.x86.tilestored64", _tile(t), ptr, tirx.const(stride_bytes, "int64"))
+
+
+def tilerelease():
+    return _call("llvm.x86.tilerelease")
+
+
+def tile_config(rows: list[int]) -> list[int]:
+    """The 64-byte tile configuration as 8 little-endian uint64 words, for tiles 0..len(rows)-1 of
+    ``rows[t]`` x 64 bytes each (palette 1)."""
+    if len(rows) > MAX_TILES or any(not 1 <= r <= 16 for r in rows):
+        raise TvmqError(f"AMX has {MAX_TILES} tiles of at most 16 rows, asked for rows {rows}")
+    cfg = [0] * 64
+    cfg[0] = 1
+    for t, r in enumerate(rows):
+        cfg[16 + 2 * t] = K_BYTES  # colsb, uint16 little endian (64 < 256: the high byte stays 0)
+        cfg[48 + t] = r
+    return [int.from_bytes(bytes(cfg[8 * i: 8 * i + 8]), "little") for i in range(8)]
+
+
+def _config_macro():
+    """A TIR macro that stores the configuration words on the stack and loads them (``ldtilecfg``)."""
+    from tvm.script import tirx as T
+
+    @T.macro
+    def load_config(words):
+        cfg = T.alloc_buffer((8,), "uint64", scope="local")
+        cfg[0] = T.uint64(words[0])
+        cfg[1] = T.uint64(0)
+        cfg[2] = T.uint64(words[2])
+        cfg[3] = T.uint64(words[3])
+        cfg[4] = T.uint64(0)
+        cfg[5] = T.uint64(0)
+        cfg[6] = T.uint64(words[6])
+        cfg[7] = T.uint64(words[7])
+        T.evaluate(ldtilecfg(T.address_of(cfg[0])))
+
+    return load_config
+
+
+# -- the convolution ----------------------------------------------------------------------------
+def check(wl, rows: int, m_tiles: int, n_tiles: int) -> str | None:
+    """Why the AMX kernel cannot compute ``wl`` with this tiling, or None."""
+    if wl.c_in % 64:
+        return f"AMX int8 needs c_in divisible by 64, got {wl.c_in}"
+    if wl.c_out % (16 * n_tiles):
+        return f"AMX int8 with n_tiles={n_tiles} needs c_out divisible by {16 * n_tiles}, got {wl.c_out}"
+    if not 1 <= rows <= 16 or wl.out_w % (rows * m_tiles):
+        return f"rows={rows} x m_tiles={m_tiles} must divide out_w={wl.out_w} (rows <= 16)"
+    if m_tiles * n_tiles + m_tiles + 1 > MAX_TILES:
+        return f"m_tiles={m_tiles}, n_tiles={n_tiles} needs more than {MAX_TILES} tiles"
+    return None
+
+
+def shapes(wl):
+    """(data, weight, output) shapes of the AMX int8 convolution."""
+    n, c, o = wl.n, wl.c_in, wl.c_out
+    return (n, c // 64, wl.h, wl.w, 64), (o // 16, c // 4, wl.kh, wl.kw, 16, 4), (n, o // 16, wl.out_h, wl.out_w, 16)
+
+
+def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shift: int = 30):
+    """The PrimFunc ``main(data, weight, x_zp, wsum, multiplier, y_zp, out)`` (see the module doc)."""
+    from tvm.script import tirx as T
+
+    why = check(wl, rows, m_tiles, n_tiles)
+    if why:
+        raise TvmqError(why)
+    dshape, wshape, oshape = shapes(wl)
+    N, CB, H, W = dshape[:4]
+    OB, HO, WO = oshape[1:4]
+    KH, KW, (SH, SW), (PT, PL) = wl.kh, wl.kw, wl.stride, wl.pad[:2]
+    HP, WP = wl.h + wl.pad[0] + wl.pad[2], wl.w + wl.pad[1] + wl.pad[3]
+    MT, NT, NC = m_tiles, n_tiles, m_tiles * n_tiles
+    NB = min(NT, MAX_TILES - NC - MT)  # B tiles, reused in turn when fewer than n_tiles
+    A0, B0 = NC, NC + m_tiles  # tiles: accumulators, then A tiles, then B tiles
+    CFG = tile_config([rows] * (NC + MT) + [16] * NB)
+    load_config = _config_macro()
+    XB, OG = WO // (rows * MT), OB // NT
+    ROUND = 1 << (shift - 1)
+
+    @T.prim_func(s_tir=True)
+    def main(data: T.Buffer(dshape, "uint8"), weight: T.Buffer(wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
+             wsum: T.Buffer((OB * 16,), "int32"), multiplier: T.Buffer((OB * 16,), "int32"),
+             y_zp: T.Buffer((1,), "int32"), out: T.Buffer(oshape, "int8")):
+        T.func_attr({"global_symbol": "main", "tir.noalias": True})
+        pad = T.alloc_buffer((N, CB, HP, WP, 64), "uint8")
+        for nc in T.parallel(N * CB):
+            for hp, wp in T.grid(HP, WP):
+                for ci in T.vectorized(64):
+                    pad[nc // CB, nc % CB, hp, wp, ci] = T.if_then_else(
+                        hp >= PT and hp < PT + H and wp >= PL and wp < PL + W,
+                        data[nc // CB, nc % CB, hp - PT, wp - PL, ci], T.Cast("uint8", x_zp[0]))
+        for task in T.parallel(N * OG * HO * XB):
+            load_config(CFG)  # per task: the configuration is per thread
+            n = task // (OG * HO * XB)
+            og = task // (HO * XB) % OG
+            y = task // XB % HO
+            xb = task % XB
+            acc = T.alloc_buffer((NT, MT * rows, 16), "int32", scope="local")  # this task's block, in cache
+            for c in T.unroll(NC):
+                T.evaluate(tilezero(c))
+            for cb, r, s in T.grid(CB, KH, KW):
+                for i in T.unroll(MT):
+                    T.evaluate(tileload(A0 + i, T.address_of(pad[n, cb, y * SH + r, (xb * MT + i) * rows * SW + s, 0]),
+                                        SW * 64))
+                for j in T.unroll(NT):
+                    T.evaluate(tileload(B0 + j % NB, T.address_of(weight[og * NT + j, cb * 16, r, s, 0, 0]),
+                                        KH * KW * 64))
+                    for i in T.unroll(MT):
+                        T.evaluate(tdpbusd(i * NT + j, A0 + i, B0 + j % NB))
+            for i in T.unroll(MT):
+                for j in T.unroll(NT):
+                    T.evaluate(tilestore(i * NT + j, T.address_of(acc[j, i * rows, 0]), 64))
+            T.evaluate(tilerelease())
+            for j, x in T.grid(NT, MT * rows):  # requantize the block (no let bindings: they break vectorizing)
+                for oi in T.vectorized(16):
+                    out[n, og * NT + j, y, xb * MT * rows + x, oi] = T.Cast("int8", T.max(T.min(T.Cast(
+                        "int32", (T.Cast("int64", acc[j, x, oi] - x_zp[0] * wsum[(og * NT + j) * 16 + oi])
+                                  * T.Cast("int64", multiplier[(og * NT + j) * 16 + oi]) + T.int64(ROUND))
+                        >> T.int64(shift)) + y_zp[0], 127), -128))
+
+    return main
+
+
+def make_inputs(wl, rng):
+    """Random inputs in the kernel's layouts: data, weight, x_zp, wsum, multiplier, y_zp."""
+    from ..ops import direct as D
+    from ..ops import reference as R
+    from ..ops.integer import epilogue_inputs
+
+    x = rng.integers(0, 256, (wl.n, wl.c_in, wl.h, wl.w)).astype("uint8")
+    w = rng.integers(-128, 128, (wl.c_out, wl.c_in, wl.kh, wl.kw))
+    zp = np.array([rng.integers(0, 256)], "int32")
+    wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
+    return [R.nchw_to_nchwc(x, 64), D.to_layout_weight(w, "nchwc_vnni", 4, 16).astype("int8"), zp, wsum,
+            *epilogue_inputs(rng, wl, "requant")]
+
+
+def reference(wl, ins, shift: int = 30):
+    """The expected output (exact int8, [N][O/16][Ho][Wo][16]) from numpy."""
+    from ..ops import direct as D
+    from ..ops import reference as R
+    from ..ops.integer import epilogue_reference
+
+    x = R.nchwc_to_nchw(ins[0])
+    w = D.from_layout_weight(ins[1], "nchwc_vnni", wl, 4, 16)
+    zp = int(ins[2][0])
+    acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
+    return R.nchw_to_nchwc(epilogue_reference(acc, zp, ins[3], "requant", ins[4:], shift), 16)
+
+
+def peak_func(iters: int, tasks: int):
+    """A tdpbusd loop on 4 accumulator tiles (2 A x 2 B tiles loaded once) per parallel task;
+    ``main(buf)`` performs ``tasks * iters * 4 * 16*16*64 * 2`` integer ops."""
+    from tvm.script import tirx as T
+
+    CFG = tile_config([16] * 8)
+    load_config = _config_macro()
+
+    @T.prim_func(s_tir=True)
+    def main(buf: T.Buffer((tasks, 8, 16, 16), "int32")):
+        T.func_attr({"global_symbol": "main", "tir.noalias": True})
+        for task in T.parallel(tasks):
+            load_config(CFG)
+            for t in T.unroll(8):
+                T.evaluate(tileload(t, T.address_of(buf[task, t, 0, 0]), 64))
+            for _ in range(iters):
+                for i in T.unroll(2):
+                    for j in T.unroll(2):
+                        T.evaluate(tdpbusd(i * 2 + j, 4 + i, 6 + j))
+            for t in T.unroll(4):
+                T.evaluate(tilestore(t, T.address_of(buf[task, t, 0, 0]), 64))
+            T.evaluate(tilerelease())
+
+    return main
