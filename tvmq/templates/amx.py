@@ -222,26 +222,28 @@ def reference(wl, ins, shift: int = 30):
 
 
 def peak_func(iters: int, tasks: int):
-    """A tdpbusd loop on 4 accumulator tiles (2 A x 2 B tiles loaded once) per parallel task;
-    ``main(buf)`` performs ``tasks * iters * 4 * 16*16*64 * 2`` integer ops."""
+    """``main(src, acc)``: per parallel task, ``iters`` rounds of tdpbusd on 4 accumulator tiles (2 A x
+    2 B tiles loaded once from ``src[task]``), stored to ``acc[task]``: ``tasks * iters * 4 * 16*16*64 * 2``
+    integer ops. With every source byte 1, each accumulator element is ``iters * 64``."""
     from tvm.script import tirx as T
 
     CFG = tile_config([16] * 8)
     load_config = _config_macro()
 
     @T.prim_func(s_tir=True)
-    def main(buf: T.Buffer((tasks, 8, 16, 16), "int32")):
+    def main(src: T.Buffer((tasks, 4, 16, 16), "int32"), acc: T.Buffer((tasks, 4, 16, 16), "int32")):
         T.func_attr({"global_symbol": "main", "tir.noalias": True})
         for task in T.parallel(tasks):
             load_config(CFG)
-            for t in T.unroll(8):
-                T.evaluate(tileload(t, T.address_of(buf[task, t, 0, 0]), 64))
+            for t in T.unroll(4):
+                T.evaluate(tilezero(t))
+                T.evaluate(tileload(4 + t, T.address_of(src[task, t, 0, 0]), 64))
             for _ in range(iters):
                 for i in T.unroll(2):
                     for j in T.unroll(2):
                         T.evaluate(tdpbusd(i * 2 + j, 4 + i, 6 + j))
             for t in T.unroll(4):
-                T.evaluate(tilestore(t, T.address_of(buf[task, t, 0, 0]), 64))
+                T.evaluate(tilestore(t, T.address_of(acc[task, t, 0, 0]), 64))
             T.evaluate(tilerelease())
 
     return main

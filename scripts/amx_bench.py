@@ -1,0 +1,133 @@
+"""AMX int8 vs tvmq's VNNI int8 on alexnet conv3-conv5, plus the AMX int8 peak (issue 18).
+
+Every kernel runs in tvmq's local measurement worker (which asks Linux for AMX tile state) and is
+checked exactly against numpy before its time counts. The VNNI rows rebuild the best ``int8``
+record of ``autotune_logs/host.jsonl`` (else the space's default) for ``--target``.
+
+    .venv/bin/python scripts/amx_bench.py --threads 1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tvmq.build.lower import compile_mod  # noqa: E402
+from tvmq.run.base import BuildResult, Verifier  # noqa: E402
+from tvmq.run.local import LocalRunner  # noqa: E402
+from tvmq.run.settings import MeasureSettings  # noqa: E402
+from tvmq.space import Space  # noqa: E402
+from tvmq.targets import get_target  # noqa: E402
+from tvmq.templates import amx, instantiate  # noqa: E402
+from tvmq.workload import suites  # noqa: E402
+
+TILINGS = [(1, 1), (1, 2), (1, 4), (1, 6), (2, 2)]  # (m_tiles, n_tiles); rows = out_w (13) here
+PEAK_ITERS = 200_000
+
+
+class Fixed(Verifier):
+    """Inputs, output spec and exact check for one kernel."""
+
+    def __init__(self, inputs, ref):
+        self.ins, self.ref = inputs, ref
+
+    def inputs(self, config):
+        return self.ins
+
+    def output_spec(self, config):
+        return self.ref.shape, str(self.ref.dtype)
+
+    def check(self, config, out):
+        err = float(np.abs(out.astype(np.int64) - self.ref.astype(np.int64)).max())
+        return err == 0.0, err
+
+
+def build(mod, target, tmp) -> BuildResult:
+    path = tempfile.mkstemp(suffix=".so", dir=tmp)[1]
+    compile_mod(mod, target).export_library(path)
+    return BuildResult(config={}, status="ok", lib_path=path)
+
+
+def best_int8_record(wl, log: Path):
+    best = None
+    for line in log.read_text().splitlines() if log.exists() else []:
+        r = json.loads(line)
+        if r.get("variant") == "int8" and r.get("status") == "ok" and r["workload"]["name"] == wl.name \
+                and r.get("config", {}).get("dot") == "vnni":
+            if best is None or np.median(r["times"]) < np.median(best["times"]):
+                best = r
+    return best
+
+
+def measure(runner, lib, verifier, threads):
+    res = runner.run([lib], verifier, MeasureSettings(threads=threads, repeat=7, min_repeat_ms=50, timeout_s=60))[0]
+    return (res.median, res.status, res.error)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--layers", default="conv3,conv4,conv5")
+    ap.add_argument("--target", default="sapphirerapids")
+    args = ap.parse_args()
+    ti = get_target(args.target)
+    target = ti.target
+    wls = {w.name: w for w in suites()["alexnet"]}
+    runner = LocalRunner()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for threads in [int(t) for t in args.threads.split(",")]:
+            import tvm
+
+            peak = build(tvm.IRModule({"main": amx.peak_func(PEAK_ITERS, threads)}), target, tmp)
+            src = np.full((threads, 4, 16, 16), 0x01010101, "int32")  # every byte 1
+            t, status, err = measure(runner, peak, Fixed([src], np.full(src.shape, PEAK_ITERS * 64, "int32")), threads)
+            ops = threads * PEAK_ITERS * 4 * 16 * 16 * 64 * 2
+            rows.append(dict(kernel="amx_peak", layer="-", threads=threads, status=status, error=err,
+                             gops=ops / t / 1e9 if status == "ok" else None))
+            for name in args.layers.split(","):
+                wl = wls[name]
+                ops = 2 * wl.n * wl.c_out * wl.out_h * wl.out_w * wl.c_in * wl.kh * wl.kw
+                ins = amx.make_inputs(wl, np.random.default_rng(0))
+                ver = Fixed(ins, amx.reference(wl, ins))
+                for m_tiles, n_tiles in TILINGS:
+                    if amx.check(wl, wl.out_w, m_tiles, n_tiles):
+                        continue
+                    lib = build(tvm.IRModule({"main": amx.conv2d_amx_int8(wl, wl.out_w, m_tiles, n_tiles)}), target, tmp)
+                    t, status, err = measure(runner, lib, ver, threads)
+                    rows.append(dict(kernel=f"amx rows={wl.out_w} m={m_tiles} n={n_tiles}", layer=name, threads=threads,
+                                     status=status, error=err, gops=ops / t / 1e9 if status == "ok" else None))
+                rec = best_int8_record(wl, Path("autotune_logs/host.jsonl"))
+                space = Space.load(wl, "int8", features=ti.features())
+                cfg = rec["config"] if rec else space.default
+                op, sch = instantiate(space, "int8", wl, rec["params"] if rec else {}, cfg)
+                ins = op.make_inputs(np.random.default_rng(0))
+                t, status, err = measure(runner, build(sch.mod, target, tmp), Fixed(ins, op.reference(ins)), threads)
+                rows.append(dict(kernel=f"vnni int8 ({'best xgb record' if rec else 'default'})", layer=name,
+                                 threads=threads, status=status, error=err, gops=ops / t / 1e9 if status == "ok" else None))
+                print(json.dumps(rows[-1]), flush=True)
+    runner.close()
+    print(f"CPU: {_cpu_name()}")
+    print("| layer | threads | kernel | GOPS | status |\n|---|---|---|---|---|")
+    for r in rows:
+        g = f"{r['gops']:.0f}" if r["gops"] else "-"
+        print(f"| {r['layer']} | {r['threads']} | {r['kernel']} | {g} | {r['status']} {r['error'] or ''} |")
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} vCPU"
+    return "unknown"
+
+
+if __name__ == "__main__":
+    main()
