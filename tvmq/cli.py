@@ -16,6 +16,7 @@ COMMANDS = {
     "quantize": ("quantize", "quantize the Conv/Gemm weights of an ONNX model and report error and compression"),
     "export": ("export", "build tuned kernels (or a whole model) into a deployable library"),
     "run": ("run_lib", "load an exported library with the TVM runtime only, run and verify it"),
+    "explore": ("explore", "show why a schedule is fast: loop nest, inner-loop assembly, roofline, the space"),
     "targets": ("targets", "list the targets and whether each can run here"),
     "edge": ("edge", "bring the emulated Raspberry Pi (qemu + TVM RPC) up, down, or show its status"),
 }

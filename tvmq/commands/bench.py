@@ -27,6 +27,7 @@ import numpy as np
 
 from ..build.lower import compile_mod
 from ..errors import TvmqError
+from ..explore.explorer import footer as explore_footer
 from ..report.results import INT_VARIANTS
 from .common import add_measure_args, add_rpc_args, make_runner, measure_settings, rpc_settings
 
@@ -461,6 +462,7 @@ def run(a):
           f"logs {log_src or '-'}{emu}")
     print(_peak_line(peak))
     print(text_table(rows, COLUMNS))
+    print(explore_footer(a.suite, rows, target.name))
     print(f"\nreport: {out / 'report.md'}")
     bad = [r for r in rows if not r["verified"]]
     if bad:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TvmqError
+from ..explore.explorer import footer as explore_footer
 from .common import add_measure_args, add_rpc_args, add_workload_args, make_runner, measure_settings, rpc_settings
 
 DEFAULT_VARIANTS = "float,codebook,int8,im2col"
@@ -95,6 +96,7 @@ def run(a):
     print(f"\ntarget {target.name} {json.dumps(target.target, sort_keys=True)}, tuner {a.tuner}, "
           f"{settings.threads} threads, log {log_path}{emu}")
     print(text_table(rows, COLUMNS))
+    print(explore_footer(a.workload, rows, target.name))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(rows, indent=2))
