@@ -20,6 +20,7 @@ CFG = {"parallel_depth": 2, "tile_ow": 13, "tile_oh": 1, "ob": 16, "vector": "oi
 def test_rename_whole_words_only():
     out = L.rename("for y_0, x_1_init in T.grid(2, 3): v_y_0 = y_0 + x_1_init; xy_0 = 1")
     assert out == "for y_o, x_i_init in T.grid(2, 3): v_y_0 = y_o + x_i_init; xy_0 = 1"
+    assert L.rename("for n_oo_y_0_fused in T.parallel(312):") == "for n_oo_y_o_fused in T.parallel(312):"
 
 
 def test_annotate_names_the_knobs():

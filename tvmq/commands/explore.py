@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import TvmqError
 from ..explore.explorer import explore
 
 
@@ -20,6 +21,8 @@ def add_arguments(p):
                         "JSON object of the knobs to change in A, e.g. '{\"decode_at\": \"oo\"}'")
     p.add_argument("--space", metavar="DIR", default=None,
                    help="also draw the space from the records: PNGs and explore.md into DIR")
+    p.add_argument("--heatmap", metavar="KX,KY", default=None,
+                   help="the two knobs of the --space heatmap (default tile_ow,ob, else the two that matter most)")
     p.add_argument("--full-script", action="store_true", help="also print the whole annotated TVMScript")
     p.add_argument("--asm-lines", type=int, default=80, help="inner-loop lines to print (default 80)")
     p.add_argument("--peak-gflops", type=float, default=None, help="compute roof instead of the estimate")
@@ -27,6 +30,11 @@ def add_arguments(p):
 
 
 def run(a):
+    pair = None
+    if a.heatmap:
+        pair = tuple(k.strip() for k in a.heatmap.split(","))
+        if len(pair) != 2:
+            raise TvmqError(f"--heatmap {a.heatmap!r}: expected two knob names, e.g. tile_ow,ob")
     print(explore(a.workload, a.variant, a.target, a.logs, a.config, a.diff, a.space, a.full_script,
-                  a.asm_lines, a.peak_gflops, a.bandwidth_gbs))
+                  a.asm_lines, a.peak_gflops, a.bandwidth_gbs, pair))
     return 0

@@ -10,13 +10,15 @@ from . import kernel, records, roofline, view
 
 def explore(workload: str, variant: str, target: str, logs: str | Path, config: str = "best",
             diff: str | None = None, space_out: str | Path | None = None, full_script: bool = False,
-            asm_lines: int = 80, peak_gflops: float | None = None, bandwidth_gbs: float | None = None) -> str:
+            asm_lines: int = 80, peak_gflops: float | None = None, bandwidth_gbs: float | None = None,
+            heatmap: tuple[str, str] | None = None) -> str:
     """The explorer's text for one (workload, variant, target).
 
     ``config``: ``best`` (fastest record), ``default``, ``record:N`` or a JSON object. ``diff``: a
     second config in the same forms (a JSON object changes only the knobs it names in A's config);
     the text is then the difference A=config -> B=diff.
-    ``space_out``: also draw the space from the records into this folder (PNGs and a markdown page).
+    ``space_out``: also draw the space from the records into this folder (PNGs and a markdown page;
+    ``heatmap`` names its two knobs, else tile_ow x ob).
     Records are selected by workload, variant and target name whatever machine measured them; code
     is compiled for the target the records were measured with (the named target when none).
     """
@@ -32,7 +34,8 @@ def explore(workload: str, variant: str, target: str, logs: str | Path, config: 
     peak = None
     if peak_gflops or bandwidth_gbs:
         dflt = roofline.estimate_peak(task.target.target, variant, True)
-        peak = roofline.Peak(peak_gflops or dflt.gflops, bandwidth_gbs or dflt.bandwidth_gbs, "given on the command line")
+        peak = roofline.Peak(peak_gflops or dflt.gflops, bandwidth_gbs or dflt.bandwidth_gbs,
+                             "given on the command line")
 
     def make(which: str, base: dict | None = None):
         cfg, rec, label = records.choose(which, task, mine, base)
@@ -40,11 +43,14 @@ def explore(workload: str, variant: str, target: str, logs: str | Path, config: 
         return kernel.build(task, cfg, label, rec, peak, asm_lines)
 
     a = make(config)
-    parts = [view.show(a, task, machine, full_script)] if diff is None else [view.diff(a, make(diff, a.config), task, machine)]
+    if diff is None:
+        parts = [view.show(a, task, machine, full_script)]
+    else:
+        parts = [view.diff(a, make(diff, a.config), task, machine)]
     if space_out:
         from . import page  # matplotlib is imported only when plots are asked for
 
-        parts.append(page.write(space_out, mine, task, machine, a))
+        parts.append(page.write(space_out, mine, task, machine, a, heatmap))
     return "\n\n".join(parts)
 
 

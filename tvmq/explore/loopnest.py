@@ -19,6 +19,9 @@ def rename(script: str) -> str:
     """``script`` with TVM's split-loop names replaced by the template's (whole words only)."""
     for old, new in RENAMES.items():
         script = re.sub(rf"\b{old}(_init)?\b", lambda m, new=new: new + (m.group(1) or ""), script)
+        # inside fused loop names too: n_oo_y_0_fused -> n_oo_y_o_fused
+        script = re.sub(rf"\b(\w*_)?{old}(_(?:\w*_)?fused)\b",
+                        lambda m, new=new: (m.group(1) or "") + new + m.group(2), script)
     return script
 
 

@@ -9,7 +9,8 @@ from ..errors import TvmqError
 from . import space_plots as S
 
 
-def write(out_dir: str | Path, recs: list[dict], task, machine: str, best=None) -> str:
+def write(out_dir: str | Path, recs: list[dict], task, machine: str, best=None,
+          pair: tuple[str, str] | None = None) -> str:
     """Draw the space of ``recs`` into ``out_dir`` (``explore.md`` and PNGs); returns a short text
     naming the files and the knob ranking."""
     out = Path(out_dir)
@@ -21,8 +22,11 @@ def write(out_dir: str | Path, recs: list[dict], task, machine: str, best=None) 
     stem = f"{task.workload.name}_{task.variant}".replace(".", "_")
     ranked = S.importance(data)
     pngs = {"knobs": S.plot_knobs(data, title, out / f"{stem}_knobs.png", [k for k, _, _ in ranked])}
+    if pair and not set(pair) <= set(S.knobs(data)):
+        raise TvmqError(f"--heatmap {','.join(pair)}: both knobs must vary in the records; those that do: "
+                        f"{S.knobs(data)}")
     try:
-        kx, ky = S.default_pair(data, ranked)
+        kx, ky = pair or S.default_pair(data, ranked)
         pngs["heatmap"] = S.plot_heatmap(data, kx, ky, title, out / f"{stem}_heatmap.png")
     except ValueError:
         kx = ky = None
@@ -38,7 +42,8 @@ def write(out_dir: str | Path, recs: list[dict], task, machine: str, best=None) 
 
 
 def markdown(title, machine, data, ranked, cs, pngs, pair, task, best=None) -> str:
-    cmd = f"python -m tvmq explore --workload <suite>.{task.workload.name} --variant {task.variant} --target {task.target.name}"
+    cmd = (f"python -m tvmq explore --workload <suite>.{task.workload.name} --variant {task.variant} "
+           f"--target {task.target.name}")
     g = [x for _, x in data]
     rows = [f"| {k} | {e:.3f} | {n} | {_best_value(data, k)} |" for k, e, n in ranked]
     tuners = [f"| {name} | {len(c)} | {c[-1]:.1f} | {_to90(c)} |" for name, c in cs.items() if c]
