@@ -10,6 +10,7 @@ import pytest
 from tvmq.cli import main
 from tvmq.commands import bench
 from tvmq.targets import get_target
+from tvmq.machine import Machine, this_machine
 from tvmq.task import Task
 from tvmq.workload import ConvWorkload
 
@@ -118,11 +119,12 @@ def test_bench_bad_input_is_one_line(argv, needle, capsys, tmp_path):
 
 
 # -- pieces ---------------------------------------------------------------------------------------------
-def _rec(task, tuner, ms, trial=1, status="ok"):
-    return {"schema_version": 1, "target": task.target.target, "workload": task.workload.to_dict(),
+def _rec(task, tuner, ms, trial=1, status="ok", machine=None):
+    m = machine or this_machine()
+    return {"schema_version": 2, "target": task.target.target, "workload": task.workload.to_dict(),
             "workload_key": task.workload.key, "variant": task.variant, "params": task.params, "config": {"t": ms},
             "times": [ms / 1e3] * 3 if status == "ok" else [], "status": status, "tuner": tuner, "trial": trial,
-            "task_key": task.key}
+            "task_key": task.key, "machine": m.to_dict(), "machine_kind": m.kind, "threads": 2}
 
 
 def test_pick_record_prefers_xgb_then_best_tvmq_tuner():
@@ -139,6 +141,11 @@ def test_pick_record_prefers_xgb_then_best_tvmq_tuner():
     assert who == "random" and rec["config"] == {"t": 1.0}
     other = Task.make(wl, "int8", task.target)
     assert bench.pick_record(other, recs) == (None, "default")
+    # Another machine's records never count as this machine's, and the note says where they are.
+    elsewhere = Machine(kind="amd-znver9-2c", vendor="amd", arch="x86_64", cores=2)
+    notes = []
+    assert bench.pick_record(task, [_rec(task, "xgb", 2.0, machine=elsewhere)], notes=notes) == (None, "default")
+    assert "amd-znver9-2c" in notes[0] and "--transfer" in notes[0]
 
 
 def test_ratios_and_percent_of_peak():

@@ -187,3 +187,62 @@ def test_metaschedule_gets_a_fresh_database_per_run(tmp_path):
     second = work_dir_for(task, log, 64)
     assert second != first and second.parent == first.parent
     assert work_dir_for(task, log, 200) not in (first, second)
+
+
+def test_resume_never_takes_another_thread_count_as_its_own(tmp_path):
+    log = tmp_path / "log.jsonl"
+    tune(TASK, RandomTuner(TASK.space(), 0), fake_measure, 16, log, progress=False, settings=MeasureSettings(threads=2))
+    measured = []
+
+    def counting(cfgs):
+        measured.extend(cfgs)
+        return fake_measure(cfgs)
+
+    res = tune(TASK, RandomTuner(TASK.space(), 0), counting, 16, log, resume=True, progress=False,
+               settings=MeasureSettings(threads=1))
+    assert res.trials == 16 and len(measured) == 16  # nothing of the 2-thread run counted
+    keys = {r["task_key"] for r in recordlog.read(log)}
+    assert len(keys) == 2 and {r["threads"] for r in recordlog.read(log)} == {1, 2}
+
+
+def test_resume_retries_board_failures_but_not_kernel_failures(tmp_path):
+    log = tmp_path / "log.jsonl"
+    calls = {"n": 0}
+
+    def flaky_board(cfgs):
+        calls["n"] += 1
+        if calls["n"] == 1:  # the board went away under the first batch
+            return [RunResult("run_error", error="rpc: the RPC server went away") for _ in cfgs]
+        return [RunResult("wrong_result", error="output differs") for _ in cfgs]
+
+    tune(TASK, RandomTuner(TASK.space(), 0), flaky_board, 16, log, batch_size=8, progress=False,
+         settings=MeasureSettings())
+    recs = recordlog.read(log)
+    assert [r["failure"] for r in recs] == ["board"] * 8 + ["kernel"] * 8
+    board = {json.dumps(r["config"], sort_keys=True) for r in recs[:8]}
+    kernel = {json.dumps(r["config"], sort_keys=True) for r in recs[8:]}
+    measured = []
+
+    def counting(cfgs):
+        measured.extend(json.dumps(c, sort_keys=True) for c in cfgs)
+        return fake_measure(cfgs)
+
+    res = tune(TASK, RandomTuner(TASK.space(), 0), counting, 16, log, batch_size=8, resume=True, progress=False,
+               settings=MeasureSettings())
+    assert res.trials == 16 and len(measured) == 8
+    assert not kernel & set(measured)  # the kernel's own failures are never retried
+    assert board == set(measured)  # same seed: the board's failures are proposed and measured again
+
+
+def test_transfer_seeds_are_measured_first():
+    seeds = [dict(TASK.space().default, tile_ow=13, ob=16), dict(TASK.space().default, ob=32)]
+    seeds = [s for s in seeds if TASK.space().is_valid(s)]
+    measured = []
+
+    def counting(cfgs):
+        measured.extend(cfgs)
+        return fake_measure(cfgs)
+
+    tune(TASK, make_tuner("xgb", TASK.space(), 0), counting, 16, progress=False, settings=MeasureSettings(),
+         seeds=seeds)
+    assert seeds and measured[: len(seeds)] == seeds

@@ -8,14 +8,15 @@ measurement with a message that says to use RPC.
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import TvmqError
+from .machine import available_cores
 
-FEATURES = ("avx512f", "avx512bw", "avx512vnni", "avx512vbmi", "avxvnni", "neon", "dotprod", "i8mm")
+FEATURES = ("avx512f", "avx512bw", "avx512vnni", "avx512vbmi", "avxvnni", "neon", "dotprod", "i8mm", "amx-tile",
+            "amx-int8", "amx-bf16", "avx512bf16", "avx512fp16")
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
 
 
@@ -92,11 +93,29 @@ def _resolve_host(d: dict) -> dict:
     if t.get("mcpu") == "@detect":
         t["mcpu"] = str(tvm.target.codegen.llvm_get_system_cpu())
     if t.get("num-cores") == "@cores":
-        t["num-cores"] = os.cpu_count() or 1
+        t["num-cores"] = available_cores()
+    extra = _host_extensions(t["mcpu"])
+    if extra:
+        t["mattr"] = extra
     d["target"] = t
     if d.get("arch") == "@native":
         d["arch"] = platform.machine()
     return d
+
+
+# Host extensions LLVM's CPU name may not imply (a VM's CPUID model can name an older core:
+# an Emerald Rapids VM reports model 167, which LLVM calls rocketlake, a CPU without AMX).
+HOST_EXTENSIONS = ("avx512vnni", "avx512vbmi", "avx512bf16", "avx512fp16", "avxvnni", "amx-tile", "amx-int8",
+                   "amx-bf16")
+
+
+def _host_extensions(mcpu: str) -> list[str]:
+    """``+feature`` for each extension this CPU has that ``mcpu`` does not enable."""
+    import tvm
+
+    host = tvm.get_global_func("tvm.codegen.llvm.GetHostCPUFeatures")()
+    implied = tvm.target.codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))
+    return [f"+{f}" for f in HOST_EXTENSIONS if host.get(f) and f not in implied]
 
 
 def target_names() -> list[str]:

@@ -59,12 +59,19 @@ class Task:
 
     @property
     def key(self) -> str:
+        """What is computed and searched: workload, operator, parameters, target, resolved space, versions."""
         import tvm
 
         from . import __version__
 
         blob = json.dumps(dict(wl=self.workload.key, v=self.op_name, p=self.params, t=self.target.target,
-                               tvm=tvm.__version__, tvmq=__version__), sort_keys=True)
+                               tvm=tvm.__version__, tvmq=__version__, space=self.space().fingerprint),
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def measure_key(self, machine_kind: str, threads: int) -> str:
+        """``key`` plus what changes a time: the machine kind and the runtime threads (records' ``task_key``)."""
+        blob = json.dumps(dict(task=self.key, machine=machine_kind, threads=threads), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import sys
 
-from ..record import log as recordlog
+from ..machine import Machine, for_target
+from ..record.select import Choice, choose
 
 
-def best_record(task, records: list[dict], tuner: str | None = None):
-    """The fastest ok record of ``task`` (same target, workload, variant and params), optionally of one tuner."""
-    recs = [r for r in records if tuner is None or r.get("tuner") == tuner]
-    return recordlog.best(recs, task.target.target, task.workload.key, task.variant, task.params)
+def choice_for(task, records: list[dict], tuner: str | None = None, machine: Machine | None = None,
+               threads: int | None = None, transfer: bool | None = None) -> Choice:
+    """The record to build ``task`` from, for ``machine`` (default: the one ``task.target`` runs on).
+
+    ``transfer`` None takes the policy of a ``RecordSet`` (off for a plain list).
+    """
+    transfer = getattr(records, "transfer", False) if transfer is None else transfer
+    return choose(task, records, machine or for_target(task.target), threads, transfer, tuner)
+
+
+def best_record(task, records: list[dict], tuner: str | None = None, machine: Machine | None = None,
+                threads: int | None = None, transfer: bool | None = None, warn_prefix: str | None = None):
+    """``choice_for``'s record (None: the default schedule); its note goes to stderr under ``warn_prefix``."""
+    c = choice_for(task, records, tuner, machine, threads, transfer)
+    if warn_prefix and c.note:
+        print(f"{warn_prefix}: {'warning: ' if c.source != 'this machine' else ''}{c.note}", file=sys.stderr)
+    return c.record
 
 
 def schedule_for(task, record: dict | None, warn: bool = True):

@@ -28,6 +28,7 @@ import numpy as np
 from ..build.lower import compile_mod
 from ..errors import TvmqError
 from ..explore.explorer import footer as explore_footer
+from ..machine import for_target
 from ..report.results import INT_VARIANTS
 from .common import add_measure_args, add_rpc_args, make_runner, measure_settings, rpc_settings
 
@@ -68,6 +69,8 @@ def add_arguments(p):
     p.add_argument("--target", default="host", help="host, server or edge (see `tvmq targets`)")
     p.add_argument("--from-logs", metavar="DIR",
                    help="tuning records (*.jsonl under DIR, or one file) to rebuild the best schedules from")
+    p.add_argument("--transfer", action="store_true",
+                   help="where this machine has no record, build from the most similar machine's (with a warning)")
     p.add_argument("--trials", type=int, default=0,
                    help="tune each layer and variant for N trials first (--tuner; MetaSchedule too when it is a "
                         "peer), appending to DIR/TARGET.jsonl (DIR: --from-logs, else OUT/logs)")
@@ -138,17 +141,25 @@ def _say(a, msg):
 
 
 # -- records ----------------------------------------------------------------------------------------
-def pick_record(task, records, tuner: str = "auto"):
-    """(record, tuner label): xgb's best when present (``auto``), else the best of any tvmq tuner."""
-    from ..build.from_log import best_record
+def pick_record(task, records, tuner: str = "auto", machine=None, transfer: bool = False, notes=None):
+    """(record, tuner label) for ``machine``: xgb's best when present (``auto``), else the best of any tvmq
+    tuner; other machines' records only with ``transfer``, and then named in ``notes``."""
+    from ..build.from_log import choice_for
 
     if tuner != "auto":
-        return best_record(task, records, tuner), tuner
-    rec = best_record(task, records, "xgb")
-    if rec is not None:
-        return rec, "xgb"
-    rec = best_record(task, [r for r in records if r.get("tuner") in TVMQ_TUNERS])
-    return (rec, rec["tuner"]) if rec is not None else (None, "default")
+        c = choice_for(task, records, tuner, machine, transfer=transfer)
+    else:
+        c = choice_for(task, records, "xgb", machine, transfer=transfer)
+        if c.record is None:
+            c = choice_for(task, [r for r in records if r.get("tuner") in TVMQ_TUNERS], None, machine,
+                           transfer=transfer)
+    if notes is not None and c.note:
+        notes.append(c.note)
+        print(f"tvmq bench: {'warning: ' if c.source != 'this machine' else ''}{c.note}", file=sys.stderr)
+    if c.record is None:
+        return None, ("default" if tuner == "auto" else tuner)
+    label = c.record["tuner"] + (f" (from {c.from_kind})" if c.source == "transfer" else "")
+    return c.record, label
 
 
 def _tune_first(a, target, layers, variants, peers, log_dir: Path):
@@ -404,6 +415,7 @@ def run(a):
     if runner.label == "rpc-emulated":
         notes.insert(0, "**EMULATED**: every time below is qemu's emulation of the board on this machine, not a "
                         "real board's; the flow, correctness and generated code are real.")
+    machine = for_target(target, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
     ctx = dict(target=target, runner=runner, threads=threads, peers=peers, libs=out / "libs", builds=[])
     t_start = time.time()
     rows = []
@@ -416,11 +428,11 @@ def run(a):
         jobs = []
         for wl in layers:
             for v in variants:
-                rec, tl = pick_record(Task.make(wl, v, target), records, a.tuner)
+                rec, tl = pick_record(Task.make(wl, v, target), records, a.tuner, machine, a.transfer, notes)
                 jobs.append(_build_job(a, ctx, wl, v, rec, tl, "tvmq"))
             if "metaschedule" in peers:
                 for v in variants:
-                    rec = best_record(Task.make(wl, v, target), records, "metaschedule")
+                    rec = best_record(Task.make(wl, v, target), records, "metaschedule", machine)
                     if rec is not None:
                         jobs.append(_build_job(a, ctx, wl, v, rec, "metaschedule", "metaschedule"))
         _say(a, f"built {len(jobs)} kernel(s)")

@@ -44,6 +44,8 @@ def add_arguments(p):
                    help="models: only write the distinct conv layers (a --workload-file for `tvmq tune`) and exit")
     p.add_argument("--logs", default="autotune_logs", help="tuning records: a .jsonl file or a folder of them "
                                                            "(default autotune_logs)")
+    p.add_argument("--transfer", action="store_true",
+                   help="where this machine has no record, build from the most similar machine's (with a warning)")
     p.add_argument("--out", help="output folder (created; an existing export there is replaced); required")
 
 
@@ -58,6 +60,7 @@ def check_out(out: Path):
 
 def run(a):
     from ..record import log as recordlog
+    from ..record.select import RecordSet
     from ..targets import get_target
 
     target = get_target(a.target)
@@ -77,7 +80,7 @@ def run(a):
     check_out(out)
     logs = Path(a.logs)
     if logs.exists():
-        records = recordlog.read_dir(logs)
+        records = RecordSet(recordlog.read_dir(logs), transfer=a.transfer)
     else:
         print(f"tvmq export: warning: no tuning logs at {str(logs)!r}; every layer gets the default schedule",
               file=sys.stderr)

@@ -41,12 +41,9 @@ def scheduled_function(task, records, warn=True, op_overrides: dict | None = Non
     from ..build.from_log import best_record, schedule_for
     from ..templates import instantiate, template_module
 
-    rec = best_record(task, records)
-    if rec is None and warn:
-        print(f"tvmq export: warning: no tuning record for {task.workload.name} {task.variant} on target "
-              f"{task.target.name} in the logs; using the default schedule", file=sys.stderr)
+    rec = best_record(task, records, warn_prefix="tvmq export" if warn else None)
     if op_overrides:
-        cfg = rec["config"] if rec is not None and rec.get("tuner") != "metaschedule" else task.space().default
+        cfg = task.space().complete(rec["config"]) if rec is not None and rec.get("tuner") != "metaschedule" else task.space().default
         if rec is not None and rec.get("tuner") == "metaschedule":
             print(f"tvmq export: warning: {task.workload.name} {task.variant}: a MetaSchedule record cannot be "
                   "re-applied to a fused epilogue; using the default schedule", file=sys.stderr)

@@ -1,36 +1,58 @@
 """Tuning records: append-only JSON lines, one per measured candidate.
 
 Each line carries the schema version, tvmq and TVM versions, the full
-target, the workload, variant, config, every repeat's time and the status,
-and is flushed to disk as soon as the measurement finishes, so an
-interrupted run loses nothing and ``--resume`` continues it.
+target, the machine that measured it (``tvmq.machine``), the runtime threads,
+the search space's fingerprint, the workload, variant, config, every repeat's
+time, the status and, for failures, whether the kernel or the board failed.
+Each is flushed to disk as soon as the measurement finishes, so an interrupted
+run loses nothing and ``--resume`` continues it.
+
+Schema 1 lines (no machine) still load: ``upgrade`` fills the machine in from
+their target. A line of a newer schema is an error: this tvmq cannot read it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from importlib import metadata
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+from ..errors import TvmqError
+from ..machine import Machine, from_legacy_record
+from ..run.base import BOARD_ERROR_PREFIX
+
+SCHEMA_VERSION = 2
 REQUIRED = ("schema_version", "target", "workload", "variant", "config", "times", "status")
 
 
-def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, trial: int) -> dict:
+def failure_kind(status: str, error: str) -> str | None:
+    """``board`` (retry on resume), ``kernel`` (never retried) or None for ``ok``."""
+    if status == "ok":
+        return None
+    return "board" if (error or "").startswith(BOARD_ERROR_PREFIX) else "kernel"
+
+
+def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, trial: int,
+                machine: Machine | None = None) -> dict:
     """One record for a measured candidate (times only when the status is ``ok``)."""
-    import tvm
-
     from .. import __version__
+    from ..machine import this_machine
 
+    machine = machine or this_machine()
     return {
         "schema_version": SCHEMA_VERSION,
         "tvmq_version": __version__,
-        "tvm_version": tvm.__version__,
-        "task_key": task.key,
+        "tvm_version": tvm_version(),
+        "task_key": task.measure_key(machine.kind, settings.threads),
+        "machine": machine.to_dict(),
+        "machine_kind": machine.kind,
+        "threads": settings.threads,
+        "space": task.space().fingerprint,
         "target": task.target.target,
         "target_name": task.target.name,
         "workload": task.workload.to_dict(),
@@ -41,11 +63,12 @@ def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, tria
         "config": cfg,
         "times": list(result.times) if result.status == "ok" else [],
         "status": result.status,
+        "failure": failure_kind(result.status, result.error),
         "error": result.error,
         "max_abs_err": result.max_abs_err,
         "compile_s": round(result.compile_s, 4),
         "runner": runner,
-        "emulated": runner == "rpc-emulated",
+        "emulated": machine.emulated or runner == "rpc-emulated",
         "tuner": tuner,
         "trial": trial,
         "settings": settings.to_dict(),
@@ -63,12 +86,37 @@ def append(path: str | Path, record: dict):
         os.fsync(f.fileno())
 
 
+def tvm_version() -> str:
+    """The installed TVM's version, read from its package metadata (no import of TVM)."""
+    try:
+        return metadata.version("apache-tvm")
+    except metadata.PackageNotFoundError:
+        import tvm  # a source build has no package metadata
+
+        return tvm.__version__
+
+
+def upgrade(rec: dict) -> dict:
+    """A schema-1 record in schema 2's shape: machine from its target, threads from its settings."""
+    if rec.get("schema_version") != 1:
+        return rec
+    m = from_legacy_record(rec)
+    return dict(rec, machine=m.to_dict(), machine_kind=m.kind, threads=rec.get("settings", {}).get("threads"),
+                failure=failure_kind(rec["status"], rec.get("error", "")), legacy_task_key=rec.get("task_key"))
+
+
 def read(path: str | Path, warn=True) -> list[dict]:
-    """All well-formed records of a file; a malformed or truncated line is skipped with a warning."""
+    """All well-formed records of a file, schema 1 upgraded.
+
+    A malformed or truncated line is skipped with a warning naming the file and line; a line
+    written by a newer tvmq (schema above ``SCHEMA_VERSION``) is an error; records of another TVM
+    version load with one warning (bench and export rebuild and verify what they use).
+    """
     path = Path(path)
     if not path.exists():
         return []
     out = []
+    other_tvm, here = set(), tvm_version()
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
             line = line.strip()
@@ -79,13 +127,25 @@ def read(path: str | Path, warn=True) -> list[dict]:
                 missing = [k for k in REQUIRED if k not in rec]
                 if missing:
                     raise ValueError(f"missing keys {missing}")
-                if rec["schema_version"] != SCHEMA_VERSION:
-                    raise ValueError(f"schema_version {rec['schema_version']} (this tvmq reads {SCHEMA_VERSION})")
+                ver = rec["schema_version"]
+                if isinstance(ver, int) and ver > SCHEMA_VERSION:
+                    raise TvmqError(f"{path}:{lineno}: record schema {ver} is newer than this tvmq reads "
+                                    f"({SCHEMA_VERSION}): upgrade tvmq to read this log")
+                if ver not in (1, SCHEMA_VERSION):
+                    raise ValueError(f"schema_version {ver!r} (this tvmq reads 1..{SCHEMA_VERSION})")
             except (json.JSONDecodeError, ValueError, TypeError) as e:
+                if isinstance(e, TvmqError):
+                    raise
                 if warn:
                     print(f"tvmq: warning: {path}:{lineno}: skipped malformed record ({e})", file=sys.stderr)
                 continue
-            out.append(rec)
+            if rec.get("tvm_version") not in (None, here):
+                other_tvm.add(rec["tvm_version"])
+            out.append(upgrade(rec))
+    if other_tvm and warn:
+        print(f"tvmq: warning: {path}: records from TVM {sorted(other_tvm)} (this is TVM {here}): "
+              "their configs are rebuilt and verified before use, their times are not comparable",
+              file=sys.stderr)
     return out
 
 
@@ -108,8 +168,3 @@ def best(records: list[dict], target: dict, workload_key: str, variant: str, par
              and r["variant"] == variant and json.dumps(r["target"], sort_keys=True) == tj
              and (params is None or r.get("params") == params)]
     return min(cands, key=median_time, default=None)
-
-
-def measured_configs(records: list[dict], task_key: str) -> set[str]:
-    """Config keys already measured for a task (any status): what --resume skips."""
-    return {json.dumps(r["config"], sort_keys=True) for r in records if r.get("task_key") == task_key}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+BOARD_ERROR_PREFIX = "rpc: "  # a failure of the board or tracker, not of the kernel: worth retrying
 STATUSES = ("ok", "build_error", "run_error", "timeout", "wrong_result", "invalid")
 
 

@@ -28,10 +28,8 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import TvmqError, one_line
-from .base import BuildResult, Runner, RunResult, Verifier, time_module
+from .base import BOARD_ERROR_PREFIX, BuildResult, Runner, RunResult, Verifier, time_module
 from .settings import RPCSettings
-
-BOARD_ERROR_PREFIX = "rpc: "
 
 
 def is_board_error(result: RunResult) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ..errors import TvmqError
+from ..machine import available_cores
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class MeasureSettings:
     flush_cache : bool
         Flush the CPU cache between samples (cold-cache timing).
     threads : int
-        TVM runtime threads (TVM defaults to 1 on this 2-core VM; we set it).
+        TVM runtime threads; default the cores this process may use (TVM's own default halves
+        the logical CPUs, assuming hyper-threads, and so uses 1 on a 2-vCPU VM).
     build_workers : int
         Parallel compile processes.
     build_timeout_s : float
@@ -38,7 +40,7 @@ class MeasureSettings:
     min_repeat_ms: int = 20
     timeout_s: float = 30.0
     flush_cache: bool = False
-    threads: int = 2
+    threads: int = field(default_factory=available_cores)
     build_workers: int = 2
     build_timeout_s: float = 60.0
     seed: int = 0

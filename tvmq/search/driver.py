@@ -71,11 +71,19 @@ class Progress:
 
 def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, resume: bool = False,
          early_stopping: int | None = None, settings=None, runner_label: str = "local", progress=True,
-         prior_records: list | None = None) -> TuneResult:
+         prior_records: list | None = None, machine=None, seeds: list | None = None) -> TuneResult:
     """Tune ``task`` for ``trials`` measurements (resumed ones count), appending records to ``log_path``.
 
-    ``measure(cfgs) -> list[RunResult]`` does the timing, so tests pass a fake.
+    ``measure(cfgs) -> list[RunResult]`` does the timing, so tests pass a fake. ``machine`` is who
+    measures (records name it; default this CPU). ``seeds`` are measured first (transfer tuning:
+    other machines' best configs). On resume, candidates that failed because of the board are
+    measured again; those that failed because of the kernel are not.
     """
+    from ..machine import this_machine
+
+    machine = machine or this_machine()
+    threads = settings.threads if settings is not None else None
+    key = task.measure_key(machine.kind, threads)
     flops = task.workload.flops
     res = TuneResult(task)
     t0 = time.time()
@@ -94,7 +102,7 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
         from ..run.base import RunResult
 
         old = [r for r in (prior_records if prior_records is not None else recordlog.read(log_path))
-               if r.get("task_key") == task.key and r.get("tuner") == tuner.name]
+               if r.get("task_key") == key and r.get("tuner") == tuner.name and r.get("failure") != "board"]
         for r in old:
             rr = RunResult(r["status"], r["times"], r.get("error", ""), r.get("max_abs_err"))
             account(r["config"], rr)
@@ -103,8 +111,13 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
 
     bar = Progress(f"{task.workload.name} {task.variant}", trials, progress, rate_unit(task.variant))
     since_best = 0
+    pending = [c for c in (seeds or []) if not tuner.seen(c)]
     while res.trials < trials:
-        batch = tuner.next_batch(min(batch_size, trials - res.trials))
+        n = min(batch_size, trials - res.trials)
+        if pending:
+            batch, pending = pending[:n], pending[n:]
+        else:
+            batch = tuner.next_batch(n)
         batch = [c for c in batch if not tuner.seen(c)]
         if not batch:
             break  # space exhausted
@@ -115,7 +128,7 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
             res.new_trials += 1
             if log_path:
                 recordlog.append(log_path, recordlog.make_record(task, cfg, r, runner_label, settings, tuner.name,
-                                                                  res.trials))
+                                                                  res.trials, machine))
         tuner.update(batch, [flops / r.median if r.ok else 0.0 for r in results])
         bar.update(res.trials, best, sum(v for k, v in res.statuses.items() if k != "ok"))
         since_best = 0 if res.best_time < prev else since_best + len(batch)

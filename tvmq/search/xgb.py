@@ -15,8 +15,11 @@ import math
 
 import numpy as np
 
+from ..machine import machine_features, record_machine
 from ..space import config_key
 from .base import Tuner
+
+N_MACHINE_FEATURES = 6
 
 
 def _log2(v):
@@ -46,9 +49,12 @@ def loop_features(cfg: dict, ctx: dict, threads: int = 2) -> list[float]:
 class XGBTuner(Tuner):
     name = "xgb"
 
-    def __init__(self, space, seed=0, epsilon=0.15, sa_steps=40, pool=256, min_train=8, threads: int = 2):
+    def __init__(self, space, seed=0, epsilon=0.15, sa_steps=40, pool=256, min_train=8, threads: int = 2,
+                 machine=None):
         super().__init__(space, seed)
         self.threads = threads  # the kernels' runtime threads: the parallel-balance feature depends on it
+        # Who measures: lets records of other machines train the model without being mistaken for this one's.
+        self.machine_feats = machine_features(machine) if machine is not None else [0.0] * N_MACHINE_FEATURES
         self.epsilon = epsilon
         self.sa_steps = sa_steps
         self.pool = pool
@@ -60,15 +66,18 @@ class XGBTuner(Tuner):
         self._first = True
 
     # -- features -----------------------------------------------------------
-    def features(self, cfg: dict, context: dict | None = None) -> list[float]:
+    def features(self, cfg: dict, context: dict | None = None, machine_feats: list | None = None,
+                 threads: int | None = None) -> list[float]:
         ctx = context or self.space.context
         f = self.space.encode(cfg)
         f += [_log2(ctx[k]) for k in ("c_in", "c_out", "out_h", "out_w", "kh", "kw")]
-        return f + loop_features(cfg, ctx, self.threads)
+        f += machine_feats if machine_feats is not None else self.machine_feats
+        return f + loop_features(cfg, ctx, threads or self.threads)
 
     # -- learning -----------------------------------------------------------
     def warm_start(self, records):
-        """Train on other workloads' ok records of the same template and variant."""
+        """Train on other tasks' records of the same template and variant: other workloads, and (when
+        given) other machines, each group ranked on its own, with its machine's features."""
         from ..space.base import workload_context
         from ..workload import ConvWorkload
 
@@ -82,10 +91,11 @@ class XGBTuner(Tuner):
             ctx = workload_context(wl)
             thr = [wl.flops / np.median(r["times"]) if r["status"] == "ok" and r["times"] else 0.0 for r in recs]
             top = max(thr) or 1.0
+            mf = machine_features(record_machine(recs[0]))
             for r, t in zip(recs, thr):
                 if set(r["config"]) != set(self.space.names):
                     continue
-                self._extra_x.append(self.features(r["config"], ctx))
+                self._extra_x.append(self.features(r["config"], ctx, mf, r.get("threads")))
                 self._extra_y.append(t / top)
                 self._extra_g.append(1000 + g)
         if self._extra_x:

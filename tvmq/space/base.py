@@ -9,6 +9,7 @@ Nothing here touches TVM.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -113,6 +114,13 @@ class Space:
     def size(self) -> int:
         """Number of configs before constraints."""
         return math.prod(len(k.values) for k in self.knobs)
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the resolved space (knobs, values, constraints, rules): records of another space differ."""
+        blob = json.dumps(dict(t=self.template, k=[[k.name, list(k.values)] for k in self.knobs],
+                               c=self.constraints, i=self.implies), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def violation(self, cfg: dict) -> str | None:
         """The first broken rule for ``cfg``, or None when it is valid."""

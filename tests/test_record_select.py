@@ -1,0 +1,117 @@
+"""Honest apply-best: records count for the machine that measured them; other machines' only when asked."""
+
+import json
+
+import pytest
+
+from tvmq.errors import TvmqError
+from tvmq.machine import Machine, this_machine
+from tvmq.record import log as recordlog
+from tvmq.record.select import NONE, THIS_MACHINE, TRANSFER, RecordSet, choose, transfer_seeds
+from tvmq.run.base import RunResult
+from tvmq.run.settings import MeasureSettings
+from tvmq.targets import get_target
+from tvmq.task import Task
+from tvmq.workload import resolve
+
+HOST = get_target("host")
+TASK = Task.make(resolve("alexnet.conv3")[0], "float", HOST)
+ZEN4 = Machine(kind="amd-znver4-2c", vendor="amd", llvm_cpu="znver4", arch="x86_64", cores=2,
+               features=("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"))
+AVX2 = Machine(kind="intel-haswell-2c", vendor="intel", llvm_cpu="haswell", arch="x86_64", cores=2,
+               features=("avx2", "fma"))
+
+
+def rec(task, cfg, ms, machine, threads=2, runner="local"):
+    r = RunResult("ok", [ms / 1e3] * 3)
+    return recordlog.make_record(task, cfg, r, runner, MeasureSettings(threads=threads), "xgb", 1, machine)
+
+
+def cfg(**kw):
+    c = dict(TASK.space().default, **kw)
+    assert TASK.space().is_valid(c), c
+    return c
+
+
+def test_only_this_machines_records_count_by_default():
+    recs = [rec(TASK, cfg(tile_ow=13), 1.0, ZEN4), rec(TASK, cfg(tile_ow=1), 5.0, this_machine())]
+    c = choose(TASK, recs, this_machine())
+    assert c.source == THIS_MACHINE and c.record["config"]["tile_ow"] == 1  # slower, but measured here
+
+
+def test_other_machines_records_are_never_used_silently():
+    recs = [rec(TASK, cfg(tile_ow=13), 1.0, ZEN4)]
+    c = choose(TASK, recs, this_machine())
+    assert c.record is None and c.source == NONE
+    assert "amd-znver4-2c" in c.note and "--transfer" in c.note
+    t = choose(TASK, recs, this_machine(), transfer=True)
+    assert t.source == TRANSFER and t.record["config"]["tile_ow"] == 13
+    assert "amd-znver4-2c" in t.note and "not on this machine" in t.note
+
+
+def test_transfer_takes_the_most_similar_machine():
+    me = Machine(kind="intel-x-2c", vendor="intel", arch="x86_64", cores=2,
+                 features=("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"))
+    recs = [rec(TASK, cfg(ib=8), 1.0, AVX2), rec(TASK, cfg(ob=32), 2.0, ZEN4)]
+    c = choose(TASK, recs, me, transfer=True)
+    assert c.from_kind == "amd-znver4-2c" and c.record["config"]["ob"] == 32
+
+
+def test_threads_are_preferred_and_said():
+    m = this_machine()
+    recs = [rec(TASK, cfg(ib=8), 1.0, m, threads=2), rec(TASK, cfg(ob=32), 2.0, m, threads=1)]
+    assert choose(TASK, recs, m, threads=1).record["config"]["ob"] == 32
+    c = choose(TASK, recs[:1], m, threads=1)
+    assert c.source == THIS_MACHINE and "at 2 threads, used for 1" in c.note
+
+
+def test_emulated_times_never_choose_for_a_real_board():
+    edge = get_target("edge")
+    task = Task.make(TASK.workload, "float", edge)
+    qemu = Machine(kind="qemu-cortex-a53", arch="aarch64", emulated=True)
+    r = rec(task, task.space().default, 1.0, qemu, runner="rpc-emulated")
+    board = Machine(kind="board-rasp3b-cortex-a53", arch="aarch64")
+    assert choose(task, [r], board, transfer=True).record is None
+    assert choose(task, [r], qemu).source == THIS_MACHINE
+
+
+def test_transfer_seeds_this_workload_then_similar_ones_valid_here():
+    conv4 = Task.make(resolve("alexnet.conv4")[0], "float", HOST)
+    recs = [rec(TASK, cfg(tile_ow=13), 1.0, ZEN4), rec(TASK, cfg(tile_ow=1), 9.0, ZEN4),
+            rec(conv4, dict(conv4.space().default, tile_ow=13, ob=32), 1.0, AVX2),
+            rec(TASK, cfg(ib=8), 0.5, this_machine())]  # this machine's own: not a transfer seed
+    seeds = transfer_seeds(TASK, recs, this_machine(), n=8)
+    assert seeds[0]["tile_ow"] == 13 and all(TASK.space().is_valid(s) for s in seeds)
+    assert all(s["ib"] != 8 for s in seeds) and len(seeds) == 2
+
+
+def test_record_set_carries_the_transfer_policy():
+    from tvmq.build.from_log import best_record
+
+    recs = [rec(TASK, cfg(tile_ow=13), 1.0, ZEN4)]
+    assert best_record(TASK, RecordSet(recs)) is None
+    assert best_record(TASK, RecordSet(recs, transfer=True))["config"]["tile_ow"] == 13
+
+
+def test_old_logs_load_and_newer_schemas_are_refused(tmp_path):
+    old = {"schema_version": 1, "target": {"kind": "llvm", "mcpu": "znver4", "num-cores": 2}, "target_name": "host",
+           "workload": TASK.workload.to_dict(), "workload_key": TASK.workload.key, "variant": "float", "params": {},
+           "config": cfg(tile_ow=13), "times": [1e-3], "status": "ok", "tuner": "xgb", "runner": "local",
+           "settings": {"threads": 2}, "task_key": "0123", "tvm_version": "0.27.0.post1"}
+    p = tmp_path / "old.jsonl"
+    p.write_text(json.dumps(old) + "\n")
+    [r] = recordlog.read(p)
+    assert r["machine_kind"] == "amd-znver4-2c" and r["threads"] == 2 and r["legacy_task_key"] == "0123"
+    assert choose(TASK, [r], this_machine()).record is None
+    assert choose(TASK, [r], this_machine(), transfer=True).from_kind == "amd-znver4-2c"
+    p.write_text(json.dumps(dict(old, schema_version=99)) + "\n")
+    with pytest.raises(TvmqError, match="schema 99 is newer"):
+        recordlog.read(p)
+
+
+def test_committed_logs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "autotune_logs"
+    recs = recordlog.read_dir(root, warn=False)
+    assert len(recs) > 1000 and all(r.get("machine_kind") for r in recs)

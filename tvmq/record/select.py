@@ -1,0 +1,140 @@
+"""Which record builds a task's kernel: honest apply-best.
+
+A record counts only for the machine kind that measured it. Records of other machines are
+used only when asked (``transfer``): then the most similar machine's best record whose
+config is valid in this target's space, named in the choice's note. Emulated times never
+choose a schedule for a real board.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from ..machine import Machine, fingerprint, record_kind, record_machine, similarity
+from ..workload import ConvWorkload
+from .log import median_time
+
+THIS_MACHINE, TRANSFER, NONE = "this machine", "transfer", "none"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The record a kernel is built from (None: the default schedule), where it came from, and why."""
+
+    record: dict | None
+    source: str  # THIS_MACHINE, TRANSFER or NONE
+    note: str = ""
+
+    @property
+    def from_kind(self) -> str | None:
+        return record_kind(self.record) if self.record is not None else None
+
+
+class RecordSet(list):
+    """Records plus the policy for using them: ``transfer`` allows other machines' records (with a warning)."""
+
+    def __init__(self, records=(), transfer: bool = False):
+        super().__init__(records)
+        self.transfer = transfer
+
+
+def _same_task(r: dict, task) -> bool:
+    return (r.get("status") == "ok" and r.get("workload_key") == task.workload.key and r.get("variant") == task.variant
+            and r.get("params", {}) == task.params)
+
+
+def _same_target(r: dict, task) -> bool:
+    return json.dumps(r.get("target"), sort_keys=True) == task.target.json
+
+
+def _fits(r: dict, space) -> bool:
+    """The record's config, completed for this space, is one of its valid configs (MetaSchedule's never are)."""
+    if r.get("tuner") == "metaschedule":
+        return False
+    return space.is_valid(space.complete(r["config"]))
+
+
+def choose(task, records: list[dict], machine: Machine, threads: int | None = None, transfer: bool = False,
+           tuner: str | None = None) -> Choice:
+    """The best record of ``task`` for ``machine`` (at ``threads`` when given), optionally from one tuner."""
+    cands = [r for r in records if _same_task(r, task) and (tuner is None or r.get("tuner") == tuner)]
+    if not machine.emulated:  # emulated times never choose a schedule for a real machine or board
+        cands = [r for r in cands if not r.get("emulated")]
+    mine = [r for r in cands if record_kind(r) == machine.kind and _same_target(r, task)]
+    if mine:
+        same_threads = [r for r in mine if threads is None or r.get("threads") == threads]
+        rec = min(same_threads or mine, key=median_time)
+        note = "" if same_threads else (f"{task.workload.name} {task.variant}: record measured here at "
+                                        f"{rec.get('threads')} threads, used for {threads}")
+        return Choice(rec, THIS_MACHINE, note)
+    label = f"{task.workload.name} {task.variant} on target {task.target.name} (machine {machine.kind})"
+    others = [r for r in cands if not (record_kind(r) == machine.kind and _same_target(r, task))]
+    if not others:
+        return Choice(None, NONE, f"no tuning record for {label}; using the default schedule")
+    kinds = sorted({record_kind(r) if record_kind(r) != machine.kind else f"{machine.kind} for another target"
+                    for r in others})
+    if not transfer:
+        return Choice(None, NONE, f"no record measured on this machine for {label} (records exist from {kinds}); "
+                                  "using the default schedule: add --transfer to start from theirs, or tune here")
+    space = task.space()
+    valid = [r for r in others if _fits(r, space)]
+    if not valid:
+        return Choice(None, NONE, f"records for {label} exist from {kinds}, but none has a config valid in this "
+                                  "target's space; using the default schedule")
+    by_kind: dict[str, list[dict]] = {}
+    for r in valid:
+        by_kind.setdefault(record_kind(r), []).append(r)
+    # Most similar machine first; among equals, the one with the fastest record.
+    kind = max(by_kind, key=lambda k: (similarity(machine, record_machine(by_kind[k][0])),
+                                       -min(median_time(r) for r in by_kind[k])))
+    rec = min(by_kind[kind], key=median_time)
+    sim = similarity(machine, record_machine(rec))
+    return Choice(rec, TRANSFER, f"{label}: using the record measured on {kind} (similarity {sim:.2f}), not on "
+                                 "this machine; rebuilt and verified here, its time is not this machine's")
+
+
+def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, similar_workloads: int = 3) -> list[dict]:
+    """Configs to measure first on a machine with no records of ``task``: the best config of this
+    workload from every other machine (most similar first), then of the most similar workloads.
+
+    Each is completed for this space and kept only when valid there; duplicates are dropped.
+    """
+    space = task.space()
+    pool = [r for r in records if r.get("status") == "ok" and r.get("variant") == task.variant
+            and r.get("template") == task.template and record_kind(r) != machine.kind and not r.get("emulated")
+            and _fits(r, space)]
+    groups: dict[tuple, list[dict]] = {}
+    for r in pool:
+        groups.setdefault((record_kind(r), r["workload_key"]), []).append(r)
+
+    def wl_distance(wkey: str) -> float:
+        if wkey == task.workload.key:
+            return 0.0
+        w = ConvWorkload.from_dict(groups_wl[wkey])
+        a, b = task.workload, w
+        return sum(abs(_lg(x) - _lg(y)) for x, y in ((a.c_in, b.c_in), (a.c_out, b.c_out), (a.out_h, b.out_h),
+                                                     (a.out_w, b.out_w), (a.kh, b.kh), (a.stride[0], b.stride[0])))
+
+    groups_wl = {r["workload_key"]: r["workload"] for r in pool}
+    ranked = sorted(groups, key=lambda g: (wl_distance(g[1]) > 0, similarity(machine, record_machine(groups[g][0])) * -1,
+                                           wl_distance(g[1])))
+    same = [g for g in ranked if g[1] == task.workload.key]
+    near = [g for g in ranked if g[1] != task.workload.key]
+    near_wls = list(dict.fromkeys(g[1] for g in near))[:similar_workloads]
+    order = same + [g for g in near if g[1] in near_wls]
+    out, seen = [], set()
+    for g in order:
+        cfg = space.complete(min(groups[g], key=median_time)["config"])
+        k = fingerprint(cfg)
+        if k not in seen:
+            seen.add(k)
+            out.append(cfg)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _lg(v) -> float:
+    return math.log2(max(v, 1))
