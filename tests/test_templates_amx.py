@@ -87,3 +87,51 @@ def test_peak_kernel_runs_and_accumulates():
     acc = tvm.runtime.tensor(np.zeros_like(src), tvm.cpu())
     _compile(amx.peak_func(3, 2))["main"](tvm.runtime.tensor(src, tvm.cpu()), acc)
     assert (acc.numpy() == 3 * 64).all()  # 3 rounds of a 64-long dot product of ones
+
+
+def _space(features):
+    from tvmq.space import Space
+
+    return Space.load(SMALL, "int8", features=features)
+
+
+def test_amx_dot_values_only_where_the_target_has_amx_int8():
+    dots = lambda sp: dict((k.name, k.values) for k in sp.knobs)["dot"]  # noqa: E731
+    assert "amx_1x2" in dots(_space({"avx512vnni", "amx-tile", "amx-int8"}))
+    assert not [d for d in dots(_space({"avx512vnni", "avx512bw"})) if d.startswith("amx")]
+    from tvmq.space import Space
+
+    assert "dot" not in [k.name for k in Space.load(SMALL, "float", features={"amx-int8"}).knobs]
+
+
+def test_amx_configs_fix_the_loop_knobs_and_respect_the_shape():
+    sp = _space({"avx512vnni", "amx-int8"})
+    knobs = dict((k.name, k.values) for k in sp.knobs)
+    cfgs = [sp.canonical(dict(sp.default, dot=d, tile_ow=t, parallel_depth=3, ib=16))
+            for d in knobs["dot"] if d.startswith("amx") for t in knobs["tile_ow"]]
+    assert all(c["parallel_depth"] == 1 and c["ib"] == 4 for c in cfgs)  # implied: the kernel has no loop knobs
+    valid = [(c["dot"], c["tile_ow"]) for c in cfgs if sp.is_valid(c)]
+    assert ("amx_1x2", 8) in valid and ("amx_2x2", 4) in valid
+    assert ("amx_1x4", 8) not in valid  # c_out 32 is not a multiple of 4 x 16
+    assert ("amx_2x2", 8) not in valid  # 2 tiles of 8 rows do not divide out_w 8
+
+
+@pytest.mark.llvm
+def test_amx_knob_through_the_template_uses_tdpbusd_and_is_exact_where_amx_runs():
+    import tvm
+
+    from tvmq.build.lower import compile_mod
+    from tvmq.templates import instantiate
+
+    sp = _space({"avx512vnni", "amx-int8"})
+    cfg = sp.canonical(dict(sp.default, dot="amx_1x2", tile_ow=8))
+    op, sch = instantiate(sp, "int8", SMALL, {}, cfg)
+    ex = compile_mod(sch.mod, SPR)
+    assert "tdpbusd" in ex.mod.inspect_source("asm")
+    if not amx_here():
+        pytest.skip("needs a CPU with AMX (amx_int8) and OS permission")
+    ins = op.make_inputs(np.random.default_rng(2))
+    dev = tvm.cpu()
+    args = [tvm.runtime.tensor(a, dev) for a in ins] + [tvm.runtime.tensor(np.zeros(op.out_arg.shape, "int8"), dev)]
+    ex["main"](*args)
+    assert op.check(args[-1].numpy(), ins) == (True, 0.0)

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import TvmqError
 from . import direct as D
 from . import reference as R
+from .amx_int8 import amx_conv
 from .base import OpSpec, register
 from .float import blocks, channel_of
 
@@ -144,8 +145,12 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
 
 
 @register("int8")
-def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30):
-    """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default."""
+def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30,
+                tiles=None):
+    """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default.
+    ``layout="amx"``: Intel AMX tiles, ``tiles=(rows, m_tiles, n_tiles)`` (see ``tvmq.ops.amx_int8``)."""
+    if layout == "amx":
+        return amx_conv(wl, act, epilogue, padding, shift, tiles)
     return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift)
 
 

@@ -16,8 +16,20 @@ SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
 EPILOGUES = ("epilogue", "requant", "dequant", "zp_correct")
 
 
+def amx_tiles(cfg: dict) -> tuple | None:
+    """(rows, m_tiles, n_tiles) when ``dot`` is an AMX value ``amx_MxN`` (rows: ``tile_ow``), else None."""
+    dot = cfg.get("dot") or ""
+    if not dot.startswith("amx_"):
+        return None
+    m, n = dot[4:].split("x")
+    return cfg["tile_ow"], int(m), int(n)
+
+
 def op_params(cfg: dict) -> dict:
     """The knobs that change the operator's definition (layout, blocks) rather than its schedule."""
+    tiles = amx_tiles(cfg)
+    if tiles:  # the AMX kernel is written in TIR with its tiling built in (tvmq.templates.amx)
+        return {"layout": "amx", "ib": 64, "ob": 16, "padding": "hard", "tiles": list(tiles)}
     layout = "nchwc_vnni" if cfg.get("dot") in DOTS else cfg["layout"]
     return {"layout": layout, "ib": cfg["ib"], "ob": cfg["ob"], "padding": "hard"}
 
@@ -47,6 +59,8 @@ def apply(sch, op, cfg: dict, orders: dict):
     """Schedule ``op`` (already built with ``op_params(cfg)``) in place."""
     if cfg["order"] not in orders:
         raise InvalidConfig(f"unknown loop order {cfg['order']!r}")
+    if amx_tiles(cfg):
+        return sch  # nothing to schedule: see op_params
     blocks = block_names(sch)
     conv = sch.get_sblock("conv")
     vnni = cfg.get("dot") in DOTS

@@ -1,0 +1,54 @@
+"""The int8 convolution computed by Intel AMX tiles (``tvmq.templates.amx``), as an ``OpSpec``.
+
+``conv2d_int8(..., layout="amx", tiles=(rows, m_tiles, n_tiles))`` builds it: uint8 activations
+[N][C/64][H][W][64], int8 weights in the VNNI layout [O/16][C/4][Kh][Kw][16][4], the requantized
+int8 output [N][O/16][Ho][Wo][16]. The kernel is written directly in TIR (tile instructions, not
+a schedule), so ``prim_func`` returns it and the template applies no schedule to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import TvmqError
+from .base import OpSpec
+
+
+@dataclass
+class AmxOpSpec(OpSpec):
+    """An ``OpSpec`` whose PrimFunc is tvmq's AMX kernel (``tensors`` only name its arguments)."""
+
+    tiles: tuple = (16, 1, 2)
+
+    def prim_func(self):
+        from ..templates.amx import conv2d_amx_int8
+
+        return conv2d_amx_int8(self.workload, *self.tiles, shift=self.params["shift"])
+
+
+def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles) -> AmxOpSpec:
+    from tvm import te
+
+    from ..templates import amx
+
+    if act != "uint8" or epilogue != "requant" or padding != "hard":
+        raise TvmqError(f"the AMX int8 kernel computes uint8 activations with the requant epilogue and hard "
+                        f"padding, got act={act!r}, epilogue={epilogue!r}, padding={padding!r}")
+    if tiles is None or len(tiles) != 3:
+        raise TvmqError(f"layout 'amx' needs tiles=(rows, m_tiles, n_tiles), got {tiles!r}")
+    tiles = tuple(int(t) for t in tiles)
+    why = amx.check(wl, *tiles)
+    if why:
+        raise TvmqError(why)
+    dshape, wshape, oshape = amx.shapes(wl)
+    shapes = [("data", dshape, "uint8"), ("weight", wshape, "int8"), ("x_zp", (1,), "int32"),
+              ("wsum", (wl.c_out,), "int32"), ("multiplier", (wl.c_out,), "int32"), ("y_zp", (1,), "int32"),
+              ("requant", oshape, "int8")]
+    return AmxOpSpec(
+        name="conv2d_amx_int8", variant="int8", layout="amx", workload=wl,
+        params=dict(act=act, weight="int8", epilogue=epilogue, padding=padding, ib=64, ob=16, shift=shift,
+                    tiles=list(tiles)),
+        tensors=[te.placeholder(s, d, name=n) for n, s, d in shapes],
+        make_inputs=lambda rng: amx.make_inputs(wl, rng), reference=lambda ins: amx.reference(wl, ins, shift),
+        tiles=tiles,
+    )
