@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tuner comparison for issue 4 (docs/TUNING.md): tvmq xgb vs random vs MetaSchedule at equal trial
 # budgets, float and 5-bit codebook, on a quiet machine, into their own log
-# (autotune_logs/compare/host.jsonl; MetaSchedule databases beside it, one per run).
+# (autotune_logs/amd-znver4-2c/compare/host.jsonl; MetaSchedule databases beside it, one per run).
 # xgb and random do not use the budget in their decisions, so a 200-trial run resumes the
 # 64-trial one (--resume) and its 64-trial point is the 64-trial run. MetaSchedule does use it
 # (and seeds its search from its database), so each budget is a fresh MetaSchedule run.
@@ -9,11 +9,11 @@
 #   JOBS="xgb:200:alexnet.conv3:float metaschedule:64:alexnet.conv2:int8" bash scripts/compare_tuners.sh
 # Default: every alexnet layer and two large layers, float and codebook, 64 then 200 trials
 # (many hours here). Summary:
-#   python scripts/tuning_report.py autotune_logs/compare/host.jsonl --results out/compare --md
+#   python scripts/tuning_report.py autotune_logs/amd-znver4-2c/compare/host.jsonl --results out/compare --md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-LOG=${LOG:-autotune_logs/compare/host.jsonl}
+LOG=${LOG:-autotune_logs/amd-znver4-2c/compare/host.jsonl}
 OUT=${OUT:-out/compare}
 mkdir -p "$OUT" "$(dirname "$LOG")"
 step() { echo "== $(date +%T) $*" >&2; }

@@ -5,7 +5,7 @@ running them (the edge target's code is aarch64: NEON `fmla v.4s` for float, wid
 `umlal` / `smull` for int8; x86: `vfmadd*ps`, `vpdpbusd`, `vpmaddubsw`, codebook permutes).
 
     python scripts/key_instructions.py --target edge --workload alexnet --variants float,int8 \\
-        --log autotune_logs/edge.jsonl [--md]
+        --log autotune_logs/qemu-cortex-a53/edge.jsonl [--md]
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ records' timestamps, see ``elapsed``; MetaSchedule's from the results JSON of it
 predicted and measured speed on held-out configs. --head-to-head puts the tuners side by side
 per layer, variant and budget (docs/TUNING.md's first table).
 
-    python scripts/tuning_report.py autotune_logs/host.jsonl [--results out/tuning] [--md]
-    python scripts/tuning_report.py autotune_logs/compare/host.jsonl --results out/compare --head-to-head --md
+    python scripts/tuning_report.py autotune_logs/amd-znver4-2c/host.jsonl [--results out/tuning] [--md]
+    python scripts/tuning_report.py autotune_logs/amd-znver4-2c/compare/host.jsonl --results out/compare --head-to-head --md
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from tvmq.targets import TargetInfo
 from tvmq.task import Task
 from tvmq.workload import ConvWorkload
 
-SLICE = Path(__file__).parent / "data" / "records_slice.jsonl"  # 44 real lines of autotune_logs/compare/host.jsonl
+SLICE = Path(__file__).parent / "data" / "records_slice.jsonl"  # 44 real lines of autotune_logs/amd-znver4-2c/compare/host.jsonl
 X86_ZEN4 = {"kind": "llvm", "mcpu": "znver4", "num-cores": 2}
 A53 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a53", "mattr": ["+neon"], "num-cores": 4}
 

@@ -30,10 +30,17 @@ def test_bad_input_is_one_line(argv, needle, capsys):
 
 def test_targets_command_lists_targets(capsys):
     assert main(["targets", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    names = {r["name"]: r for r in rows}
+    out = json.loads(capsys.readouterr().out)
+    names = {r["name"]: r for r in out["targets"]}
     assert {"server", "edge", "host"} <= set(names)
     assert names["edge"]["local"] is False and "aarch64" in names["edge"]["why"]
+    assert out["machine"]["cores"] >= 1 and out["machine"]["kind"].endswith(f"-{out['machine']['cores']}c")
+
+
+def test_targets_names_this_machine_and_its_features(capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("this machine: ") and "LLVM cpu" in out and "features:" in out and "peak:" in out
 
 
 @pytest.mark.llvm

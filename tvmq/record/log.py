@@ -100,7 +100,7 @@ def upgrade(rec: dict) -> dict:
     """A schema-1 record in schema 2's shape: machine from its target, threads from its settings."""
     if rec.get("schema_version") != 1:
         return rec
-    m = from_legacy_record(rec)
+    m = Machine.from_dict(rec["machine"]) if isinstance(rec.get("machine"), dict) else from_legacy_record(rec)
     return dict(rec, machine=m.to_dict(), machine_kind=m.kind, threads=rec.get("settings", {}).get("threads"),
                 failure=failure_kind(rec["status"], rec.get("error", "")), legacy_task_key=rec.get("task_key"))
 

@@ -3,7 +3,7 @@
 It gets the same operator (the layout of our space's default config), the
 same trial budget and the same measurement settings; its best schedule is
 then verified and timed by tvmq's own runner so both are judged alike. Its
-database is kept under ``autotune_logs/metaschedule/`` so the best schedule
+database is kept beside the records file (``autotune_logs/MACHINE-KIND/metaschedule/``) so the best schedule
 can be rebuilt later without tuning.
 """
 
