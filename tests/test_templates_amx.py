@@ -11,6 +11,7 @@ from tvmq.workload import ConvWorkload
 
 SPR = {"kind": "llvm", "mcpu": "sapphirerapids", "num-cores": 2}
 SMALL = ConvWorkload("small", 1, 64, 8, 8, 32, 3, 3, (1, 1), (1, 1, 1, 1))
+ODD = ConvWorkload("odd", 1, 128, 13, 13, 64, 3, 3, (1, 1), (1, 1, 1, 1))  # 13 x 13 out, like alexnet conv3-5
 STRIDED = ConvWorkload("strided", 1, 128, 17, 17, 64, 3, 3, (2, 2), (1, 0, 1, 0))
 
 
@@ -42,6 +43,8 @@ def test_check_names_the_problem():
     assert "c_in" in amx.check(ConvWorkload("c", 1, 32, 8, 8, 32, 3, 3, (1, 1), (1, 1, 1, 1)), 8, 1, 2)
     assert "out_w" in amx.check(SMALL, 3, 1, 2)
     assert "tiles" in amx.check(SMALL, 8, 2, 4)
+    assert "stride 1" in amx.check(STRIDED, 16, 1, 2, flat=True)
+    assert amx.check(ODD, 16, 2, 2, flat=True) is None and amx.check(ODD, 16, 2, 2) is not None
     with pytest.raises(TvmqError, match="c_out divisible by 64"):
         amx.conv2d_amx_int8(SMALL, 8, 1, 4)
 
@@ -63,12 +66,13 @@ def test_permission_answer_is_one_line():
 
 @pytest.mark.llvm
 @needs_amx
-@pytest.mark.parametrize("wl,rows,m_tiles,n_tiles", [(SMALL, 8, 1, 2), (SMALL, 4, 2, 1), (STRIDED, 8, 1, 4),
-                                                     (STRIDED, 4, 2, 2)])
-def test_conv_is_exact(wl, rows, m_tiles, n_tiles):
+@pytest.mark.parametrize("wl,rows,m_tiles,n_tiles,flat", [
+    (SMALL, 8, 1, 2, False), (SMALL, 4, 2, 1, False), (STRIDED, 8, 1, 4, False), (STRIDED, 4, 2, 2, False),
+    (SMALL, 16, 2, 2, True), (ODD, 16, 1, 4, True), (ODD, 13, 1, 1, False)])
+def test_conv_is_exact(wl, rows, m_tiles, n_tiles, flat):
     import tvm
 
-    ex = _compile(amx.conv2d_amx_int8(wl, rows, m_tiles, n_tiles))
+    ex = _compile(amx.conv2d_amx_int8(wl, rows, m_tiles, n_tiles, flat=flat))
     ins = amx.make_inputs(wl, np.random.default_rng(1))
     dev = tvm.cpu()
     args = [tvm.runtime.tensor(a, dev) for a in ins] + [tvm.runtime.tensor(np.zeros(amx.shapes(wl)[2], "int8"), dev)]
@@ -114,17 +118,29 @@ def test_amx_configs_fix_the_loop_knobs_and_respect_the_shape():
     assert ("amx_1x2", 8) in valid and ("amx_2x2", 4) in valid
     assert ("amx_1x4", 8) not in valid  # c_out 32 is not a multiple of 4 x 16
     assert ("amx_2x2", 8) not in valid  # 2 tiles of 8 rows do not divide out_w 8
+    flat = sp.canonical(dict(sp.default, dot="amxf_2x2", tile_ow=4))
+    assert flat["tile_ow"] == 1 and sp.is_valid(flat)  # 16-row tiles on the flat grid: tile_ow plays no part
+
+
+def test_flat_amx_on_a_strided_layer_is_an_invalid_config():
+    from tvmq.space import Space
+    from tvmq.templates import InvalidConfig, instantiate
+
+    sp = Space.load(STRIDED, "int8", features={"avx512vnni", "amx-int8"})
+    with pytest.raises(InvalidConfig, match="stride 1"):
+        instantiate(sp, "int8", STRIDED, {}, sp.canonical(dict(sp.default, dot="amxf_1x2")))
 
 
 @pytest.mark.llvm
-def test_amx_knob_through_the_template_uses_tdpbusd_and_is_exact_where_amx_runs():
+@pytest.mark.parametrize("dot", ["amx_1x2", "amxf_2x2"])
+def test_amx_knob_through_the_template_uses_tdpbusd_and_is_exact_where_amx_runs(dot):
     import tvm
 
     from tvmq.build.lower import compile_mod
     from tvmq.templates import instantiate
 
     sp = _space({"avx512vnni", "amx-int8"})
-    cfg = sp.canonical(dict(sp.default, dot="amx_1x2", tile_ow=8))
+    cfg = sp.canonical(dict(sp.default, dot=dot, tile_ow=8))
     op, sch = instantiate(sp, "int8", SMALL, {}, cfg)
     ex = compile_mod(sch.mod, SPR)
     assert "tdpbusd" in ex.mod.inspect_source("asm")

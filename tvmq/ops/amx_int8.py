@@ -1,6 +1,6 @@
 """The int8 convolution computed by Intel AMX tiles (``tvmq.templates.amx``), as an ``OpSpec``.
 
-``conv2d_int8(..., layout="amx", tiles=(rows, m_tiles, n_tiles))`` builds it: uint8 activations
+``conv2d_int8(..., layout="amx", tiles=(rows, m_tiles, n_tiles, flat))`` builds it: uint8 activations
 [N][C/64][H][W][64], int8 weights in the VNNI layout [O/16][C/4][Kh][Kw][16][4], the requantized
 int8 output [N][O/16][Ho][Wo][16]. The kernel is written directly in TIR (tile instructions, not
 a schedule), so ``prim_func`` returns it and the template applies no schedule to it.
@@ -18,12 +18,13 @@ from .base import OpSpec
 class AmxOpSpec(OpSpec):
     """An ``OpSpec`` whose PrimFunc is tvmq's AMX kernel (``tensors`` only name its arguments)."""
 
-    tiles: tuple = (16, 1, 2)
+    tiles: tuple = (16, 1, 2, 0)
 
     def prim_func(self):
         from ..templates.amx import conv2d_amx_int8
 
-        return conv2d_amx_int8(self.workload, *self.tiles, shift=self.params["shift"])
+        rows, m_tiles, n_tiles, flat = self.tiles
+        return conv2d_amx_int8(self.workload, rows, m_tiles, n_tiles, shift=self.params["shift"], flat=bool(flat))
 
 
 def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles) -> AmxOpSpec:
@@ -34,12 +35,14 @@ def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles) -> Am
     if act != "uint8" or epilogue != "requant" or padding != "hard":
         raise TvmqError(f"the AMX int8 kernel computes uint8 activations with the requant epilogue and hard "
                         f"padding, got act={act!r}, epilogue={epilogue!r}, padding={padding!r}")
-    if tiles is None or len(tiles) != 3:
-        raise TvmqError(f"layout 'amx' needs tiles=(rows, m_tiles, n_tiles), got {tiles!r}")
+    if tiles is None or len(tiles) != 4:
+        raise TvmqError(f"layout 'amx' needs tiles=(rows, m_tiles, n_tiles, flat), got {tiles!r}")
     tiles = tuple(int(t) for t in tiles)
-    why = amx.check(wl, *tiles)
-    if why:
-        raise TvmqError(why)
+    why = amx.check(wl, *tiles[:3], flat=bool(tiles[3]))
+    if why:  # e.g. the flat kernel on a strided layer, which the space's constraints cannot see
+        from ..templates.common import InvalidConfig
+
+        raise InvalidConfig(why)
     dshape, wshape, oshape = amx.shapes(wl)
     shapes = [("data", dshape, "uint8"), ("weight", wshape, "int8"), ("x_zp", (1,), "int32"),
               ("wsum", (wl.c_out,), "int32"), ("multiplier", (wl.c_out,), "int32"), ("y_zp", (1,), "int32"),

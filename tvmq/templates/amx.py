@@ -111,14 +111,18 @@ def _config_macro():
 
 
 # -- the convolution ----------------------------------------------------------------------------
-def check(wl, rows: int, m_tiles: int, n_tiles: int) -> str | None:
+def check(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool = False) -> str | None:
     """Why the AMX kernel cannot compute ``wl`` with this tiling, or None."""
     if wl.c_in % 64:
         return f"AMX int8 needs c_in divisible by 64, got {wl.c_in}"
     if wl.c_out % (16 * n_tiles):
         return f"AMX int8 with n_tiles={n_tiles} needs c_out divisible by {16 * n_tiles}, got {wl.c_out}"
-    if not 1 <= rows <= 16 or wl.out_w % (rows * m_tiles):
-        return f"rows={rows} x m_tiles={m_tiles} must divide out_w={wl.out_w} (rows <= 16)"
+    if not 1 <= rows <= 16:
+        return f"a tile has 1 to 16 rows, got rows={rows}"
+    if flat and tuple(wl.stride) != (1, 1):
+        return f"the flat AMX kernel needs stride 1, got {tuple(wl.stride)}"
+    if not flat and wl.out_w % (rows * m_tiles):
+        return f"rows={rows} x m_tiles={m_tiles} must divide out_w={wl.out_w}"
     if m_tiles * n_tiles + m_tiles + 1 > MAX_TILES:
         return f"m_tiles={m_tiles}, n_tiles={n_tiles} needs more than {MAX_TILES} tiles"
     return None
@@ -130,11 +134,18 @@ def shapes(wl):
     return (n, c // 64, wl.h, wl.w, 64), (o // 16, c // 4, wl.kh, wl.kw, 16, 4), (n, o // 16, wl.out_h, wl.out_w, 16)
 
 
-def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shift: int = 30):
-    """The PrimFunc ``main(data, weight, x_zp, wsum, multiplier, y_zp, out)`` (see the module doc)."""
+def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shift: int = 30, flat: bool = False):
+    """The PrimFunc ``main(data, weight, x_zp, wsum, multiplier, y_zp, out)`` (see the module doc).
+
+    Output pixels are numbered on a grid ``q = y * GW + x``; a task computes ``m_tiles`` blocks of
+    ``rows`` consecutive ``q``. By default ``GW = out_w`` and blocks stay within an output row. With
+    ``flat`` (stride 1) ``GW`` is the padded input width: then the input pixel of ``q`` at tap (r, s)
+    is ``q + r * WP + s``, so a block may cross rows and every tile has ``rows`` rows (16); the
+    ``WP - out_w`` grid columns past the output are computed and dropped.
+    """
     from tvm.script import tirx as T
 
-    why = check(wl, rows, m_tiles, n_tiles)
+    why = check(wl, rows, m_tiles, n_tiles, flat)
     if why:
         raise TvmqError(why)
     dshape, wshape, oshape = shapes(wl)
@@ -147,7 +158,10 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
     A0, B0 = NC, NC + m_tiles  # tiles: accumulators, then A tiles, then B tiles
     CFG = tile_config([rows] * (NC + MT) + [16] * NB)
     load_config = _config_macro()
-    XB, OG = WO // (rows * MT), OB // NT
+    GW, BLK, OG = (WP if flat else WO), rows * MT, OB // NT
+    QT = HO * GW
+    QB = -(-QT // BLK)
+    SLACK = QB * BLK - QT + KW  # the flat kernel's last block reads past the padded plane
     ROUND = 1 << (shift - 1)
 
     @T.prim_func(s_tir=True)
@@ -155,26 +169,25 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
              wsum: T.Buffer((OB * 16,), "int32"), multiplier: T.Buffer((OB * 16,), "int32"),
              y_zp: T.Buffer((1,), "int32"), out: T.Buffer(oshape, "int8")):
         T.func_attr({"global_symbol": "main", "tir.noalias": True})
-        pad = T.alloc_buffer((N, CB, HP, WP, 64), "uint8")
+        pad = T.alloc_buffer((N, CB, HP * WP + SLACK, 64), "uint8")  # padded with the zero point, pixels flat
         for nc in T.parallel(N * CB):
             for hp, wp in T.grid(HP, WP):
                 for ci in T.vectorized(64):
-                    pad[nc // CB, nc % CB, hp, wp, ci] = T.if_then_else(
+                    pad[nc // CB, nc % CB, hp * WP + wp, ci] = T.if_then_else(
                         hp >= PT and hp < PT + H and wp >= PL and wp < PL + W,
                         data[nc // CB, nc % CB, hp - PT, wp - PL, ci], T.Cast("uint8", x_zp[0]))
-        for task in T.parallel(N * OG * HO * XB):
+        for task in T.parallel(N * OG * QB):
             load_config(CFG)  # per task: the configuration is per thread
-            n = task // (OG * HO * XB)
-            og = task // (HO * XB) % OG
-            y = task // XB % HO
-            xb = task % XB
-            acc = T.alloc_buffer((NT, MT * rows, 16), "int32", scope="local")  # this task's block, in cache
+            n = task // (OG * QB)
+            og = task // QB % OG
+            qb = task % QB
+            acc = T.alloc_buffer((NT, BLK, 16), "int32", scope="local")  # this task's block, in cache
             for c in T.unroll(NC):
                 T.evaluate(tilezero(c))
             for cb, r, s in T.grid(CB, KH, KW):
                 for i in T.unroll(MT):
-                    T.evaluate(tileload(A0 + i, T.address_of(pad[n, cb, y * SH + r, (xb * MT + i) * rows * SW + s, 0]),
-                                        SW * 64))
+                    T.evaluate(tileload(A0 + i, T.address_of(pad[n, cb, ((qb * BLK + i * rows) // GW * SH + r) * WP
+                                                                 + (qb * BLK + i * rows) % GW * SW + s, 0]), SW * 64))
                 for j in T.unroll(NT):
                     T.evaluate(tileload(B0 + j % NB, T.address_of(weight[og * NT + j, cb * 16, r, s, 0, 0]),
                                         KH * KW * 64))
@@ -184,12 +197,13 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
                 for j in T.unroll(NT):
                     T.evaluate(tilestore(i * NT + j, T.address_of(acc[j, i * rows, 0]), 64))
             T.evaluate(tilerelease())
-            for j, x in T.grid(NT, MT * rows):  # requantize the block (no let bindings: they break vectorizing)
-                for oi in T.vectorized(16):
-                    out[n, og * NT + j, y, xb * MT * rows + x, oi] = T.Cast("int8", T.max(T.min(T.Cast(
-                        "int32", (T.Cast("int64", acc[j, x, oi] - x_zp[0] * wsum[(og * NT + j) * 16 + oi])
-                                  * T.Cast("int64", multiplier[(og * NT + j) * 16 + oi]) + T.int64(ROUND))
-                        >> T.int64(shift)) + y_zp[0], 127), -128))
+            for j, x in T.grid(NT, BLK):  # requantize the block (no let bindings: they break vectorizing)
+                if (qb * BLK + x) % GW < WO and qb * BLK + x < QT:
+                    for oi in T.vectorized(16):
+                        out[n, og * NT + j, (qb * BLK + x) // GW, (qb * BLK + x) % GW, oi] = T.Cast("int8", T.max(
+                            T.min(T.Cast("int32", (T.Cast("int64", acc[j, x, oi] - x_zp[0] * wsum[(og * NT + j) * 16 + oi])
+                                                   * T.Cast("int64", multiplier[(og * NT + j) * 16 + oi])
+                                                   + T.int64(ROUND)) >> T.int64(shift)) + y_zp[0], 127), -128))
 
     return main
 

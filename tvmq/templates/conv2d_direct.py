@@ -17,12 +17,15 @@ EPILOGUES = ("epilogue", "requant", "dequant", "zp_correct")
 
 
 def amx_tiles(cfg: dict) -> tuple | None:
-    """(rows, m_tiles, n_tiles) when ``dot`` is an AMX value ``amx_MxN`` (rows: ``tile_ow``), else None."""
+    """(rows, m_tiles, n_tiles, flat) when ``dot`` is an AMX value, else None: ``amx_MxN`` has tiles of
+    ``tile_ow`` pixels within an output row, ``amxf_MxN`` 16-pixel tiles on the flat padded grid."""
     dot = cfg.get("dot") or ""
-    if not dot.startswith("amx_"):
+    if not dot.startswith("amx"):
         return None
-    m, n = dot[4:].split("x")
-    return cfg["tile_ow"], int(m), int(n)
+    kind, mn = dot.split("_")
+    m, n = mn.split("x")
+    flat = kind == "amxf"
+    return (16 if flat else cfg["tile_ow"]), int(m), int(n), int(flat)
 
 
 def op_params(cfg: dict) -> dict:
