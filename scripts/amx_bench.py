@@ -1,8 +1,8 @@
 """AMX int8 vs tvmq's VNNI int8 on alexnet conv3-conv5, plus the AMX int8 peak (issue 18).
 
 Every kernel runs in tvmq's local measurement worker (which asks Linux for AMX tile state) and is
-checked exactly against numpy before its time counts. The VNNI rows rebuild the best ``int8``
-record of ``autotune_logs/host.jsonl`` (else the space's default) for ``--target``.
+checked exactly against numpy before its time counts. The VNNI rows are the int8 space's default
+schedule and the best ``int8`` VNNI record of ``--vnni-log``, both compiled for ``--target``.
 
     .venv/bin/python scripts/amx_bench.py --threads 1,2
 """
@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import tvm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,7 +30,9 @@ from tvmq.targets import get_target  # noqa: E402
 from tvmq.templates import amx, instantiate  # noqa: E402
 from tvmq.workload import suites  # noqa: E402
 
-TILINGS = [(1, 1), (1, 2), (1, 4), (1, 6), (2, 2)]  # (m_tiles, n_tiles); rows = out_w (13) here
+# (rows, m_tiles, n_tiles, flat); rows None = out_w (13 on alexnet conv3-conv5), within an output row
+TILINGS = [(None, 1, 2, False), (None, 1, 4, False), (16, 1, 4, True), (16, 1, 6, True), (16, 2, 2, True),
+           (16, 3, 1, True)]
 PEAK_ITERS = 200_000
 
 
@@ -77,6 +80,8 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--layers", default="conv3,conv4,conv5")
     ap.add_argument("--target", default="sapphirerapids")
+    ap.add_argument("--vnni-log", default="autotune_logs/amd-znver4-2c/host.jsonl",
+                    help="records whose best int8 VNNI config is rebuilt for --target and timed too")
     args = ap.parse_args()
     ti = get_target(args.target)
     target = ti.target
@@ -85,8 +90,6 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for threads in [int(t) for t in args.threads.split(",")]:
-            import tvm
-
             peak = build(tvm.IRModule({"main": amx.peak_func(PEAK_ITERS, threads)}), target, tmp)
             src = np.full((threads, 4, 16, 16), 0x01010101, "int32")  # every byte 1
             t, status, err = measure(runner, peak, Fixed([src], np.full(src.shape, PEAK_ITERS * 64, "int32")), threads)
@@ -98,21 +101,24 @@ def main():
                 ops = 2 * wl.n * wl.c_out * wl.out_h * wl.out_w * wl.c_in * wl.kh * wl.kw
                 ins = amx.make_inputs(wl, np.random.default_rng(0))
                 ver = Fixed(ins, amx.reference(wl, ins))
-                for m_tiles, n_tiles in TILINGS:
-                    if amx.check(wl, wl.out_w, m_tiles, n_tiles):
+                for r, m_tiles, n_tiles, flat in TILINGS:
+                    r = r or wl.out_w
+                    if amx.check(wl, r, m_tiles, n_tiles, flat):
                         continue
-                    lib = build(tvm.IRModule({"main": amx.conv2d_amx_int8(wl, wl.out_w, m_tiles, n_tiles)}), target, tmp)
-                    t, status, err = measure(runner, lib, ver, threads)
-                    rows.append(dict(kernel=f"amx rows={wl.out_w} m={m_tiles} n={n_tiles}", layer=name, threads=threads,
+                    f = amx.conv2d_amx_int8(wl, r, m_tiles, n_tiles, flat=flat)
+                    t, status, err = measure(runner, build(tvm.IRModule({"main": f}), target, tmp), ver, threads)
+                    rows.append(dict(kernel=f"amx{'f' if flat else ''} rows={r} m={m_tiles} n={n_tiles}", layer=name,
+                                     threads=threads,
                                      status=status, error=err, gops=ops / t / 1e9 if status == "ok" else None))
-                rec = best_int8_record(wl, Path("autotune_logs/host.jsonl"))
                 space = Space.load(wl, "int8", features=ti.features())
-                cfg = rec["config"] if rec else space.default
-                op, sch = instantiate(space, "int8", wl, rec["params"] if rec else {}, cfg)
-                ins = op.make_inputs(np.random.default_rng(0))
-                t, status, err = measure(runner, build(sch.mod, target, tmp), Fixed(ins, op.reference(ins)), threads)
-                rows.append(dict(kernel=f"vnni int8 ({'best xgb record' if rec else 'default'})", layer=name,
-                                 threads=threads, status=status, error=err, gops=ops / t / 1e9 if status == "ok" else None))
+                rec = best_int8_record(wl, Path(args.vnni_log))
+                for label, cfg, params in [("default", space.default, {})] + (
+                        [(f"best record of {args.vnni_log}", rec["config"], rec["params"])] if rec else []):
+                    op, sch = instantiate(space, "int8", wl, params, cfg)
+                    ins = op.make_inputs(np.random.default_rng(0))
+                    t, status, err = measure(runner, build(sch.mod, target, tmp), Fixed(ins, op.reference(ins)), threads)
+                    rows.append(dict(kernel=f"vnni int8 ({label})", layer=name, threads=threads, status=status,
+                                     error=err, gops=ops / t / 1e9 if status == "ok" else None))
                 print(json.dumps(rows[-1]), flush=True)
     runner.close()
     print(f"CPU: {_cpu_name()}")
