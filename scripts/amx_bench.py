@@ -1,4 +1,4 @@
-"""AMX int8 vs tvmq's VNNI int8 on alexnet conv3-conv5, plus the AMX int8 peak (issue 18).
+"""AMX int8 vs tvmq's VNNI int8 on alexnet conv3-conv5, plus the AMX int8 and bf16 peaks (issue 18).
 
 Every kernel runs in tvmq's local measurement worker (which asks Linux for AMX tile state) and is
 checked exactly against numpy before its time counts. The VNNI rows are the int8 space's default
@@ -49,7 +49,7 @@ class Fixed(Verifier):
         return self.ref.shape, str(self.ref.dtype)
 
     def check(self, config, out):
-        err = float(np.abs(out.astype(np.int64) - self.ref.astype(np.int64)).max())
+        err = float(np.abs(out.astype(np.float64) - self.ref.astype(np.float64)).max())
         return err == 0.0, err
 
 
@@ -90,12 +90,15 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for threads in [int(t) for t in args.threads.split(",")]:
-            peak = build(tvm.IRModule({"main": amx.peak_func(PEAK_ITERS, threads)}), target, tmp)
-            src = np.full((threads, 4, 16, 16), 0x01010101, "int32")  # every byte 1
-            t, status, err = measure(runner, peak, Fixed([src], np.full(src.shape, PEAK_ITERS * 64, "int32")), threads)
-            ops = threads * PEAK_ITERS * 4 * 16 * 16 * 64 * 2
-            rows.append(dict(kernel="amx_peak", layer="-", threads=threads, status=status, error=err,
-                             gops=ops / t / 1e9 if status == "ok" else None))
+            for kind, word in (("int8", 0x01010101), ("bf16", 0x3F803F80)):  # every element 1
+                peak = build(tvm.IRModule({"main": amx.peak_func(PEAK_ITERS, threads, kind)}), target, tmp)
+                src = np.full((threads, 4, 16, 16), word, "int32")
+                _, acc_dtype, k = amx.DOT[kind]
+                t, status, err = measure(runner, peak, Fixed([src], np.full(src.shape, PEAK_ITERS * k, acc_dtype)),
+                                         threads)
+                ops = threads * PEAK_ITERS * 4 * 16 * 16 * k * 2
+                rows.append(dict(kernel=f"amx_peak {kind}", layer="-", threads=threads, status=status, error=err,
+                                 gops=ops / t / 1e9 if status == "ok" else None))
             for name in args.layers.split(","):
                 wl = wls[name]
                 ops = 2 * wl.n * wl.c_out * wl.out_h * wl.out_w * wl.c_in * wl.kh * wl.kw

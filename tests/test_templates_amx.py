@@ -83,14 +83,23 @@ def test_conv_is_exact(wl, rows, m_tiles, n_tiles, flat):
 
 
 @pytest.mark.llvm
+def test_bf16_peak_assembly_holds_tdpbf16ps():
+    asm = _compile(amx.peak_func(4, 2, "bf16")).mod.inspect_source("asm")
+    assert "tdpbf16ps" in asm and "tdpbusd" not in asm
+    with pytest.raises(TvmqError, match="unknown AMX peak kind"):
+        amx.peak_func(4, 2, "fp8")
+
+
+@pytest.mark.llvm
 @needs_amx
-def test_peak_kernel_runs_and_accumulates():
+@pytest.mark.parametrize("kind,word,k", [("int8", 0x01010101, 64), ("bf16", 0x3F803F80, 32)])
+def test_peak_kernel_runs_and_accumulates(kind, word, k):
     import tvm
 
-    src = np.full((2, 4, 16, 16), 0x01010101, "int32")  # every byte 1: u8 A tiles, s8 B tiles
-    acc = tvm.runtime.tensor(np.zeros_like(src), tvm.cpu())
-    _compile(amx.peak_func(3, 2))["main"](tvm.runtime.tensor(src, tvm.cpu()), acc)
-    assert (acc.numpy() == 3 * 64).all()  # 3 rounds of a 64-long dot product of ones
+    src = np.full((2, 4, 16, 16), word, "int32")  # every element 1 (u8/s8 bytes, or bf16 1.0)
+    acc = tvm.runtime.tensor(np.zeros(src.shape, amx.DOT[kind][1]), tvm.cpu())
+    _compile(amx.peak_func(3, 2, kind))["main"](tvm.runtime.tensor(src, tvm.cpu()), acc)
+    assert (acc.numpy() == 3 * k).all()  # 3 rounds of a K-long dot product of ones
 
 
 def _space(features):

@@ -67,6 +67,14 @@ def tdpbusd(c, a, b):
     return _call("llvm.x86.tdpbusd", _tile(c), _tile(a), _tile(b))
 
 
+def tdpbf16ps(c, a, b):
+    """Tile ``c`` (float32) += bf16 tile ``a`` . bf16 pair-packed tile ``b``."""
+    return _call("llvm.x86.tdpbf16ps", _tile(c), _tile(a), _tile(b))
+
+
+DOT = {"int8": (tdpbusd, "int32", 64), "bf16": (tdpbf16ps, "float32", 32)}  # op, accumulator, K per tile
+
+
 def tilestore(t, ptr, stride_bytes: int):
     from tvm import tirx
 
@@ -235,17 +243,21 @@ def reference(wl, ins, shift: int = 30):
     return R.nchw_to_nchwc(epilogue_reference(acc, zp, ins[3], "requant", ins[4:], shift), 16)
 
 
-def peak_func(iters: int, tasks: int):
-    """``main(src, acc)``: per parallel task, ``iters`` rounds of tdpbusd on 4 accumulator tiles (2 A x
-    2 B tiles loaded once from ``src[task]``), stored to ``acc[task]``: ``tasks * iters * 4 * 16*16*64 * 2``
-    integer ops. With every source byte 1, each accumulator element is ``iters * 64``."""
+def peak_func(iters: int, tasks: int, kind: str = "int8"):
+    """``main(src, acc)``: per parallel task, ``iters`` rounds of ``tdpbusd`` (int8) or ``tdpbf16ps``
+    (bf16) on 4 accumulator tiles (2 A x 2 B tiles loaded once from ``src[task]``), stored to
+    ``acc[task]``: ``tasks * iters * 4 * 16*16*K * 2`` ops (K = 64 int8 or 32 bf16 per tile row).
+    With every source element 1 (bytes 0x01, or bf16 0x3F80), each accumulator is ``iters * K``."""
     from tvm.script import tirx as T
 
+    if kind not in DOT:
+        raise TvmqError(f"unknown AMX peak kind {kind!r}; valid are {sorted(DOT)}")
+    dot, acc_dtype, _ = DOT[kind]
     CFG = tile_config([16] * 8)
     load_config = _config_macro()
 
     @T.prim_func(s_tir=True)
-    def main(src: T.Buffer((tasks, 4, 16, 16), "int32"), acc: T.Buffer((tasks, 4, 16, 16), "int32")):
+    def main(src: T.Buffer((tasks, 4, 16, 16), "int32"), acc: T.Buffer((tasks, 4, 16, 16), acc_dtype)):
         T.func_attr({"global_symbol": "main", "tir.noalias": True})
         for task in T.parallel(tasks):
             load_config(CFG)
@@ -255,7 +267,7 @@ def peak_func(iters: int, tasks: int):
             for _ in range(iters):
                 for i in T.unroll(2):
                     for j in T.unroll(2):
-                        T.evaluate(tdpbusd(i * 2 + j, 4 + i, 6 + j))
+                        T.evaluate(dot(i * 2 + j, 4 + i, 6 + j))
             for t in T.unroll(4):
                 T.evaluate(tilestore(t, T.address_of(acc[task, t, 0, 0]), 64))
             T.evaluate(tilerelease())
