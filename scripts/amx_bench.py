@@ -27,30 +27,32 @@ from tvmq.run.local import LocalRunner  # noqa: E402
 from tvmq.run.settings import MeasureSettings  # noqa: E402
 from tvmq.space import Space  # noqa: E402
 from tvmq.targets import get_target  # noqa: E402
-from tvmq.templates import amx, instantiate  # noqa: E402
+from tvmq.templates import amx, amx_bf16, instantiate  # noqa: E402
 from tvmq.workload import suites  # noqa: E402
 
 # (rows, m_tiles, n_tiles, flat); rows None = out_w (13 on alexnet conv3-conv5), within an output row
 TILINGS = [(None, 1, 2, False), (None, 1, 4, False), (16, 1, 4, True), (16, 1, 6, True), (16, 2, 2, True),
            (16, 3, 1, True)]
+BF16_TILINGS = [(None, 1, 4, False), (16, 2, 2, True)]
 PEAK_ITERS = 200_000
 
 
 class Fixed(Verifier):
-    """Inputs, output spec and exact check for one kernel."""
+    """Inputs, output spec and check (exact, or within ``atol`` for bf16) for one kernel."""
 
-    def __init__(self, inputs, ref):
-        self.ins, self.ref = inputs, ref
+    def __init__(self, inputs, ref, atol: float = 0.0, out_dtype: str | None = None):
+        self.ins, self.ref, self.atol = inputs, ref, atol
+        self.out_dtype = out_dtype or str(ref.dtype)
 
     def inputs(self, config):
         return self.ins
 
     def output_spec(self, config):
-        return self.ref.shape, str(self.ref.dtype)
+        return self.ref.shape, self.out_dtype
 
     def check(self, config, out):
         err = float(np.abs(out.astype(np.float64) - self.ref.astype(np.float64)).max())
-        return err == 0.0, err
+        return err <= self.atol, err
 
 
 def build(mod, target, tmp) -> BuildResult:
@@ -113,6 +115,16 @@ def main():
                     rows.append(dict(kernel=f"amx{'f' if flat else ''} rows={r} m={m_tiles} n={n_tiles}", layer=name,
                                      threads=threads,
                                      status=status, error=err, gops=ops / t / 1e9 if status == "ok" else None))
+                bins = amx_bf16.make_inputs(wl, np.random.default_rng(0))
+                bver = Fixed(bins, amx_bf16.reference(wl, bins), atol=1e-3 * np.sqrt(wl.c_in * wl.kh * wl.kw),
+                             out_dtype="float32")
+                for r, m_tiles, n_tiles, flat in BF16_TILINGS:
+                    r = r or wl.out_w
+                    f = amx_bf16.conv2d_amx_bf16(wl, r, m_tiles, n_tiles, flat)
+                    t, status, err = measure(runner, build(tvm.IRModule({"main": f}), target, tmp), bver, threads)
+                    rows.append(dict(kernel=f"bf16 amx{'f' if flat else ''} rows={r} m={m_tiles} n={n_tiles}",
+                                     layer=name, threads=threads, status=status, error=err,
+                                     gops=ops / t / 1e9 if status == "ok" else None))
                 space = Space.load(wl, "int8", features=ti.features())
                 rec = best_int8_record(wl, Path(args.vnni_log))
                 for label, cfg, params in [("default", space.default, {})] + (

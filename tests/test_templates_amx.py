@@ -160,3 +160,33 @@ def test_amx_knob_through_the_template_uses_tdpbusd_and_is_exact_where_amx_runs(
     args = [tvm.runtime.tensor(a, dev) for a in ins] + [tvm.runtime.tensor(np.zeros(op.out_arg.shape, "int8"), dev)]
     ex["main"](*args)
     assert op.check(args[-1].numpy(), ins) == (True, 0.0)
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("wl,rows,m_tiles,n_tiles,flat", [(SMALL, 8, 1, 2, False), (ODD, 16, 2, 2, True),
+                                                          (STRIDED, 4, 2, 2, False)])
+def test_bf16_conv_uses_tdpbf16ps_and_matches_numpy_where_amx_runs(wl, rows, m_tiles, n_tiles, flat):
+    import tvm
+
+    from tvmq.templates import amx_bf16
+
+    ex = _compile(amx_bf16.conv2d_amx_bf16(wl, rows, m_tiles, n_tiles, flat))
+    assert "tdpbf16ps" in ex.mod.inspect_source("asm")
+    if not amx_here():
+        pytest.skip("needs a CPU with AMX (amx_int8) and OS permission")
+    ins = amx_bf16.make_inputs(wl, np.random.default_rng(3))
+    dev = tvm.cpu()
+    out = tvm.runtime.tensor(np.full(amx.shapes(wl, "bf16")[2], np.nan, "float32"), dev)
+    ex["main"](*[tvm.runtime.tensor(a, dev) for a in ins], out)
+    ref = amx_bf16.reference(wl, ins)
+    # float32 accumulation of exact bf16 products: error well below 1e-4 of the sum of |terms|
+    np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=1e-4 * np.sqrt(wl.c_in * wl.kh * wl.kw) * 10)
+
+
+def test_bf16_bits_round_to_nearest_even():
+    from tvmq.templates import amx_bf16
+
+    x = np.array([1.0, -2.5, 1.0 + 2.0**-8, 1.0 + 3 * 2.0**-8, 3.0e38], np.float32)
+    back = amx_bf16.from_bf16_bits(amx_bf16.to_bf16_bits(x))
+    assert back.tolist() == [1.0, -2.5, 1.0, 1.0 + 2.0**-6, float(np.float32(back[-1]))]
+    assert np.isfinite(back[-1]) and abs(back[-1] - 3.0e38) / 3.0e38 < 2.0**-8

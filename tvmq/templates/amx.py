@@ -1,25 +1,18 @@
-"""Intel AMX building blocks and an AMX int8 convolution (u8 x s8 -> s32, requantized to int8).
+"""Intel AMX building blocks and AMX convolutions: int8 (u8 x s8 -> s32, requantized to int8) here,
+bf16 (-> float32) in :mod:`tvmq.templates.amx_bf16`.
 
-AMX multiplies tiles: ``tdpbusd C, A, B`` adds A[M x 64 u8] . B[64 x 16 s8] into C[M x 16 s32]
-(M <= 16 rows). B is held in VNNI packing, as [16 rows = K/4][16 columns][4 bytes].
+``tdpbusd C, A, B`` adds A[M x 64 u8] . B[64 x 16 s8] into C[M x 16 s32] (M <= 16 rows), B in VNNI
+packing [16 rows = K/4][16 columns][4 bytes]; ``tdpbf16ps`` likewise with 32 bf16 per row, pairs.
+The building blocks return TIR calls of the LLVM intrinsics (tile numbers are int8 immediates:
+loops over tiles are ``T.unroll`` loops). The tile configuration is per thread, so every parallel
+task runs its own ``ldtilecfg``. The process must hold AMX permission (:mod:`tvmq.run.amx_permission`).
 
-The building blocks below return TIR calls of the LLVM intrinsics (tile numbers are int8
-immediates, so loops over tiles are ``T.unroll`` loops whose variables fold to constants).
-Every thread that runs tile code loads the tile configuration itself (it is per thread), so
-:func:`conv2d_amx_int8` puts ``ldtilecfg`` at the top of each parallel task.
-
-The convolution, in tvmq's packed layouts:
-
-* data   [N][C/64][H][W][64] uint8 (``nchwc`` with ib=64): a tile row is one output pixel's 64
-  input channels at one kernel tap, rows ``stride_w * 64`` bytes apart;
-* weight [O/16][C/4][Kh][Kw][16][4] int8 (``nchwc_vnni``, ob=16, ib=4): 16 consecutive ``C/4``
-  groups at one tap form one B tile (rows ``Kh*Kw*64`` bytes apart);
-* output [N][O/16][Ho][Wo][16] int8 (``nchwc``, ob=16).
-
-One parallel task computes ``m_tiles`` x ``n_tiles`` accumulator tiles of ``rows`` pixels along
-the output width by 16 output channels, over C/64 x Kh x Kw tile products, stores them to an int32
-buffer and requantizes that block (zero-point correction ``acc - x_zp * wsum[o]``) while it is in
-cache. The process running it must hold AMX permission (:mod:`tvmq.run.amx_permission`).
+The int8 convolution, in tvmq's packed layouts: data [N][C/64][H][W][64] uint8 (a tile row is one
+output pixel's 64 input channels at one kernel tap), weight [O/16][C/4][Kh][Kw][16][4] int8
+(``nchwc_vnni``: 16 consecutive ``C/4`` groups at one tap form one B tile), output
+[N][O/16][Ho][Wo][16] int8. A task computes ``m_tiles`` x ``n_tiles`` accumulator tiles (pixels x
+16 output channels) over C/64 x Kh x Kw tile products, stores them to an int32 block and
+requantizes it (``acc - x_zp * wsum[o]``, fixed-point multiplier) while it is in cache.
 """
 
 from __future__ import annotations
@@ -119,12 +112,13 @@ def _config_macro():
 
 
 # -- the convolution ----------------------------------------------------------------------------
-def check(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool = False) -> str | None:
+def check(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool = False, kind: str = "int8") -> str | None:
     """Why the AMX kernel cannot compute ``wl`` with this tiling, or None."""
-    if wl.c_in % 64:
-        return f"AMX int8 needs c_in divisible by 64, got {wl.c_in}"
+    k = DOT[kind][2]
+    if wl.c_in % k:
+        return f"AMX {kind} needs c_in divisible by {k}, got {wl.c_in}"
     if wl.c_out % (16 * n_tiles):
-        return f"AMX int8 with n_tiles={n_tiles} needs c_out divisible by {16 * n_tiles}, got {wl.c_out}"
+        return f"AMX with n_tiles={n_tiles} needs c_out divisible by {16 * n_tiles}, got {wl.c_out}"
     if not 1 <= rows <= 16:
         return f"a tile has 1 to 16 rows, got rows={rows}"
     if flat and tuple(wl.stride) != (1, 1):
@@ -136,14 +130,18 @@ def check(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool = False) -> str 
     return None
 
 
-def shapes(wl):
-    """(data, weight, output) shapes of the AMX int8 convolution."""
-    n, c, o = wl.n, wl.c_in, wl.c_out
-    return (n, c // 64, wl.h, wl.w, 64), (o // 16, c // 4, wl.kh, wl.kw, 16, 4), (n, o // 16, wl.out_h, wl.out_w, 16)
+def shapes(wl, kind: str = "int8"):
+    """(data, weight, output) shapes: data [N][C/K][H][W][K], weight [O/16][C/G][Kh][Kw][16][G] with K
+    elements per tile row (64 int8, 32 bf16) and G = K/16 per 4-byte group, output [N][O/16][Ho][Wo][16]."""
+    n, c, o, k = wl.n, wl.c_in, wl.c_out, DOT[kind][2]
+    g = k // 16
+    return (n, c // k, wl.h, wl.w, k), (o // 16, c // g, wl.kh, wl.kw, 16, g), (n, o // 16, wl.out_h, wl.out_w, 16)
 
 
-def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shift: int = 30, flat: bool = False):
-    """The PrimFunc ``main(data, weight, x_zp, wsum, multiplier, y_zp, out)`` (see the module doc).
+def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: str):
+    """What the int8 and bf16 kernels share: their constants, ``fill_pad(data, pad, value)`` (the padded
+    input, pixels flat) and ``task_tiles(pad, weight, acc, n, og, qb)`` (one task's tile products into
+    its ``acc`` block, with its own ``ldtilecfg``), as TIR macros.
 
     Output pixels are numbered on a grid ``q = y * GW + x``; a task computes ``m_tiles`` blocks of
     ``rows`` consecutive ``q``. By default ``GW = out_w`` and blocks stay within an output row. With
@@ -151,14 +149,16 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
     is ``q + r * WP + s``, so a block may cross rows and every tile has ``rows`` rows (16); the
     ``WP - out_w`` grid columns past the output are computed and dropped.
     """
+    from types import SimpleNamespace
+
     from tvm.script import tirx as T
 
-    why = check(wl, rows, m_tiles, n_tiles, flat)
+    why = check(wl, rows, m_tiles, n_tiles, flat, kind)
     if why:
         raise TvmqError(why)
-    dshape, wshape, oshape = shapes(wl)
-    N, CB, H, W = dshape[:4]
-    OB, HO, WO = oshape[1:4]
+    dot = DOT[kind][0]
+    dshape, wshape, oshape = shapes(wl, kind)
+    N, CB, H, W, K = dshape
     KH, KW, (SH, SW), (PT, PL) = wl.kh, wl.kw, wl.stride, wl.pad[:2]
     HP, WP = wl.h + wl.pad[0] + wl.pad[2], wl.w + wl.pad[1] + wl.pad[3]
     MT, NT, NC = m_tiles, n_tiles, m_tiles * n_tiles
@@ -166,52 +166,71 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
     A0, B0 = NC, NC + m_tiles  # tiles: accumulators, then A tiles, then B tiles
     CFG = tile_config([rows] * (NC + MT) + [16] * NB)
     load_config = _config_macro()
-    GW, BLK, OG = (WP if flat else WO), rows * MT, OB // NT
-    QT = HO * GW
+    GW, BLK = (WP if flat else wl.out_w), rows * MT
+    QT = wl.out_h * GW
     QB = -(-QT // BLK)
-    SLACK = QB * BLK - QT + KW  # the flat kernel's last block reads past the padded plane
+    pad_shape = (N, CB, HP * WP + QB * BLK - QT + KW, K)  # slack: the flat kernel's last block reads past
+
+    @T.macro
+    def fill_pad(data, pad, value):
+        for nc in T.parallel(N * CB):
+            for hp, wp in T.grid(HP, WP):
+                for ci in T.vectorized(K):
+                    pad[nc // CB, nc % CB, hp * WP + wp, ci] = T.if_then_else(
+                        hp >= PT and hp < PT + H and wp >= PL and wp < PL + W,
+                        data[nc // CB, nc % CB, hp - PT, wp - PL, ci], value)
+
+    @T.macro
+    def task_tiles(pad, weight, acc, n, og, qb):
+        load_config(CFG)  # per task: the configuration is per thread
+        for c in T.unroll(NC):
+            T.evaluate(tilezero(c))
+        for cb, r, s in T.grid(CB, KH, KW):
+            for i in T.unroll(MT):
+                T.evaluate(tileload(A0 + i, T.address_of(pad[n, cb, ((qb * BLK + i * rows) // GW * SH + r) * WP
+                                                             + (qb * BLK + i * rows) % GW * SW + s, 0]), SW * 64))
+            for j in T.unroll(NT):
+                T.evaluate(tileload(B0 + j % NB, T.address_of(weight[og * NT + j, cb * 16, r, s, 0, 0]), KH * KW * 64))
+                for i in T.unroll(MT):
+                    T.evaluate(dot(i * NT + j, A0 + i, B0 + j % NB))
+        for i in T.unroll(MT):
+            for j in T.unroll(NT):
+                T.evaluate(tilestore(i * NT + j, T.address_of(acc[j, i * rows, 0]), 64))
+        T.evaluate(tilerelease())
+
+    return SimpleNamespace(dshape=dshape, wshape=wshape, oshape=oshape, pad_shape=pad_shape, N=N, NT=NT, BLK=BLK,
+                           GW=GW, QT=QT, QB=QB, OG=oshape[1] // NT, WO=wl.out_w, fill_pad=fill_pad,
+                           task_tiles=task_tiles)
+
+
+def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shift: int = 30, flat: bool = False):
+    """The PrimFunc ``main(data, weight, x_zp, wsum, multiplier, y_zp, out)`` (see the module doc and
+    :func:`kernel_parts`): int8 tiles, then the block requantized per task while in cache."""
+    from tvm.script import tirx as T
+
+    p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
+    fill_pad, task_tiles = p.fill_pad, p.task_tiles
+    N, NT, BLK, GW, QT, QB, OG, WO, O = p.N, p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO, wl.c_out
     ROUND = 1 << (shift - 1)
 
     @T.prim_func(s_tir=True)
-    def main(data: T.Buffer(dshape, "uint8"), weight: T.Buffer(wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
-             wsum: T.Buffer((OB * 16,), "int32"), multiplier: T.Buffer((OB * 16,), "int32"),
-             y_zp: T.Buffer((1,), "int32"), out: T.Buffer(oshape, "int8")):
+    def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
+             wsum: T.Buffer((O,), "int32"), multiplier: T.Buffer((O,), "int32"), y_zp: T.Buffer((1,), "int32"),
+             out: T.Buffer(p.oshape, "int8")):
         T.func_attr({"global_symbol": "main", "tir.noalias": True})
-        pad = T.alloc_buffer((N, CB, HP * WP + SLACK, 64), "uint8")  # padded with the zero point, pixels flat
-        for nc in T.parallel(N * CB):
-            for hp, wp in T.grid(HP, WP):
-                for ci in T.vectorized(64):
-                    pad[nc // CB, nc % CB, hp * WP + wp, ci] = T.if_then_else(
-                        hp >= PT and hp < PT + H and wp >= PL and wp < PL + W,
-                        data[nc // CB, nc % CB, hp - PT, wp - PL, ci], T.Cast("uint8", x_zp[0]))
+        pad = T.alloc_buffer(p.pad_shape, "uint8")  # padded with the zero point
+        fill_pad(data, pad, T.Cast("uint8", x_zp[0]))
         for task in T.parallel(N * OG * QB):
-            load_config(CFG)  # per task: the configuration is per thread
-            n = task // (OG * QB)
-            og = task // QB % OG
-            qb = task % QB
             acc = T.alloc_buffer((NT, BLK, 16), "int32", scope="local")  # this task's block, in cache
-            for c in T.unroll(NC):
-                T.evaluate(tilezero(c))
-            for cb, r, s in T.grid(CB, KH, KW):
-                for i in T.unroll(MT):
-                    T.evaluate(tileload(A0 + i, T.address_of(pad[n, cb, ((qb * BLK + i * rows) // GW * SH + r) * WP
-                                                                 + (qb * BLK + i * rows) % GW * SW + s, 0]), SW * 64))
-                for j in T.unroll(NT):
-                    T.evaluate(tileload(B0 + j % NB, T.address_of(weight[og * NT + j, cb * 16, r, s, 0, 0]),
-                                        KH * KW * 64))
-                    for i in T.unroll(MT):
-                        T.evaluate(tdpbusd(i * NT + j, A0 + i, B0 + j % NB))
-            for i in T.unroll(MT):
-                for j in T.unroll(NT):
-                    T.evaluate(tilestore(i * NT + j, T.address_of(acc[j, i * rows, 0]), 64))
-            T.evaluate(tilerelease())
+            task_tiles(pad, weight, acc, task // (OG * QB), task // QB % OG, task % QB)
             for j, x in T.grid(NT, BLK):  # requantize the block (no let bindings: they break vectorizing)
-                if (qb * BLK + x) % GW < WO and qb * BLK + x < QT:
+                if (task % QB * BLK + x) % GW < WO and task % QB * BLK + x < QT:
                     for oi in T.vectorized(16):
-                        out[n, og * NT + j, (qb * BLK + x) // GW, (qb * BLK + x) % GW, oi] = T.Cast("int8", T.max(
-                            T.min(T.Cast("int32", (T.Cast("int64", acc[j, x, oi] - x_zp[0] * wsum[(og * NT + j) * 16 + oi])
-                                                   * T.Cast("int64", multiplier[(og * NT + j) * 16 + oi])
-                                                   + T.int64(ROUND)) >> T.int64(shift)) + y_zp[0], 127), -128))
+                        out[task // (OG * QB), task // QB % OG * NT + j, (task % QB * BLK + x) // GW,
+                            (task % QB * BLK + x) % GW, oi] = T.Cast("int8", T.max(T.min(T.Cast("int32", (
+                                T.Cast("int64", acc[j, x, oi] - x_zp[0] * wsum[(task // QB % OG * NT + j) * 16 + oi])
+                                * T.Cast("int64", multiplier[(task // QB % OG * NT + j) * 16 + oi]) + T.int64(ROUND))
+                            >> T.int64(shift)) + y_zp[0], 127), -128))
 
     return main
 

@@ -1,0 +1,69 @@
+"""bf16 convolution on Intel AMX tiles (``tdpbf16ps``, float32 accumulation and output).
+
+Layouts (bf16 values held as their uint16 bits, numpy having no bfloat16): data
+[N][C/32][H][W][32], weight [O/16][C/2][Kh][Kw][16][2] (``nchwc_vnni`` with ib=2: 16 consecutive
+channel pairs at one tap form one B tile), output [N][O/16][Ho][Wo][16] float32. The tiling is the
+int8 kernel's (:func:`tvmq.templates.amx.kernel_parts`); padding is bf16 zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import amx
+
+
+def conv2d_amx_bf16(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat: bool = False):
+    """The PrimFunc ``main(data, weight, out)``."""
+    from tvm.script import tirx as T
+
+    p = amx.kernel_parts(wl, rows, m_tiles, n_tiles, flat, "bf16")
+    fill_pad, task_tiles = p.fill_pad, p.task_tiles
+    N, NT, BLK, GW, QT, QB, OG, WO = p.N, p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO
+
+    @T.prim_func(s_tir=True)
+    def main(data: T.Buffer(p.dshape, "uint16"), weight: T.Buffer(p.wshape, "uint16"),
+             out: T.Buffer(p.oshape, "float32")):
+        T.func_attr({"global_symbol": "main", "tir.noalias": True})
+        pad = T.alloc_buffer(p.pad_shape, "uint16")
+        fill_pad(data, pad, T.uint16(0))
+        for task in T.parallel(N * OG * QB):
+            acc = T.alloc_buffer((NT, BLK, 16), "float32", scope="local")
+            task_tiles(pad, weight, acc, task // (OG * QB), task // QB % OG, task % QB)
+            for j, x in T.grid(NT, BLK):
+                if (task % QB * BLK + x) % GW < WO and task % QB * BLK + x < QT:
+                    for oi in T.vectorized(16):
+                        out[task // (OG * QB), task // QB % OG * NT + j, (task % QB * BLK + x) // GW,
+                            (task % QB * BLK + x) % GW, oi] = acc[j, x, oi]
+
+    return main
+
+
+def to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> bf16 bits (uint16), rounded to nearest even."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bf16_bits(b: np.ndarray) -> np.ndarray:
+    return (b.astype(np.uint32) << 16).view(np.float32)
+
+
+def make_inputs(wl, rng):
+    """Random bf16 data and weights (as bits) in the kernel's layouts."""
+    from ..ops import direct as D
+    from ..ops import reference as R
+
+    x = rng.standard_normal((wl.n, wl.c_in, wl.h, wl.w)).astype(np.float32)
+    w = rng.standard_normal((wl.c_out, wl.c_in, wl.kh, wl.kw)).astype(np.float32)
+    return [R.nchw_to_nchwc(to_bf16_bits(x), 32), D.to_layout_weight(to_bf16_bits(w), "nchwc_vnni", 2, 16)]
+
+
+def reference(wl, ins):
+    """The exact (float64) convolution of the bf16 inputs, [N][O/16][Ho][Wo][16]."""
+    from ..ops import direct as D
+    from ..ops import reference as R
+
+    x = from_bf16_bits(R.nchwc_to_nchw(ins[0]))
+    w = from_bf16_bits(D.from_layout_weight(ins[1], "nchwc_vnni", wl, 2, 16))
+    return R.nchw_to_nchwc(R.conv2d_nchw(x, w, wl), 16)
