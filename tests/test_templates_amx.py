@@ -28,6 +28,16 @@ def _compile(func):
     return tvm.compile(tvm.IRModule({"main": func}), target=tvm.target.Target(SPR))
 
 
+def _run(ex, ins, out):
+    """Run ``ex`` on the arrays ``ins`` and the initial output ``out``; returns the output."""
+    import tvm
+
+    dev = tvm.cpu()
+    args = [tvm.runtime.tensor(a, dev) for a in [*ins, out]]
+    ex["main"](*args)
+    return args[-1].numpy()
+
+
 def test_tile_config_bytes():
     words = amx.tile_config([13, 13, 16])
     raw = b"".join(w.to_bytes(8, "little") for w in words)
@@ -70,16 +80,11 @@ def test_permission_answer_is_one_line():
     (SMALL, 8, 1, 2, False), (SMALL, 4, 2, 1, False), (STRIDED, 8, 1, 4, False), (STRIDED, 4, 2, 2, False),
     (SMALL, 16, 2, 2, True), (ODD, 16, 1, 4, True), (ODD, 13, 1, 1, False)])
 def test_conv_is_exact(wl, rows, m_tiles, n_tiles, flat):
-    import tvm
-
     ex = _compile(amx.conv2d_amx_int8(wl, rows, m_tiles, n_tiles, flat=flat))
     ins = amx.make_inputs(wl, np.random.default_rng(1))
-    dev = tvm.cpu()
-    args = [tvm.runtime.tensor(a, dev) for a in ins] + [tvm.runtime.tensor(np.zeros(amx.shapes(wl)[2], "int8"), dev)]
-    ex["main"](*args)
     ref = amx.reference(wl, ins)
     assert np.abs(ref.astype(int)).max() > 0
-    np.testing.assert_array_equal(args[-1].numpy(), ref)
+    np.testing.assert_array_equal(_run(ex, ins, np.zeros(amx.shapes(wl)[2], "int8")), ref)
 
 
 @pytest.mark.llvm
@@ -94,12 +99,9 @@ def test_bf16_peak_assembly_holds_tdpbf16ps():
 @needs_amx
 @pytest.mark.parametrize("kind,word,k", [("int8", 0x01010101, 64), ("bf16", 0x3F803F80, 32)])
 def test_peak_kernel_runs_and_accumulates(kind, word, k):
-    import tvm
-
     src = np.full((2, 4, 16, 16), word, "int32")  # every element 1 (u8/s8 bytes, or bf16 1.0)
-    acc = tvm.runtime.tensor(np.zeros(src.shape, amx.DOT[kind][1]), tvm.cpu())
-    _compile(amx.peak_func(3, 2, kind))["main"](tvm.runtime.tensor(src, tvm.cpu()), acc)
-    assert (acc.numpy() == 3 * k).all()  # 3 rounds of a K-long dot product of ones
+    acc = _run(_compile(amx.peak_func(3, 2, kind)), [src], np.zeros(src.shape, amx.DOT[kind][1]))
+    assert (acc == 3 * k).all()  # 3 rounds of a K-long dot product of ones
 
 
 def _space(features):
@@ -143,8 +145,6 @@ def test_flat_amx_on_a_strided_layer_is_an_invalid_config():
 @pytest.mark.llvm
 @pytest.mark.parametrize("dot", ["amx_1x2", "amxf_2x2"])
 def test_amx_knob_through_the_template_uses_tdpbusd_and_is_exact_where_amx_runs(dot):
-    import tvm
-
     from tvmq.build.lower import compile_mod
     from tvmq.templates import instantiate
 
@@ -156,18 +156,13 @@ def test_amx_knob_through_the_template_uses_tdpbusd_and_is_exact_where_amx_runs(
     if not amx_here():
         pytest.skip("needs a CPU with AMX (amx_int8) and OS permission")
     ins = op.make_inputs(np.random.default_rng(2))
-    dev = tvm.cpu()
-    args = [tvm.runtime.tensor(a, dev) for a in ins] + [tvm.runtime.tensor(np.zeros(op.out_arg.shape, "int8"), dev)]
-    ex["main"](*args)
-    assert op.check(args[-1].numpy(), ins) == (True, 0.0)
+    assert op.check(_run(ex, ins, np.zeros(op.out_arg.shape, "int8")), ins) == (True, 0.0)
 
 
 @pytest.mark.llvm
 @pytest.mark.parametrize("wl,rows,m_tiles,n_tiles,flat", [(SMALL, 8, 1, 2, False), (ODD, 16, 2, 2, True),
                                                           (STRIDED, 4, 2, 2, False)])
 def test_bf16_conv_uses_tdpbf16ps_and_matches_numpy_where_amx_runs(wl, rows, m_tiles, n_tiles, flat):
-    import tvm
-
     from tvmq.templates import amx_bf16
 
     ex = _compile(amx_bf16.conv2d_amx_bf16(wl, rows, m_tiles, n_tiles, flat))
@@ -175,12 +170,10 @@ def test_bf16_conv_uses_tdpbf16ps_and_matches_numpy_where_amx_runs(wl, rows, m_t
     if not amx_here():
         pytest.skip("needs a CPU with AMX (amx_int8) and OS permission")
     ins = amx_bf16.make_inputs(wl, np.random.default_rng(3))
-    dev = tvm.cpu()
-    out = tvm.runtime.tensor(np.full(amx.shapes(wl, "bf16")[2], np.nan, "float32"), dev)
-    ex["main"](*[tvm.runtime.tensor(a, dev) for a in ins], out)
+    out = _run(ex, ins, np.full(amx.shapes(wl, "bf16")[2], np.nan, "float32"))
     ref = amx_bf16.reference(wl, ins)
-    # float32 accumulation of exact bf16 products: error well below 1e-4 of the sum of |terms|
-    np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=1e-4 * np.sqrt(wl.c_in * wl.kh * wl.kw) * 10)
+    # float32 accumulation of exact bf16 products: a wrong tile is off by whole terms (order 1)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4 * np.sqrt(wl.c_in * wl.kh * wl.kw) * 10)
 
 
 def test_bf16_bits_round_to_nearest_even():
@@ -190,3 +183,53 @@ def test_bf16_bits_round_to_nearest_even():
     back = amx_bf16.from_bf16_bits(amx_bf16.to_bf16_bits(x))
     assert back.tolist() == [1.0, -2.5, 1.0, 1.0 + 2.0**-6, float(np.float32(back[-1]))]
     assert np.isfinite(back[-1]) and abs(back[-1] - 3.0e38) / 3.0e38 < 2.0**-8
+
+
+class _Exact:
+    """A verifier for one AMX kernel: fixed inputs, exact comparison."""
+
+    def __init__(self, ins, ref):
+        self.ins, self.ref = ins, ref
+
+    def inputs(self, config):
+        return self.ins
+
+    def output_spec(self, config):
+        return self.ref.shape, str(self.ref.dtype)
+
+    def check(self, config, out):
+        err = float(np.abs(out.astype(np.int64) - self.ref.astype(np.int64)).max())
+        return err == 0.0, err
+
+
+@pytest.mark.llvm
+@needs_amx
+def test_measurement_worker_holds_amx_permission(tmp_path):
+    from tvmq.run.base import BuildResult
+    from tvmq.run.local import LocalRunner
+    from tvmq.run.settings import MeasureSettings
+
+    lib = str(tmp_path / "amx.so")
+    _compile(amx.conv2d_amx_int8(SMALL, 8, 1, 2)).export_library(lib)
+    ins = amx.make_inputs(SMALL, np.random.default_rng(4))
+    runner = LocalRunner()
+    try:
+        (res,) = runner.run([BuildResult({}, "ok", lib)], _Exact(ins, amx.reference(SMALL, ins)),
+                            MeasureSettings(repeat=2, min_repeat_ms=1, timeout_s=30, threads=2))
+    finally:
+        runner.close()
+    assert res.status == "ok" and res.times, res.error
+
+
+@pytest.mark.llvm
+@needs_amx
+def test_without_permission_a_tile_instruction_kills_only_its_process(tmp_path):
+    import subprocess
+    import sys
+
+    lib = str(tmp_path / "peak.so")
+    _compile(amx.peak_func(2, 1)).export_library(lib)
+    code = ("import numpy as np, tvm; m = tvm.runtime.load_module(%r); d = tvm.cpu(); "
+            "z = np.zeros((1, 4, 16, 16), 'int32'); m['main'](tvm.runtime.tensor(z, d), tvm.runtime.tensor(z, d))" % lib)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert proc.returncode == -4  # SIGILL: Linux had not granted this process AMX tile state
