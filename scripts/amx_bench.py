@@ -131,7 +131,8 @@ def main():
                         [(f"best record of {args.vnni_log}", rec["config"], rec["params"])] if rec else []):
                     op, sch = instantiate(space, "int8", wl, params, cfg)
                     ins = op.make_inputs(np.random.default_rng(0))
-                    t, status, err = measure(runner, build(sch.mod, target, tmp), Fixed(ins, op.reference(ins)), threads)
+                    lib = build(sch.mod, target, tmp)
+                    t, status, err = measure(runner, lib, Fixed(ins, op.reference(ins)), threads)
                     rows.append(dict(kernel=f"vnni int8 ({label})", layer=name, threads=threads, status=status,
                                      error=err, gops=ops / t / 1e9 if status == "ok" else None))
                 print(json.dumps(rows[-1]), flush=True)

@@ -230,6 +230,7 @@ def test_without_permission_a_tile_instruction_kills_only_its_process(tmp_path):
     lib = str(tmp_path / "peak.so")
     _compile(amx.peak_func(2, 1)).export_library(lib)
     code = ("import numpy as np, tvm; m = tvm.runtime.load_module(%r); d = tvm.cpu(); "
-            "z = np.zeros((1, 4, 16, 16), 'int32'); m['main'](tvm.runtime.tensor(z, d), tvm.runtime.tensor(z, d))" % lib)
+            "z = np.zeros((1, 4, 16, 16), 'int32'); "
+            "m['main'](tvm.runtime.tensor(z, d), tvm.runtime.tensor(z, d))" % lib)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert proc.returncode == -4  # SIGILL: Linux had not granted this process AMX tile state
