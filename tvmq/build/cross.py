@@ -84,6 +84,8 @@ KEY_INSTRUCTIONS = {
         "vinsertps": r"\bvinsertps\b",
         "vpermb": r"\bvpermb\b",
         "vpinsrb": r"\bvpinsrb\b",
+        "tdpbusd": r"\btdpbusd\b",  # Intel AMX tile products (int8, bf16)
+        "tdpbf16ps": r"\btdpbf16ps\b",
     },
 }
 
