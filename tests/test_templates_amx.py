@@ -49,6 +49,19 @@ def test_tile_config_bytes():
         amx.tile_config([16] * 9)
 
 
+def test_amx_layout_round_trips_and_packs_weights_in_vnni_groups():
+    from tvmq.ops import direct as D
+
+    w = np.arange(32 * 128 * 9).reshape(32, 128, 3, 3)
+    packed = D.to_layout_weight(w, "amx", 64, 16)
+    assert packed.shape == (2, 32, 3, 3, 16, 4)  # [O/16][C/4][Kh][Kw][16][4], whatever the data block
+    assert packed[1, 2, 0, 1, 5, 3] == w[16 + 5, 2 * 4 + 3, 0, 1]
+    np.testing.assert_array_equal(D.from_layout_weight(packed, "amx", STRIDED, 64, 16), w)
+    x = np.arange(128 * 2 * 3).reshape(1, 128, 2, 3)
+    assert D.to_layout_data(x, "amx", 64).shape == (1, 2, 2, 3, 64)
+    np.testing.assert_array_equal(D.from_layout_data(D.to_layout_data(x, "amx", 64), "amx"), x)
+
+
 def test_check_names_the_problem():
     assert amx.check(SMALL, 8, 1, 2) is None
     assert "c_in" in amx.check(ConvWorkload("c", 1, 32, 8, 8, 32, 3, 3, (1, 1), (1, 1, 1, 1)), 8, 1, 2)

@@ -126,7 +126,8 @@ def to_layout_data(x_nchw, layout, ib=1):
     from . import reference as R
 
     return {"nchw": lambda: x_nchw, "nhwc": lambda: R.nchw_to_nhwc(x_nchw),
-            "nchwc": lambda: R.nchw_to_nchwc(x_nchw, ib), "nchwc_vnni": lambda: R.nchw_to_nchwc(x_nchw, ib)}[layout]()
+            "nchwc": lambda: R.nchw_to_nchwc(x_nchw, ib), "nchwc_vnni": lambda: R.nchw_to_nchwc(x_nchw, ib),
+            "amx": lambda: R.nchw_to_nchwc(x_nchw, ib)}[layout]()
 
 
 def to_layout_weight(w_oihw, layout, ib=1, ob=1):
@@ -134,7 +135,9 @@ def to_layout_weight(w_oihw, layout, ib=1, ob=1):
 
     return {"nchw": lambda: w_oihw, "nhwc": lambda: R.oihw_to_hwio(w_oihw),
             "nchwc": lambda: R.oihw_to_packed(w_oihw, ib, ob),
-            "nchwc_vnni": lambda: R.oihw_to_packed(w_oihw, ib, ob).swapaxes(4, 5).copy()}[layout]()
+            "nchwc_vnni": lambda: R.oihw_to_packed(w_oihw, ib, ob).swapaxes(4, 5).copy(),
+            # the AMX int8 kernel (tvmq.ops.amx_int8): data blocks of ib=64, weights in 4-channel VNNI groups
+            "amx": lambda: R.oihw_to_packed(w_oihw, 4, ob).swapaxes(4, 5).copy()}[layout]()
 
 
 def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
@@ -143,7 +146,7 @@ def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
         return w
     if layout == "nhwc":
         return w.transpose(3, 2, 0, 1)
-    if layout == "nchwc_vnni":
+    if layout in ("nchwc_vnni", "amx"):
         w = w.swapaxes(4, 5)
     oo, co, kh, kw, ci, oi = w.shape
     return w.transpose(0, 5, 1, 4, 2, 3).reshape(oo * oi, co * ci, kh, kw)
@@ -152,7 +155,7 @@ def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
 def from_layout_data(x, layout):
     from . import reference as R
 
-    if layout.startswith("nchwc"):
+    if layout.startswith("nchwc") or layout == "amx":
         return R.nchwc_to_nchw(x)
     return {"nchw": lambda: x, "nhwc": lambda: R.nhwc_to_nchw(x)}[layout]()
 

@@ -238,14 +238,13 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
 def make_inputs(wl, rng):
     """Random inputs in the kernel's layouts: data, weight, x_zp, wsum, multiplier, y_zp."""
     from ..ops import direct as D
-    from ..ops import reference as R
     from ..ops.integer import epilogue_inputs
 
     x = rng.integers(0, 256, (wl.n, wl.c_in, wl.h, wl.w)).astype("uint8")
     w = rng.integers(-128, 128, (wl.c_out, wl.c_in, wl.kh, wl.kw))
     zp = np.array([rng.integers(0, 256)], "int32")
     wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
-    return [R.nchw_to_nchwc(x, 64), D.to_layout_weight(w, "nchwc_vnni", 4, 16).astype("int8"), zp, wsum,
+    return [D.to_layout_data(x, "amx", 64), D.to_layout_weight(w, "amx", 64, 16).astype("int8"), zp, wsum,
             *epilogue_inputs(rng, wl, "requant")]
 
 
@@ -255,11 +254,11 @@ def reference(wl, ins, shift: int = 30):
     from ..ops import reference as R
     from ..ops.integer import epilogue_reference
 
-    x = R.nchwc_to_nchw(ins[0])
-    w = D.from_layout_weight(ins[1], "nchwc_vnni", wl, 4, 16)
+    x = D.from_layout_data(ins[0], "amx")
+    w = D.from_layout_weight(ins[1], "amx", wl, 64, 16)
     zp = int(ins[2][0])
     acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
-    return R.nchw_to_nchwc(epilogue_reference(acc, zp, ins[3], "requant", ins[4:], shift), 16)
+    return D.to_layout_out(epilogue_reference(acc, zp, ins[3], "requant", ins[4:], shift), "amx", 16)
 
 
 def peak_func(iters: int, tasks: int, kind: str = "int8"):
