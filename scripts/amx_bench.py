@@ -22,7 +22,8 @@ import tvm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tvmq.build.lower import compile_mod  # noqa: E402
-from tvmq.run.base import BuildResult, Verifier  # noqa: E402
+from tvmq.run.base import BuildResult  # noqa: E402
+from tvmq.run.fixed import FixedVerifier as Fixed  # noqa: E402
 from tvmq.run.local import LocalRunner  # noqa: E402
 from tvmq.run.settings import MeasureSettings  # noqa: E402
 from tvmq.space import Space  # noqa: E402
@@ -35,24 +36,6 @@ TILINGS = [(None, 1, 2, False), (None, 1, 4, False), (16, 1, 4, True), (16, 1, 6
            (16, 3, 1, True)]
 BF16_TILINGS = [(None, 1, 4, False), (16, 2, 2, True)]
 PEAK_ITERS = 200_000
-
-
-class Fixed(Verifier):
-    """Inputs, output spec and check (exact, or within ``atol`` for bf16) for one kernel."""
-
-    def __init__(self, inputs, ref, atol: float = 0.0, out_dtype: str | None = None):
-        self.ins, self.ref, self.atol = inputs, ref, atol
-        self.out_dtype = out_dtype or str(ref.dtype)
-
-    def inputs(self, config):
-        return self.ins
-
-    def output_spec(self, config):
-        return self.ref.shape, self.out_dtype
-
-    def check(self, config, out):
-        err = float(np.abs(out.astype(np.float64) - self.ref.astype(np.float64)).max())
-        return err <= self.atol, err
 
 
 def build(mod, target, tmp) -> BuildResult:

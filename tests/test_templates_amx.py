@@ -199,27 +199,11 @@ def test_bf16_bits_round_to_nearest_even():
     assert np.isfinite(back[-1]) and abs(back[-1] - 3.0e38) / 3.0e38 < 2.0**-8
 
 
-class _Exact:
-    """A verifier for one AMX kernel: fixed inputs, exact comparison."""
-
-    def __init__(self, ins, ref):
-        self.ins, self.ref = ins, ref
-
-    def inputs(self, config):
-        return self.ins
-
-    def output_spec(self, config):
-        return self.ref.shape, str(self.ref.dtype)
-
-    def check(self, config, out):
-        err = float(np.abs(out.astype(np.int64) - self.ref.astype(np.int64)).max())
-        return err == 0.0, err
-
-
 @pytest.mark.llvm
 @needs_amx
 def test_measurement_worker_holds_amx_permission(tmp_path):
     from tvmq.run.base import BuildResult
+    from tvmq.run.fixed import FixedVerifier
     from tvmq.run.local import LocalRunner
     from tvmq.run.settings import MeasureSettings
 
@@ -228,11 +212,13 @@ def test_measurement_worker_holds_amx_permission(tmp_path):
     ins = amx.make_inputs(SMALL, np.random.default_rng(4))
     runner = LocalRunner()
     try:
-        (res,) = runner.run([BuildResult({}, "ok", lib)], _Exact(ins, amx.reference(SMALL, ins)),
+        (res,) = runner.run([BuildResult({}, "ok", lib)], FixedVerifier(ins, amx.reference(SMALL, ins)),
                             MeasureSettings(repeat=2, min_repeat_ms=1, timeout_s=30, threads=2))
     finally:
         runner.close()
-    assert res.status == "ok" and res.times, res.error
+    assert res.status == "ok" and res.times and res.max_abs_err == 0.0, res.error
+    wrong = FixedVerifier(ins, amx.reference(SMALL, ins) ^ 1)  # the same kernel against a wrong answer
+    assert wrong.check({}, amx.reference(SMALL, ins))[0] is False
 
 
 @pytest.mark.llvm
