@@ -95,9 +95,11 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
                                  "this machine; rebuilt and verified here, its time is not this machine's")
 
 
-def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, similar_workloads: int = 3) -> list[dict]:
-    """Configs to measure first on a machine with no records of ``task``: the best config of this
-    workload from every other machine (most similar first), then of the most similar workloads.
+def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, similar_workloads: int = 3,
+                   per_workload: int = 4) -> list[dict]:
+    """Configs to measure first on a machine with no records of ``task``: the ``per_workload`` best
+    configs of this workload from every other machine (most similar first), then the best config of
+    each of the ``similar_workloads`` most similar workloads; at most ``n``.
 
     Each is completed for this space and kept only when valid there; duplicates are dropped.
     """
@@ -125,15 +127,15 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
     near_wls = list(dict.fromkeys(g[1] for g in near))[:similar_workloads]
     order = same + [g for g in near if g[1] in near_wls]
     out, seen = [], set()
-    for g in order:
-        cfg = space.complete(min(groups[g], key=median_time)["config"])
-        k = fingerprint(cfg)
-        if k not in seen:
-            seen.add(k)
-            out.append(cfg)
-        if len(out) >= n:
-            break
-    return out
+    for g in order:  # this workload: each machine's few best configs; similar workloads: their best
+        recs = sorted(groups[g], key=median_time)[: per_workload if g[1] == task.workload.key else 1]
+        for r in recs:
+            cfg = space.complete(r["config"])
+            k = fingerprint(cfg)
+            if k not in seen:
+                seen.add(k)
+                out.append(cfg)
+    return out[:n]
 
 
 def _lg(v) -> float:
