@@ -110,14 +110,14 @@ def rank_quality(recs, space_cache={}):
 
     from tvmq.search.xgb import XGBTuner
     from tvmq.space import Space
-    from tvmq.task import OP_NAMES
+    from tvmq.variants import get as get_variant
     from tvmq.workload import ConvWorkload
 
     ok = [r for r in recs if r["status"] == "ok" and r["times"]]
     if len(ok) < 24:
         return None
     wl = ConvWorkload.from_dict(ok[0]["workload"])
-    space = Space.load(wl, OP_NAMES.get(ok[0]["variant"], ok[0]["variant"]))
+    space = Space.load(wl, get_variant(ok[0]["variant"]).op)
     ok = [r for r in ok if set(r["config"]) == set(space.names)]
     half = len(ok) // 2
     tuner = XGBTuner(space, seed=0)

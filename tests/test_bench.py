@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from tvmq.cli import main
-from tvmq.commands import bench
+from tvmq.bench import jobs, ratios
+from tvmq.report import bench_report
 from tvmq.targets import get_target
 from tvmq.machine import Machine, this_machine
 from tvmq.task import Task
@@ -132,36 +133,36 @@ def test_pick_record_prefers_xgb_then_best_tvmq_tuner():
     task = Task.make(wl, "float", get_target("server"))
     recs = [_rec(task, "random", 1.0), _rec(task, "xgb", 2.0), _rec(task, "xgb", 3.0),
             _rec(task, "metaschedule", 0.5)]
-    rec, who = bench.pick_record(task, recs)
+    rec, who = jobs.pick_record(task, recs)
     assert who == "xgb" and rec["config"] == {"t": 2.0}
-    rec, who = bench.pick_record(task, [r for r in recs if r["tuner"] != "xgb"])
+    rec, who = jobs.pick_record(task, [r for r in recs if r["tuner"] != "xgb"])
     assert who == "random" and rec["config"] == {"t": 1.0}  # metaschedule is a peer, not a tvmq tuner
-    assert bench.pick_record(task, [recs[-1]]) == (None, "default")
-    rec, who = bench.pick_record(task, recs, "random")
+    assert jobs.pick_record(task, [recs[-1]]) == (None, "default")
+    rec, who = jobs.pick_record(task, recs, "random")
     assert who == "random" and rec["config"] == {"t": 1.0}
     other = Task.make(wl, "int8", task.target)
-    assert bench.pick_record(other, recs) == (None, "default")
+    assert jobs.pick_record(other, recs) == (None, "default")
     # Another machine's records never count as this machine's, and the note says where they are.
     elsewhere = Machine(kind="amd-znver9-2c", vendor="amd", arch="x86_64", cores=2)
     notes = []
-    assert bench.pick_record(task, [_rec(task, "xgb", 2.0, machine=elsewhere)], notes=notes) == (None, "default")
+    assert jobs.pick_record(task, [_rec(task, "xgb", 2.0, machine=elsewhere)], notes=notes) == (None, "default")
     assert "amd-znver9-2c" in notes[0] and "--transfer" in notes[0]
 
 
 def test_ratios_and_percent_of_peak():
     wl = ConvWorkload.from_dict(LAYER)
     t = get_target("server")
-    rows = [bench._row(wl, "float", "tvmq", t, "local", 2, [0.002], "ok"),
-            bench._row(wl, "int8", "tvmq", t, "local", 2, [0.001], "ok"),
-            bench._row(wl, "im2col", "tvmq", t, "local", 2, [0.004], "ok"),
-            bench._row(wl, "metaschedule.float", "metaschedule", t, "local", 2, [0.003], "ok", base_variant="float"),
-            bench._row(wl, "ort.conv", "onnxruntime", t, "local", 2, [0.001], "ok"),
-            bench._row(wl, "codebook", "tvmq", t, "local", 2, [], "wrong_result", "max abs error 3")]
+    rows = [jobs._row(wl, "float", "tvmq", t, "local", 2, [0.002], "ok"),
+            jobs._row(wl, "int8", "tvmq", t, "local", 2, [0.001], "ok"),
+            jobs._row(wl, "im2col", "tvmq", t, "local", 2, [0.004], "ok"),
+            jobs._row(wl, "metaschedule.float", "metaschedule", t, "local", 2, [0.003], "ok", base_variant="float"),
+            jobs._row(wl, "ort.conv", "onnxruntime", t, "local", 2, [0.001], "ok"),
+            jobs._row(wl, "codebook", "tvmq", t, "local", 2, [], "wrong_result", "max abs error 3")]
     peak = {"fp32": {2: {"gflops": wl.flops / 0.001 / 1e9}}}
-    bench.add_ratios(rows, peak)
+    ratios.add_ratios(rows, peak)
     f, i8, im, ms, ort, cb = rows
     assert i8["peak_kind"] == "fp32" and i8["pct_peak"] == pytest.approx(100.0)  # no int8 peak: the fp32 one
-    bench.add_ratios(rows, dict(peak, int8={2: {"gops": 4 * peak["fp32"][2]["gflops"]}}))
+    ratios.add_ratios(rows, dict(peak, int8={2: {"gops": 4 * peak["fp32"][2]["gflops"]}}))
     assert i8["peak_kind"] == "int8" and i8["pct_peak"] == pytest.approx(25.0) and f["peak_kind"] == "fp32"
     assert i8["vs_float"] == pytest.approx(2.0) and i8["unit"] == "GOPS"
     assert f["vs_im2col"] == pytest.approx(2.0) and f["vs_ort"] == pytest.approx(0.5)
@@ -176,18 +177,18 @@ def test_tuning_curves_are_best_so_far():
     task = Task.make(wl, "float", get_target("server"))
     recs = [_rec(task, "xgb", 3.0, 1), _rec(task, "xgb", 9.0, 2, "wrong_result"), _rec(task, "xgb", 2.0, 3),
             _rec(task, "xgb", 4.0, 4), _rec(task, "metaschedule", 1.0, 64)]
-    curves = bench.tuning_curves(recs, task.target, [wl])
+    curves = bench_report.tuning_curves(recs, task.target, [wl])
     by = {c["tuner"]: c for c in curves}
     assert by["xgb"]["trials"] == [1, 2, 3, 4]
     g = [wl.flops / (ms / 1e3) / 1e9 for ms in (3.0, 3.0, 2.0, 2.0)]
     assert by["xgb"]["best_gflops"] == pytest.approx(g)
     assert by["metaschedule"]["trials"] == [64]
-    assert bench.tuning_curves(recs, get_target("edge"), [wl]) == []  # other target: not this bench's
+    assert bench_report.tuning_curves(recs, get_target("edge"), [wl]) == []  # other target: not this bench's
 
 
 def test_memory_table():
     wl = ConvWorkload.from_dict(LAYER)
-    (m,) = bench.memory_table([wl])
+    (m,) = bench_report.memory_table([wl])
     n = 16 * 8 * 9
     assert m["float"] == 4 * n and m["int8"] == n and m["int4"] == n // 2
     assert m["cb5"] == -(-n * 5 // 8) + 32 * 4 and m["cb8"] == n + 256 * 4

@@ -114,13 +114,6 @@ def test_int8_model_with_calibration_keeps_accuracy(tmp_path, capsys):
     assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.02
 
 
-def test_quantize_methods_agree_between_the_cli_and_the_export():
-    from tvmq.commands.export import QUANTIZE as CLI
-    from tvmq.export.onnx_prep import QUANTIZE, TOLERANCE, VARIANT
-
-    assert CLI == QUANTIZE and set(VARIANT) == set(QUANTIZE) == set(TOLERANCE)
-
-
 @pytest.mark.llvm
 def test_kmeans_int8_model_runs_the_integer_codebook_kernel_and_keeps_accuracy(tmp_path, capsys):
     out = export_digits(tmp_path, "kmeans_int8")

@@ -6,28 +6,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .space import Space, template_for
+from . import variants
+from .space import Space
 from .targets import TargetInfo
 from .workload import ConvWorkload
-
-# Variant name -> default parameters (what `--variants` names mean).
-VARIANT_DEFAULTS = {
-    "float": {},
-    "codebook": {"bits": 5},
-    "codebook4": {"bits": 4, "planar": 16},
-    "codebook_int8": {"bits": 4, "planar": 64},
-    "int8": {},
-    "int8w7": {},
-    "int16": {},
-    "int4": {},
-    "im2col": {},
-    "im2col_float": {},
-    "im2col_int8": {},
-    "im2col_codebook": {"bits": 5},
-}
-# User-facing aliases -> operator registry names.
-OP_NAMES = {"codebook4": "codebook", "im2col": "im2col_float"}
-
 
 @dataclass(frozen=True)
 class Task:
@@ -40,19 +22,15 @@ class Task:
 
     @classmethod
     def make(cls, workload, variant, target, **params):
-        from .errors import TvmqError
-
-        if variant not in VARIANT_DEFAULTS:
-            raise TvmqError(f"unknown variant {variant!r}; valid variants are {sorted(VARIANT_DEFAULTS)}")
-        return cls(workload, variant, target, {**VARIANT_DEFAULTS[variant], **params})
+        return cls(workload, variant, target, {**variants.get(variant).defaults, **params})
 
     @property
     def op_name(self) -> str:
-        return OP_NAMES.get(self.variant, self.variant)
+        return variants.get(self.variant).op
 
     @property
     def template(self) -> str:
-        return template_for(self.op_name)
+        return variants.get(self.variant).template
 
     def space(self) -> Space:
         return Space.load(self.workload, self.op_name, features=self.target.features())

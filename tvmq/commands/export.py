@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 from ..errors import TvmqError
+from ..variants import QUANTIZATIONS, exportable, model_variant
 from .common import add_workload_args
 
 DEFAULT_VARIANTS = "float,codebook,int8"
-QUANTIZE = ("none", "kmeans", "int8", "kmeans_int8")  # tvmq.export.onnx_prep.QUANTIZE (not imported: keeps --help light)
 
 
 def add_arguments(p):
@@ -28,7 +28,7 @@ def add_arguments(p):
     src.add_argument("--model", help="an ONNX CNN to export whole (Conv/Gemm through tuned kernels)")
     p.add_argument("--variants", default=None,
                    help=f"layer libraries: comma-separated variants (default {DEFAULT_VARIANTS})")
-    p.add_argument("--quantize", default="none", choices=QUANTIZE,
+    p.add_argument("--quantize", default="none", choices=list(QUANTIZATIONS),
                    help="models: conv/dense weights as float (none), k-means codebook (float centroids), int8, "
                         "or k-means codebook with int8 centroids and uint8 activations (kmeans_int8) (default none)")
     p.add_argument("--bits", type=int, default=None,
@@ -106,17 +106,15 @@ def run(a):
 
 def _export_layers(a, target, records, out):
     from ..export.layers import export_layers
-    from ..task import VARIANT_DEFAULTS
     from ..workload import resolve
 
     if a.quantize != "none" or a.bits is not None:
         raise TvmqError("--quantize/--bits apply to --model; for layers choose --variants (e.g. codebook4)")
     layers = resolve(a.workload, a.workload_file)
     variants = [v.strip() for v in (a.variants or DEFAULT_VARIANTS).split(",") if v.strip()]
-    bad = [v for v in variants if v not in VARIANT_DEFAULTS or v.startswith("im2col")]
+    bad = [v for v in variants if v not in exportable()]
     if bad:
-        valid = sorted(v for v in VARIANT_DEFAULTS if not v.startswith("im2col"))
-        raise TvmqError(f"cannot export variant(s) {bad}; valid variants are {valid}")
+        raise TvmqError(f"cannot export variant(s) {bad}; valid variants are {exportable()}")
     return export_layers(target, layers, variants, records, out)
 
 
@@ -130,7 +128,7 @@ def _options(a):
 def _workloads_out(a, target):
     import json
 
-    from ..export.model import VARIANT, model_workloads
+    from ..export.model import model_workloads
 
     if not a.model:
         raise TvmqError("--workloads-out applies to --model")
@@ -138,9 +136,7 @@ def _workloads_out(a, target):
     wls = model_workloads(a.model, target, opts)
     Path(a.workloads_out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.workloads_out).write_text(json.dumps([w.to_dict() for w in wls], indent=1) + "\n")
-    variant = VARIANT[opts.quantize]
-    if variant == "codebook" and opts.bits == 4:
-        variant = "codebook4"
+    variant = model_variant(opts.quantize, opts.bits)
     print(f"tvmq export: {len(wls)} distinct conv layer(s) -> {a.workloads_out}; tune them with:\n"
           f"  python -m tvmq tune --target {target.name} --workload-file {a.workloads_out} --variants {variant} "
           f"--log {a.logs}/{target.name}.jsonl")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..peers.peak import vector_lanes
+from ..variants import is_integer
 
 # Assumed clocks of the estimate: the Zen 4 machine of the committed logs measured ~3.6 GHz; a Pi 3's A53 runs at 1.2.
 CLOCK_GHZ = {"x86_64": 3.6, "aarch64": 1.2}
@@ -20,7 +21,6 @@ FMA_PER_CYCLE = 1  # one full-width FMA per cycle per core (Zen 4 AVX-512, Corte
 BANDWIDTH_GBS = 30.0  # assumed DRAM copy bandwidth (the logs' machine measured 30-38 GB/s on 2 threads)
 # Argument names -> what they are (tvmq/ops names its placeholders this way).
 ROLES = {"data": "activations", "weight": "weights", "indices": "indices", "codebook": "codebook"}
-INT_VARIANTS = ("int8", "int8w7", "codebook_int8", "im2col_int8")
 
 
 @dataclass
@@ -39,7 +39,7 @@ def estimate_peak(target: dict, variant: str, dot_product: bool, peak_gflops: fl
     clock = CLOCK_GHZ["aarch64" if "aarch64" in str(target.get("mtriple", "")) else "x86_64"]
     cores = int(target.get("num-cores", 1) or 1)
     fp32 = lanes * 2 * FMA_PER_CYCLE * clock * cores
-    int8 = variant in INT_VARIANTS and dot_product
+    int8 = is_integer(variant) and dot_product
     g = fp32 * 4 if int8 else fp32
     how = (f"ESTIMATE: {lanes} fp32 lanes x 2 flops x {FMA_PER_CYCLE} FMA/cycle x {clock} GHz x {cores} cores"
            + (" x 4 (int8 dot product)" if int8 else "") + f"; bandwidth {bandwidth_gbs or BANDWIDTH_GBS} GB/s"

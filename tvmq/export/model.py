@@ -36,9 +36,10 @@ import numpy as np
 
 from ..build.lower import compile_mod
 from ..errors import TvmqError
+from ..variants import QUANTIZATIONS
 from . import LIB_NAME, WEIGHTS_NAME
 from .onnx_prep import (  # noqa: F401  (the model export's public names)
-    INT_ACTIVATIONS, KMEANS_SAMPLE, QUANTIZE, SUPPORTED_OPS, TOLERANCE, VARIANT, ConvLayer, ModelOptions, as_inputs, calibrate,
+    KMEANS_SAMPLE, SUPPORTED_OPS, ConvLayer, ModelOptions, as_inputs, calibrate,
     check_supported, conv_layers, data_input, float_source_sha, gemm_to_conv, materialize, prepare,
     quantize_layers, with_weights)
 from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq run and the bench)
@@ -78,7 +79,7 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
         cx = cx[: opts.calib_samples]
         x_range = [float(cx.min()), float(cx.max())]
         calib = {"file": str(opts.calib), "samples": int(len(cx))}
-    if opts.quantize in INT_ACTIVATIONS:
+    if QUANTIZATIONS[opts.quantize].integer_activations:
         if not opts.calib:
             cx = np.random.default_rng(opts.seed).uniform(*x_range, (opts.calib_samples, *dims[1:])).astype(np.float32)
             calib = {"file": None, "samples": opts.calib_samples, "random_range": x_range}
@@ -121,16 +122,16 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
         "input": {"name": in_name, "shape": shape, "dtype": "float32", "range": x_range},
         "output": {"shape": [int(v) for v in out_si.shape], "dtype": str(out_si.dtype)},
         "params": params,
-        "quantize": {"method": opts.quantize, "bits": opts.bits, "variant": VARIANT[opts.quantize],
+        "quantize": {"method": opts.quantize, "bits": opts.bits, "variant": QUANTIZATIONS[opts.quantize].variant,
                      "codebook": {"kmeans": "one per layer, linear init",
                                   "kmeans_int8": "one per layer, linear init; centroids as int8 with one scale per "
                                                  "layer"}.get(opts.quantize),
                      "int8": (("symmetric per-channel weights" if opts.quantize == "int8" else "int8 codebook") +
                               "; uint8 activations, per-layer min/max calibration; kernel epilogue dequantizes "
                               "(int32 * x_scale * w_scale)")
-                     if opts.quantize in INT_ACTIVATIONS else None,
+                     if QUANTIZATIONS[opts.quantize].integer_activations else None,
                      "calibration": calib},
-        "tolerance": {"relative": TOLERANCE[opts.quantize],
+        "tolerance": {"relative": QUANTIZATIONS[opts.quantize].tolerance,
                       "against": "onnxruntime on the same model with the exported (dequantized) weights"},
         "graph": graph_info,
         "layers": plan.layer_rows,

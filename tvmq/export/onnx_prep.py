@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import TvmqError
+from ..variants import QUANTIZATIONS
 
 SUPPORTED_OPS = frozenset({
     "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
@@ -17,14 +18,7 @@ SUPPORTED_OPS = frozenset({
     "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Softmax", "Dropout", "LRN", "Identity",
     "Constant", "ConstantOfShape", "Pad",
 })
-QUANTIZE = ("none", "kmeans", "int8", "kmeans_int8")
 KMEANS_SAMPLE = 1 << 20  # larger layers fit their codebook on this many sampled weights
-VARIANT = {"none": "float", "kmeans": "codebook", "int8": "int8", "kmeans_int8": "codebook_int8"}
-# The methods whose kernels take uint8 activations (quantized in the graph from calibrated ranges).
-INT_ACTIVATIONS = ("int8", "kmeans_int8")
-# Largest |exported - onnxruntime| / max|onnxruntime| allowed against the model with the same
-# (dequantized) weights: float arithmetic only for float and codebook; int8 adds activation rounding.
-TOLERANCE = {"none": 1e-4, "kmeans": 1e-4, "int8": 5e-2, "kmeans_int8": 5e-2}
 
 
 @dataclass
@@ -38,10 +32,11 @@ class ModelOptions:
     seed: int = 0
 
     def check(self) -> "ModelOptions":
-        if self.quantize not in QUANTIZE:
-            raise TvmqError(f"--quantize must be one of {list(QUANTIZE)}, got {self.quantize!r}")
-        if self.quantize in ("kmeans", "kmeans_int8"):
-            self.bits = (5 if self.quantize == "kmeans" else 4) if self.bits is None else self.bits
+        if self.quantize not in QUANTIZATIONS:
+            raise TvmqError(f"--quantize must be one of {list(QUANTIZATIONS)}, got {self.quantize!r}")
+        q = QUANTIZATIONS[self.quantize]
+        if q.default_bits is not None:
+            self.bits = q.default_bits if self.bits is None else self.bits
             from ..ops.codebook import check_codebook
 
             check_codebook(self.bits, None, False)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ..errors import TvmqError
-from .onnx_prep import INT_ACTIVATIONS, VARIANT
+from ..variants import QUANTIZATIONS, model_variant
 
 def relax_import(model, shapes: dict):
     from tvm.relax.frontend.onnx import from_onnx
@@ -80,10 +80,9 @@ class _Plan:
         return v
 
     def _variant(self):
-        variant = VARIANT[self.opts.quantize]
+        variant = model_variant(self.opts.quantize, self.opts.bits)
         params = {}
-        if variant == "codebook":
-            variant = {4: "codebook4", 5: "codebook"}.get(self.opts.bits, "codebook")
+        if variant in ("codebook", "codebook4"):
             params = {"bits": self.opts.bits}
         elif variant == "codebook_int8":
             from ..ops.codebook import PACKABLE
@@ -175,7 +174,7 @@ class _Plan:
         except TvmqError as e:
             return self.fallback(bb, call, L, str(e))
         x = call.args[0]
-        if self.opts.quantize in INT_ACTIVATIONS:
+        if QUANTIZATIONS[self.opts.quantize].integer_activations:
             s, zp = L.act["scale"], L.act["zero_point"]
             xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
             x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))

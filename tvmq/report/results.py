@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-# Integer variants count operations, not floating-point ones: their rate is in GOPS.
-INT_VARIANTS = frozenset({"int8", "int8w7", "codebook_int8", "int16", "int4", "im2col_int8"})
-
-
-def rate_unit(variant: str) -> str:
-    """``GOPS`` for integer variants, ``GFLOPS`` otherwise (2 operations per multiply-add in both)."""
-    return "GOPS" if variant in INT_VARIANTS else "GFLOPS"
+from ..variants import rate_unit
 
 
 def result_row(task, best_time: float, trials: int, tuning_s: float, verified: bool, max_abs_err, tuner: str,
@@ -49,4 +43,19 @@ def add_speedups(rows: list[dict]):
                 r[col] = b["best_ms"] / r["best_ms"]
             else:
                 r[col] = None
+    return rows
+
+
+def rows_from_results(results, tuner: str, runner: str) -> list[dict]:
+    """``tune``'s table rows from its TuneResults, with the best kernel's key instructions."""
+    from .asm import key_instructions, summary  # compiles each best kernel: only when rows are asked for
+
+    rows = []
+    for res in results:
+        row = result_row(res.task, res.best_time, res.trials, res.tuning_s, res.best_config is not None,
+                         res.best_err, tuner, runner, res.best_config)
+        if res.best_config is not None and tuner != "metaschedule":
+            row["asm_counts"] = key_instructions(res.task, res.best_config)
+            row["instructions"] = summary(row["asm_counts"])
+        rows.append(row)
     return rows

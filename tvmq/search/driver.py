@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..record import log as recordlog
+from ..variants import rate_unit
 
 
 @dataclass
@@ -107,8 +108,6 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
             rr = RunResult(r["status"], r["times"], r.get("error", ""), r.get("max_abs_err"))
             account(r["config"], rr)
             tuner.update([r["config"]], [flops / rr.median if rr.ok else 0.0])
-    from ..report.results import rate_unit
-
     bar = Progress(f"{task.workload.name} {task.variant}", trials, progress, rate_unit(task.variant))
     since_best = 0
     pending = [c for c in (seeds or []) if not tuner.seen(c)]

@@ -9,6 +9,7 @@ can be rebuilt later without tuning.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -58,15 +59,14 @@ def tune_metaschedule(task, trials, settings, runner, log_path):
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    from ..report.results import result_row
     from ..run.verify import TaskVerifier
+    from .driver import TuneResult
 
     if runner.label != "local":
         raise TvmqError("the metaschedule peer runs on local targets only (its RPC runner is not wired up)")
     mod, cfg = _ms_mod(task)
     work_dir = work_dir_for(task, log_path, trials)
     work_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["TVM_NUM_THREADS"] = str(settings.threads)  # inherited by MetaSchedule's runner workers
     evaluator = ms.runner.EvaluatorConfig(number=settings.number, repeat=settings.repeat,
                                           min_repeat_ms=settings.min_repeat_ms,
                                           enable_cpu_cache_flush=settings.flush_cache)
@@ -74,8 +74,9 @@ def tune_metaschedule(task, trials, settings, runner, log_path):
     target = tvm.target.Target(task.target.target)
     db = ms.tir_integration.tune_tir(
         mod=mod, target=target, work_dir=str(work_dir), max_trials_global=trials,
-        num_trials_per_iter=min(64, trials), runner=ms.runner.LocalRunner(timeout_sec=settings.timeout_s,
-                                                                          evaluator_config=evaluator),
+        num_trials_per_iter=min(64, trials), runner=ms.runner.LocalRunner(
+            timeout_sec=settings.timeout_s, evaluator_config=evaluator,
+            initializer=functools.partial(_worker_threads, settings.threads)),
         cost_model="xgb", num_tuning_cores=settings.build_workers, seed=settings.seed)
     sch = ms.tir_integration.compile_tir(db, mod, target)
     tuning_s = time.time() - t0
@@ -91,5 +92,11 @@ def tune_metaschedule(task, trials, settings, runner, log_path):
             (res,) = runner.run([BuildResult(cfg, "ok", lib)], TaskVerifier(task, settings.seed), settings)
     recordlog.append(log_path, recordlog.make_record(task, record_cfg, res, runner.label, settings, "metaschedule",
                                                      trials))
-    return result_row(task, res.median if res.ok else float("inf"), trials, tuning_s, res.ok, res.max_abs_err,
-                      "metaschedule", runner.label, record_cfg)
+    return TuneResult(task, best_config=record_cfg if res.ok else None, best_time=res.median if res.ok else float("inf"),
+                      best_err=res.max_abs_err, trials=trials, new_trials=trials, tuning_s=tuning_s,
+                      statuses={res.status: 1})
+
+
+def _worker_threads(threads: int):
+    # Runs in MetaSchedule's measurement worker, before its TVM thread pool starts (which reads this).
+    os.environ["TVM_NUM_THREADS"] = str(threads)

@@ -1,3 +1,3 @@
 """Search spaces (knobs as data from ``schedules/``)."""
 
-from .base import Space, config_key, template_for  # noqa: F401
+from .base import Space, config_key  # noqa: F401

@@ -19,13 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TvmqError
+from ..variants import template_of
 from ..workload import ConvWorkload
 
 SCHEDULES_DIR = Path(__file__).resolve().parents[2] / "schedules"
-
-
-def template_for(variant: str) -> str:
-    return "im2col_gemm" if variant.startswith("im2col") else "conv2d_direct"
 
 
 def workload_context(wl: ConvWorkload) -> dict:
@@ -75,7 +72,7 @@ class Space:
         ``features`` are the target's CPU features; a value that ``requires`` one the target
         lacks is dropped (``None`` keeps every value).
         """
-        name = name or template_for(variant)
+        name = name or template_of(variant)
         path = Path(path) if path else SCHEDULES_DIR / f"{name}.json"
         if not path.exists():
             raise TvmqError(f"no search space file {str(path)!r}")

@@ -1,0 +1,53 @@
+"""Ratios inside one bench run (time against each base at the same thread count) and % of the measured peak."""
+
+from __future__ import annotations
+
+
+def add_ratios(rows, peak: dict | None = None):
+    """Time ratios within the run, per (workload, threads): >1 means this row is faster than the base.
+
+    ``vs_float`` / ``vs_im2col``: tvmq's float / im2col; ``vs_ort``: onnxruntime fp32 Conv;
+    ``vs_ort_q``: onnxruntime QLinearConv; ``vs_metaschedule``: MetaSchedule's kernel of the same variant.
+    ``pct_peak``: % of the measured peak at the same thread count: the int8 (VNNI) peak for integer rows
+    when it was measured, else the fp32 FMA peak (``peak_kind`` says which).
+    """
+    by = {}
+    for r in rows:
+        by.setdefault((r["workload"], r["threads"]), {})[r["variant"]] = r
+    for r in rows:
+        peers = by[(r["workload"], r["threads"])]
+        for col, base in (("vs_float", "float"), ("vs_im2col", "im2col"), ("vs_ort", "ort.conv"),
+                          ("vs_ort_q", "ort.qlinearconv"), ("vs_metaschedule", f"metaschedule.{r['base_variant']}")):
+            b = peers.get(base) or (peers.get("im2col_float") if base == "im2col" else None)
+            r[col] = b["best_ms"] / r["best_ms"] if b and b.get("best_ms") and r.get("best_ms") else None
+        if r["impl"] != "tvmq":
+            r["vs_metaschedule"] = None
+        pk, r["peak_kind"] = _peak_for(peak, r["threads"], r["unit"] == "GOPS")
+        r["peak_gflops"] = pk
+        r["pct_peak"] = 100.0 * r["gflops"] / pk if r.get("gflops") and pk else None
+    return rows
+
+
+def _peak_for(peak, threads, integer: bool):
+    """(peak G(FL)OPS, "int8"/"fp32") at ``threads``: the int8 peak for integer rows where measured."""
+    i8 = (peak or {}).get("int8")
+    if integer and isinstance(i8, dict) and (i8.get(threads) or {}).get("gops"):
+        return i8[threads]["gops"], "int8"
+    return (((peak or {}).get("fp32") or {}).get(threads) or {}).get("gflops"), "fp32"
+
+
+def int8_peak_text(peak) -> str:
+    i8 = peak.get("int8")
+    if isinstance(i8, dict):
+        return ", ".join(f"{t} thr: {e['gops']:.0f} GOPS" if e.get("gops") else f"{t} thr: {e.get('status')}"
+                         for t, e in sorted(i8.items())) or "-"
+    return str(i8)
+
+
+def _peak_line(peak) -> str:
+    parts = []
+    for t, e in sorted((peak.get("fp32") or {}).items()):
+        parts.append(f"{t} thr: {e['gflops']:.1f} GFLOPS" if e.get("gflops") else f"{t} thr: {e.get('status')}")
+    bw = [f"{t} thr: {e['gbps']:.1f} GB/s" for t, e in sorted((peak.get("bandwidth") or {}).items()) if e.get("gbps")]
+    return (f"measured fp32 peak: {', '.join(parts)}; copy bandwidth: {', '.join(bw) or '-'}; "
+            f"int8 peak: {int8_peak_text(peak)}")

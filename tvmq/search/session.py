@@ -1,0 +1,116 @@
+"""Tune a list of tasks: the library call behind ``tvmq tune`` and ``tvmq bench --trials``.
+
+Each task gets its tuner (chosen by name), a warm start from the records database (this
+machine's records of other tasks; every machine's with ``transfer``), transfer seeds where this
+machine has no record of it, and the driver's propose-measure-append loop.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TvmqError
+from ..record import log as recordlog
+from ..record.select import transfer_seeds
+from . import ALL_TUNERS, make_tuner
+from .driver import Measurer, TuneResult, tune
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How the search runs; ``tvmq tune``'s flags map onto it one to one."""
+
+    trials: int = 64
+    tuner: str = "xgb"
+    batch_size: int = 8
+    early_stopping: int | None = None
+    resume: bool = False
+    warm_start: bool = True
+    transfer: bool = False
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.tuner not in ALL_TUNERS:
+            raise TvmqError(f"unknown tuner {self.tuner!r}; valid tuners are {ALL_TUNERS}")
+        if self.trials < 1:
+            raise TvmqError(f"--trials must be >= 1, got {self.trials}")
+        if self.batch_size < 1:
+            raise TvmqError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+
+def read_database(logs: str | Path | None, log_path: Path, prior: list[dict]) -> list[dict]:
+    """Records for warm start and transfer: ``prior`` (the run's own log) plus every log under ``logs``."""
+    db = list(prior)
+    src = Path(logs) if logs else None
+    if src is not None and src.exists():
+        here = Path(log_path).resolve()
+        files = [src] if src.is_file() else sorted(src.rglob("*.jsonl"))
+        db += [r for f in files if f.resolve() != here for r in recordlog.read(f)]
+    return db
+
+
+def tune_tasks(tasks, opts: TuneOptions, settings, runner, machine, log_path, logs="autotune_logs",
+               on_result=None) -> list[TuneResult]:
+    """Tune every task in turn, appending each measured candidate to ``log_path``; ``on_result(result)``
+    is called after each task (the command prints its row)."""
+    log_path = Path(log_path)
+    prior = recordlog.read(log_path) if log_path.exists() else []
+    if opts.tuner == "metaschedule":
+        return _metaschedule(tasks, opts, settings, runner, log_path, on_result)
+    db = read_database(logs, log_path, prior)
+    from ..build import Builder  # starts compile workers: only when there is something to tune
+
+    out = []
+    builder = Builder(settings.build_workers, settings.build_timeout_s)
+    try:
+        for task in tasks:
+            res = _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder)
+            out.append(res)
+            if on_result:
+                on_result(res)
+    finally:
+        builder.close()
+    return out
+
+
+def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder) -> TuneResult:
+    key = task.measure_key(machine.kind, settings.threads)
+    tuner = make_tuner(opts.tuner, task.space(), seed=opts.seed, threads=settings.threads, machine=machine)
+    if opts.warm_start:
+        same_machine = [r for r in db if r.get("machine_kind") == machine.kind and r.get("target") == task.target.target]
+        tuner.warm_start([r for r in (db if opts.transfer else same_machine)
+                          if r.get("variant") == task.variant and r.get("task_key") != key])
+    seeds = []
+    if opts.transfer and not any(r.get("task_key") == key for r in prior):
+        seeds = transfer_seeds(task, db, machine, n=opts.batch_size)
+        if opts.progress:
+            print(f"tvmq tune: {task.workload.name} {task.variant}: transfer: measuring {len(seeds)} config(s) "
+                  "from other machines' records first", file=sys.stderr)
+    res = tune(task, tuner, Measurer(task, builder, runner, settings), opts.trials, log_path, opts.batch_size,
+               opts.resume, opts.early_stopping, settings, runner.label, opts.progress, prior, machine, seeds)
+    if res.best_config is None:
+        print(f"tvmq: warning: no candidate of {task.workload.name} {task.variant} verified ({res.statuses})",
+              file=sys.stderr)
+    return res
+
+
+def _metaschedule(tasks, opts, settings, runner, log_path, on_result) -> list[TuneResult]:
+    """MetaSchedule runs its own search loop: the flags it cannot honour are named, not ignored."""
+    from .metaschedule import tune_metaschedule
+
+    ignored = [f for f, on in (("--resume", opts.resume), ("--transfer", opts.transfer),
+                               ("--early-stopping", opts.early_stopping is not None),
+                               ("--batch-size", opts.batch_size != TuneOptions.batch_size)) if on]
+    if ignored:
+        print(f"tvmq tune: warning: MetaSchedule runs its own search loop; {', '.join(ignored)} do not apply to it",
+              file=sys.stderr)
+    out = []
+    for task in tasks:
+        res = tune_metaschedule(task, opts.trials, settings, runner, log_path)
+        out.append(res)
+        if on_result:
+            on_result(res)
+    return out
