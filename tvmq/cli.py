@@ -28,23 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, (mod, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
-        try:
-            m = importlib.import_module(f"tvmq.commands.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"tvmq.commands.{mod}":
-                raise
-            sp.set_defaults(_run=_not_yet(name))
-            continue
+        m = importlib.import_module(f"tvmq.commands.{mod}")
         m.add_arguments(sp)
         sp.set_defaults(_run=m.run)
     return p
-
-
-def _not_yet(name):
-    def run(args):
-        raise TvmqError(f"'tvmq {name}' is not implemented yet")
-
-    return run
 
 
 def main(argv=None) -> int:

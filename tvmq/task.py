@@ -54,4 +54,5 @@ class Task:
 
     def to_dict(self) -> dict:
         return dict(workload=self.workload.to_dict(), variant=self.variant, op=self.op_name, params=self.params,
-                    target=self.target.target, target_name=self.target.name, cross_cc=self.target.cross_cc)
+                    target=self.target.target, target_name=self.target.name, cross_cc=self.target.cross_cc,
+                    features=sorted(self.target.features()))

@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 
-from ..run.base import BuildResult
+from .result import BuildResult
 
 
 def build_one(task_dict: dict, cfg: dict, out_dir: str) -> dict:
@@ -22,7 +22,7 @@ def build_one(task_dict: dict, cfg: dict, out_dir: str) -> dict:
 
     t0 = time.time()
     wl = ConvWorkload.from_dict(task_dict["workload"])
-    space = Space.load(wl, task_dict["op"])
+    space = Space.load(wl, task_dict["op"], features=set(task_dict["features"]))  # the space the tuner sampled
     try:
         _, sch = instantiate(space, task_dict["op"], wl, task_dict["params"], cfg)
     except InvalidConfig as e:

@@ -39,7 +39,7 @@ def schedule_for(task, record: dict | None, warn: bool = True):
     space = task.space()
     if record is not None and record.get("tuner") == "metaschedule":
         from ..ops import make_op
-        from ..search.metaschedule import best_schedule
+        from .metaschedule_db import best_schedule
 
         cfg = {k: v for k, v in record["config"].items() if k != "metaschedule_workdir"}
         full = dict(space.default, **cfg)

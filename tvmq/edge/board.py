@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from ..errors import TvmqError
-from . import tracker as _tracker
+from ..run import tracker as _tracker
 
 REPO = Path(__file__).resolve().parents[2]
 EDGE_DIR = REPO / ".edge"  # fixed: no settings from the environment at import time

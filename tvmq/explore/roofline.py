@@ -1,7 +1,7 @@
 """The bytes a kernel reads (weights, indices, codebook, activations) against a roofline.
 
 The peak is an ESTIMATE, labelled so: vector lanes from the target (tvmq's peak code,
-``tvmq.peers.peak.vector_lanes``) x 2 flops per FMA x FMAs per cycle x clock x cores; int8 peak 4x
+``tvmq.peers.peak_kernels.vector_lanes``) x 2 flops per FMA x FMAs per cycle x clock x cores; int8 peak 4x
 that with a dot-product instruction (VNNI / sdot). Measuring the real peak takes minutes
 (``python -m tvmq bench`` does it); ``--peak-gflops`` and ``--bandwidth-gbs`` override the estimate.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..peers.peak import vector_lanes
+from ..peers.peak_kernels import vector_lanes
 from ..variants import is_integer
 
 # Assumed clocks of the estimate: the Zen 4 machine of the committed logs measured ~3.6 GHz; a Pi 3's A53 runs at 1.2.

@@ -69,7 +69,7 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
         except Exception as e:  # noqa: BLE001
             raise TvmqError(f"the TVM runtime cannot load {lib}: {one_line(e)}") from None
         return Export(d, man, mod, tvm.cpu(0), "local", warnings=warns)
-    from ..edge import tracker
+    from ..run import tracker
 
     sess = tracker.request(rpc.tracker_host, rpc.tracker_port, rpc.key, priority=rpc.priority,
                            session_timeout=rpc.session_timeout_s, wait_s=rpc.connect_timeout_s * 4,

@@ -12,6 +12,9 @@ import json
 import subprocess
 import sys
 
+from ..workload import ConvWorkload
+from .base import PeerResult
+
 
 def arg_parser(prog: str, kinds: tuple | None = None) -> argparse.ArgumentParser:
     """The child's options: the peer's kind (where it has several), the layer as JSON, the settings."""
@@ -28,15 +31,11 @@ def arg_parser(prog: str, kinds: tuple | None = None) -> argparse.ArgumentParser
 
 
 def workload_of(args):
-    from ..workload import ConvWorkload
-
     return ConvWorkload.from_dict(json.loads(args.workload))
 
 
 def run_child(module: str, name: str, wl, head: list[str], threads: int, timeout_s: float, env=None, **kw):
     """Run ``python -m MODULE *head WORKLOAD --threads T --key value ...``; its PeerResult."""
-    from .onnxruntime_conv import PeerResult
-
     args = [sys.executable, "-m", module, *head, json.dumps(wl.to_dict()), f"--threads={threads}",
             *[f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]]
     try:

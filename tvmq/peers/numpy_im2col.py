@@ -17,7 +17,8 @@ import os
 import numpy as np
 
 from . import child
-from .onnxruntime_conv import PeerResult, conv_inputs, float_tolerance, time_callable
+from ..ops.float import float_tolerance
+from .base import PeerResult, conv_inputs, time_callable
 
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
@@ -41,7 +42,7 @@ def measure_here(wl, repeat=5, number=1, min_repeat_ms=20.0, seed=0, threads=Non
     y = im2col_conv(x, w, wl)
     ref = conv2d_nchw(x, w, wl)
     err = float(np.max(np.abs(y.astype(np.float64) - ref)))
-    if y.shape != ref.shape or not np.allclose(y, ref, atol=float_tolerance(wl), rtol=1e-4):
+    if y.shape != ref.shape or not np.allclose(y, ref, *float_tolerance(wl)):
         return PeerResult("numpy_im2col", "wrong_result", max_abs_err=err, threads=threads or 0,
                           error=f"max abs error {err:.3g} vs numpy reference")
     times = time_callable(lambda: im2col_conv(x, w, wl), repeat, number, min_repeat_ms)

@@ -15,38 +15,19 @@ Conv at 24-68% of peak in-process, against 80-90% at 1 thread).
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import TvmqError, one_line
+from ..ops.float import float_tolerance
 from ..ops.reference import conv2d_nchw
+from .base import PeerResult, conv_inputs, time_callable
+from .child import arg_parser, run_child, workload_of
 
 OPSET = 17
 IR_VERSION = 9
 KINDS = ("conv", "qlinearconv")
-
-
-@dataclass
-class PeerResult:
-    """One peer measurement: status, per-sample seconds, largest error vs numpy."""
-
-    name: str
-    status: str
-    times: list = field(default_factory=list)
-    max_abs_err: float | None = None
-    error: str = ""
-    threads: int = 1
-    info: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def median(self) -> float:
-        return float(np.median(self.times)) if self.times else float("inf")
 
 
 def _attrs(wl):
@@ -117,34 +98,6 @@ def session(model, threads: int):
     return ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def time_callable(fn, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0) -> list[float]:
-    """Seconds per call for ``repeat`` samples; each sample runs ``fn`` enough times to last ``min_repeat_ms``."""
-    fn()  # warm-up (first-run allocations, packing)
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    n = max(number, int(np.ceil(min_repeat_ms / 1e3 / one)))
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        out.append((time.perf_counter() - t0) / n)
-    return out
-
-
-def conv_inputs(wl, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((wl.n, wl.c_in, wl.h, wl.w)).astype(np.float32)
-    w = (rng.standard_normal((wl.c_out, wl.c_in, wl.kh, wl.kw)) / np.sqrt(wl.c_in * wl.kh * wl.kw)).astype(np.float32)
-    return x, w
-
-
-def float_tolerance(wl):
-    """Absolute tolerance for an fp32 result against the float64 reference (grows with the reduction)."""
-    return 1e-5 * np.sqrt(wl.c_in * wl.kh * wl.kw) + 1e-5
-
-
 def run_conv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0, seed: int = 0,
              ref: np.ndarray | None = None) -> PeerResult:
     """onnxruntime fp32 ``Conv``: verified against numpy, then timed."""
@@ -159,7 +112,7 @@ def run_conv(wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_
     if ref is None:
         ref = _memo(("f", wl.key, seed), lambda: conv2d_nchw(x, w, wl))
     err = float(np.max(np.abs(y.astype(np.float64) - ref)))
-    if y.shape != ref.shape or not np.allclose(y, ref, atol=float_tolerance(wl), rtol=1e-4):
+    if y.shape != ref.shape or not np.allclose(y, ref, *float_tolerance(wl)):
         return PeerResult("ort_conv", "wrong_result", max_abs_err=err, threads=threads,
                           error=f"max abs error {err:.3g} vs numpy")
     times = time_callable(lambda: sess.run(["y"], {"x": x}), repeat, number, min_repeat_ms)
@@ -223,14 +176,10 @@ def run(kind: str, wl, **kw) -> PeerResult:
 
 def run_isolated(kind: str, wl, timeout_s: float = 600.0, threads: int = 1, **kw) -> PeerResult:
     """``run(kind, wl, **kw)`` in a child process (see the module's note on TVM's spinning workers)."""
-    from .child import run_child
-
     return run_child("tvmq.peers.onnxruntime_conv", f"ort_{kind}", wl, [kind], threads, timeout_s, **kw)
 
 
 def main(argv=None):
-    from .child import arg_parser, workload_of
-
     a = arg_parser("python -m tvmq.peers.onnxruntime_conv", KINDS).parse_args(argv)
     r = run(a.kind, workload_of(a), threads=a.threads, repeat=a.repeat, number=a.number,
             min_repeat_ms=a.min_repeat_ms, seed=a.seed)

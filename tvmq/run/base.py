@@ -11,20 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..build.result import BuildResult  # noqa: F401  (runners take builds)
+
 BOARD_ERROR_PREFIX = "rpc: "  # a failure of the board or tracker, not of the kernel: worth retrying
 STATUSES = ("ok", "build_error", "run_error", "timeout", "wrong_result", "invalid")
-
-
-@dataclass
-class BuildResult:
-    """A compiled candidate (or why it is not one)."""
-
-    config: dict
-    status: str  # "ok", "build_error" or "invalid"
-    lib_path: str | None = None
-    error: str = ""
-    compile_s: float = 0.0
-    features: list | None = None
 
 
 @dataclass

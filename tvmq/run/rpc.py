@@ -92,7 +92,7 @@ class RPCRunner(Runner):
         """How many servers have the key; TvmqError naming address and key if the
         tracker is unreachable or no server registers within ``wait_s``
         (default ``rpc.connect_timeout_s``)."""
-        from ..edge import tracker
+        from . import tracker
 
         wait = self.rpc.connect_timeout_s if wait_s is None else wait_s
         t0 = time.monotonic()
@@ -112,7 +112,7 @@ class RPCRunner(Runner):
 
     # -- one candidate ---------------------------------------------------------------
     def _measure(self, job: _Job, verifier: Verifier, settings):
-        from ..edge import tracker
+        from . import tracker
 
         b = job.build
         try:

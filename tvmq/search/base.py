@@ -57,7 +57,3 @@ class Tuner(abc.ABC):
             avoid.add(k)
             out.append(cfg)
         return out
-
-
-def parse_config(key: str) -> dict:
-    return json.loads(key)

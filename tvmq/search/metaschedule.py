@@ -17,16 +17,8 @@ from pathlib import Path
 
 from ..errors import TvmqError
 from ..record import log as recordlog
+from ..build.metaschedule_db import ms_module
 from ..run.base import BuildResult
-
-
-def _ms_mod(task):
-    from ..ops import make_op
-    from ..templates import template_module
-
-    cfg = task.space().default
-    params = template_module(task.template).op_params(cfg)
-    return make_op(task.op_name, task.workload, **task.params, **params).irmodule(), cfg
 
 
 def work_dir_for(task, log_path, trials: int) -> Path:
@@ -43,17 +35,6 @@ def work_dir_for(task, log_path, trials: int) -> Path:
     return d
 
 
-def best_schedule(task, work_dir):
-    """The best schedule in a MetaSchedule database, or None."""
-    import tvm
-    import tvm.s_tir.tensor_intrin  # noqa: F401  (registers the intrinsics a trace may name, e.g. dot_16x4_vnni)
-    from tvm.s_tir import meta_schedule as ms
-
-    mod, _ = _ms_mod(task)
-    db = ms.database.JSONDatabase(work_dir=str(work_dir), allow_missing=False)
-    return ms.tir_integration.compile_tir(db, mod, tvm.target.Target(task.target.target))
-
-
 def tune_metaschedule(task, trials, settings, runner, log_path):
     """Run ``tune_tir`` with our budget and settings; verify and time its best; append one record."""
     import tvm
@@ -64,7 +45,7 @@ def tune_metaschedule(task, trials, settings, runner, log_path):
 
     if runner.label != "local":
         raise TvmqError("the metaschedule peer runs on local targets only (its RPC runner is not wired up)")
-    mod, cfg = _ms_mod(task)
+    mod, cfg = ms_module(task)
     work_dir = work_dir_for(task, log_path, trials)
     work_dir.mkdir(parents=True, exist_ok=True)
     evaluator = ms.runner.EvaluatorConfig(number=settings.number, repeat=settings.repeat,

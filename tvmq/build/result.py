@@ -1,0 +1,16 @@
+"""What the build stage hands the runners: a compiled candidate, or why it is not one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class BuildResult:
+    """A compiled candidate (or why it is not one)."""
+
+    config: dict
+    status: str  # "ok", "build_error" or "invalid"
+    lib_path: str | None = None
+    error: str = ""
+    compile_s: float = 0.0
