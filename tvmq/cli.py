@@ -34,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one command (the Python API sets its flags by name)."""
+    if name not in COMMANDS:
+        raise TvmqError(f"unknown command {name!r}; valid commands are {list(COMMANDS)}")
+    p = argparse.ArgumentParser(prog=f"tvmq {name}")
+    importlib.import_module(f"tvmq.commands.{COMMANDS[name][0]}").add_arguments(p)
+    return p
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -63,6 +63,11 @@ def add_arguments(p):
     p.add_argument("--perf", action="store_true", help="add hardware counters from `perf stat` where they work")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    g = p.add_argument_group("a whole exported model (instead of --suite)")
+    g.add_argument("--export", metavar="DIR", help="an exported model: compare it with onnxruntime and untuned TVM "
+                                                   "Relax, each timed in a process of its own")
+    g.add_argument("--model", help="the float ONNX model (default: DIR/source.onnx, else the exported path)")
+    g.add_argument("--data", help=".npz with x, y for top-1 accuracy")
     add_measure_args(_ThreadsAsList(p))
     add_rpc_args(p)
 
@@ -102,4 +107,20 @@ def _parse(a):
 
 
 def run(a):
+    if a.export:
+        return _run_model(a)
     return run_suite(a, *_parse(a))
+
+
+def _run_model(a):
+    import json
+
+    from ..bench.model import bench_model, table
+
+    threads = sorted({int(t) for t in _csv_list(a.threads)})[-1]
+    r = bench_model(a.export, a.model, a.data, threads, max(a.repeat, 3), a.seed)
+    print(table(r))
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(r, indent=1) + "\n")
+    return 0

@@ -10,7 +10,6 @@ built); a model export runs through ``tvm.runtime.vm.VirtualMachine``.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -212,11 +211,13 @@ def random_input(info: dict, seed: int = 0) -> np.ndarray:
 
 
 def set_threads(n: int | None):
-    """TVM_NUM_THREADS for the local runtime (read when its thread pool first starts)."""
-    if n:
-        os.environ["TVM_NUM_THREADS"] = str(n)
-    elif "TVM_NUM_THREADS" not in os.environ:
-        os.environ["TVM_NUM_THREADS"] = str(os.cpu_count() or 1)
+    """Size this process's TVM thread pool to ``n`` (default: the cores available), without touching
+    its environment (``runtime.config_threadpool``, big-core affinity as TVM's own default)."""
+    import tvm
+
+    from ..machine import available_cores
+
+    tvm.get_global_func("runtime.config_threadpool")(1, int(n or available_cores()))
 
 
 def say(msg: str):

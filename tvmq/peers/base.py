@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..run.timing import time_callable  # noqa: F401  (peers time with it)
 
 
 @dataclass
@@ -27,22 +28,6 @@ class PeerResult:
     @property
     def median(self) -> float:
         return float(np.median(self.times)) if self.times else float("inf")
-
-
-def time_callable(fn, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0) -> list[float]:
-    """Seconds per call for ``repeat`` samples; each sample runs ``fn`` enough times to last ``min_repeat_ms``."""
-    fn()  # warm-up (first-run allocations, packing)
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    n = max(number, int(np.ceil(min_repeat_ms / 1e3 / one)))
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        out.append((time.perf_counter() - t0) / n)
-    return out
 
 
 def conv_inputs(wl, seed=0):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..build.result import BuildResult  # noqa: F401  (runners take builds)
+from .timing import time_module  # noqa: F401  (runners time with it)
 
 BOARD_ERROR_PREFIX = "rpc: "  # a failure of the board or tracker, not of the kernel: worth retrying
 STATUSES = ("ok", "build_error", "run_error", "timeout", "wrong_result", "invalid")
@@ -48,27 +49,6 @@ class Verifier(abc.ABC):
 
     @abc.abstractmethod
     def check(self, config: dict, out: np.ndarray) -> tuple[bool, float]: ...
-
-
-def time_module(mod, dev, inputs, out_spec, settings, func="main"):
-    """Run ``mod[func]`` once, return (output, per-repeat seconds).
-
-    Works for local and RPC modules alike (``dev`` may be a remote device).
-    """
-    import tvm
-
-    args = [tvm.runtime.tensor(a, dev) for a in inputs]
-    out = tvm.runtime.tensor(np.zeros(out_spec[0], out_spec[1]), dev)
-    mod[func](*args, out)
-    dev.sync()
-    result = out.numpy()
-    kw = {}
-    if settings.flush_cache:
-        kw["f_preproc"] = "cache_flush_cpu_non_first_arg"
-    ev = mod.time_evaluator(func, dev, number=settings.number, repeat=settings.repeat,
-                            min_repeat_ms=settings.min_repeat_ms, **kw)
-    times = list(ev(*args, out).results)
-    return result, [float(t) for t in times]
 
 
 class Runner(abc.ABC):
