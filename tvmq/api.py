@@ -13,7 +13,18 @@ import tempfile
 from pathlib import Path
 
 from .cli import command_parser
+from .commands import bench as bench_cmd
+from .commands import export as export_cmd
+from .commands import quantize as quantize_cmd
+from .commands import run_lib as run_cmd
+from .commands.common import make_runner, measure_settings, rpc_settings
 from .errors import TvmqError
+from .explore.explorer import explore as _explore
+from .machine import for_target
+from .search.session import TuneOptions, tune_tasks
+from .targets import get_target
+from .task import Task
+from .workload import resolve
 
 
 def _flags(command: str, positional: list[str], **flags) -> argparse.Namespace:
@@ -29,12 +40,6 @@ def _flags(command: str, positional: list[str], **flags) -> argparse.Namespace:
 def tune(workload: str = "alexnet.conv3", variants: str | list = "float", target: str = "host", trials: int = 64,
          tuner: str = "xgb", log: str | None = None, transfer: bool = False, quiet: bool = True, **flags) -> list:
     """Tune each (layer, variant); returns ``TuneResult``s (``best_config``, ``best_time``, ``gflops``)."""
-    from .commands.common import make_runner, measure_settings, rpc_settings
-    from .machine import for_target
-    from .search.session import TuneOptions, tune_tasks
-    from .targets import get_target
-    from .task import Task
-    from .workload import resolve
 
     a = _flags("tune", [], **flags)
     ti = get_target(target)
@@ -54,43 +59,38 @@ def tune(workload: str = "alexnet.conv3", variants: str | list = "float", target
 
 def bench(suite: str = "alexnet", **flags) -> dict:
     """Benchmark a suite (``tvmq bench``); returns its results.json (rows, peak, meta)."""
-    from .commands import bench as cmd
 
     out = flags.pop("out", None) or tempfile.mkdtemp(prefix="tvmq-bench-")
     a = _flags("bench", [], suite=suite, out=str(out), **flags)
-    cmd.run(a)
+    bench_cmd.run(a)
     return json.loads((Path(out) / "results.json").read_text())
 
 
 def export(out: str, **flags) -> dict:
     """Export layer libraries or a whole model (``tvmq export``); returns the manifest."""
-    from .commands import export as cmd
 
-    cmd.run(_flags("export", [], out=str(out), **flags))
+    export_cmd.run(_flags("export", [], out=str(out), **flags))
     return json.loads((Path(out) / "manifest.json").read_text())
 
 
 def run(export_dir: str, **flags) -> dict:
     """Load, run and verify an export with the TVM runtime only (``tvmq run``); returns its results."""
-    from .commands import run_lib as cmd
 
     path = flags.pop("json", None) or str(Path(tempfile.mkdtemp(prefix="tvmq-run-")) / "run.json")
-    rc = cmd.run(_flags("run", [str(export_dir)], json=path, **flags))
+    rc = run_cmd.run(_flags("run", [str(export_dir)], json=path, **flags))
     res = json.loads(Path(path).read_text())
     return dict(res, exit_code=rc) if isinstance(res, dict) else {"results": res, "exit_code": rc}
 
 
 def quantize(model: str, method: str = "kmeans", bits: int = 4, **flags) -> dict:
     """Quantize an ONNX model's Conv/Gemm weights (``tvmq quantize``); returns the report."""
-    from .commands import quantize as cmd
 
     path = flags.pop("json", None) or str(Path(tempfile.mkdtemp(prefix="tvmq-quantize-")) / "report.json")
-    cmd.run(_flags("quantize", [str(model)], method=method, bits=bits, json=path, **flags))
+    quantize_cmd.run(_flags("quantize", [str(model)], method=method, bits=bits, json=path, **flags))
     return json.loads(Path(path).read_text())
 
 
 def explore(workload: str, variant: str, target: str = "host", logs: str = "autotune_logs", **kw) -> str:
     """The explorer's text for one layer and variant (``tvmq explore``)."""
-    from .explore.explorer import explore as _explore
 
     return _explore(workload, variant, target, logs, **kw)

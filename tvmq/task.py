@@ -10,6 +10,7 @@ from . import variants
 from .space import Space
 from .targets import TargetInfo
 from .workload import ConvWorkload
+from . import __version__
 
 @dataclass(frozen=True)
 class Task:
@@ -40,7 +41,6 @@ class Task:
         """What is computed and searched: workload, operator, parameters, target, resolved space, versions."""
         import tvm
 
-        from . import __version__
 
         blob = json.dumps(dict(wl=self.workload.key, v=self.op_name, p=self.params, t=self.target.target,
                                tvm=tvm.__version__, tvmq=__version__, space=self.space().fingerprint),

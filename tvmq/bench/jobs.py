@@ -12,6 +12,13 @@ import numpy as np
 from ..build.lower import compile_mod
 from ..commands.common import measure_settings
 from ..variants import is_integer
+from ..build.from_log import choice_for
+from ..build.cross import export_lib
+from ..build.from_log import schedule_for
+from ..run.verify import TaskVerifier
+from ..task import Task
+from ..run.base import BuildResult
+from ..peers import numpy_im2col, onnxruntime_conv
 
 
 TVMQ_TUNERS = ("xgb", "random", "grid")
@@ -35,7 +42,6 @@ def _settings(a, threads: int):
 def pick_record(task, records, tuner: str = "auto", machine=None, transfer: bool = False, notes=None):
     """(record, tuner label) for ``machine``: xgb's best when present (``auto``), else the best of any tvmq
     tuner; other machines' records only with ``transfer``, and then named in ``notes``."""
-    from ..build.from_log import choice_for
 
     if tuner != "auto":
         c = choice_for(task, records, tuner, machine, transfer=transfer)
@@ -88,8 +94,6 @@ def _peer_bytes(wl, variant) -> int:
 
 def _build_tvmq(task, record, libs: Path, name: str, warn=True):
     """Rebuild the record's schedule (default schedule without one): (op, cfg, lib path, compile s, .so bytes)."""
-    from ..build.cross import export_lib
-    from ..build.from_log import schedule_for
 
     op, sch, cfg = schedule_for(task, record, warn=warn)
     t0 = time.time()
@@ -102,8 +106,6 @@ def _build_tvmq(task, record, libs: Path, name: str, warn=True):
 
 def _build_job(a, ctx, wl, variant, record, tuner_label, impl) -> dict:
     """Build one kernel from its record (or the default schedule); a failed build is a job with an error."""
-    from ..run.verify import TaskVerifier
-    from ..task import Task
 
     task = Task.make(wl, variant, ctx["target"])
     vname = variant if impl == "tvmq" else f"metaschedule.{variant}"
@@ -129,7 +131,6 @@ def _build_job(a, ctx, wl, variant, record, tuner_label, impl) -> dict:
 
 def _measure_job(a, ctx, job, t) -> dict:
     """Verify and time one built kernel at ``t`` threads."""
-    from ..run.base import BuildResult
 
     target, runner = ctx["target"], ctx["runner"]
     if "error" in job:
@@ -151,7 +152,6 @@ def _progress(r):
 
 
 def _measure_peers(a, ctx, wl, t):
-    from ..peers import numpy_im2col, onnxruntime_conv
 
     rows = []
     kw = dict(threads=t, repeat=a.repeat, number=a.number, min_repeat_ms=a.min_repeat_ms, seed=a.seed)

@@ -30,6 +30,12 @@ import numpy as np
 from ..errors import TvmqError
 from ..machine import available_cores
 from ..run.timing import time_callable
+from ..export import runtime as RT
+from ..export.model import materialize
+from ..quantize import load_model
+from ..export.model import evaluate
+from ..export.relax_kernels import relax_import
+from ..targets import get_target
 
 SIDES = ("tvmq", "onnxruntime", "relax")
 
@@ -64,9 +70,6 @@ def _ms(fn, repeat: int) -> float:
 
 
 def _open(export_dir, model_path):
-    from ..export import runtime as RT
-    from ..export.model import materialize
-    from ..quantize import load_model
 
     ex = RT.open_export(export_dir)
     mr = RT.ModelRunner(ex)
@@ -77,7 +80,6 @@ def _open(export_dir, model_path):
 
 
 def side_tvmq(export_dir, model_path, data, repeat, seed) -> dict:
-    from ..export.model import evaluate
 
     RT, ex, mr, model_path, _ = _open(export_dir, model_path)
     x = RT.random_input(mr.info, seed)
@@ -117,8 +119,6 @@ def side_onnxruntime(export_dir, model_path, threads, repeat, seed) -> dict:
 def side_relax(export_dir, model_path, threads, repeat, seed) -> dict:
     import tvm
 
-    from ..export.relax_kernels import relax_import
-    from ..targets import get_target
 
     RT, ex, mr, model_path, model = _open(export_dir, model_path)
     x = RT.random_input(mr.info, seed)

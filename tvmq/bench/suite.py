@@ -21,6 +21,9 @@ from ..search.session import TuneOptions, tune_tasks
 from ..task import Task
 from .jobs import _build_job, _measure_job, _measure_peers, _say, _settings, pick_record
 from .ratios import _peak_line, add_ratios
+from ..record import log as recordlog
+from ..report import text_table
+from ..peers import perf
 
 
 def _tune_first(a, target, layers, variants, peers, threads, log_dir: Path) -> Path:
@@ -50,8 +53,6 @@ def _tune_first(a, target, layers, variants, peers, threads, log_dir: Path) -> P
 
 def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
     """The whole bench for parsed arguments ``a`` (commands/bench.py); writes the report under ``a.out``."""
-    from ..record import log as recordlog
-    from ..report import text_table
 
     out = Path(a.out or f"out/bench-{target.name}-{suite_label}")
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,6 @@ def _machine() -> dict:
 
 
 def _perf(a, ctx):
-    from ..peers import perf
 
     ok, why = perf.available()
     if not ok:

@@ -11,14 +11,14 @@ import tempfile
 import time
 
 from .result import BuildResult
+from ..space import Space
+from ..templates import InvalidConfig, instantiate
+from ..workload import ConvWorkload
+from .lower import compile_mod
 
 
 def build_one(task_dict: dict, cfg: dict, out_dir: str) -> dict:
     """Compile one candidate (runs in a worker process); returns BuildResult fields."""
-    from ..space import Space
-    from ..templates import InvalidConfig, instantiate
-    from ..workload import ConvWorkload
-    from .lower import compile_mod
 
     t0 = time.time()
     wl = ConvWorkload.from_dict(task_dict["workload"])

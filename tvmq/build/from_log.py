@@ -6,6 +6,7 @@ import sys
 
 from ..machine import Machine, for_target
 from ..record.select import Choice, choose
+from ..templates import instantiate, template_module
 
 
 def choice_for(task, records: list[dict], tuner: str | None = None, machine: Machine | None = None,
@@ -34,7 +35,6 @@ def schedule_for(task, record: dict | None, warn: bool = True):
     """
     import tvm
 
-    from ..templates import instantiate, template_module
 
     space = task.space()
     if record is not None and record.get("tuner") == "metaschedule":

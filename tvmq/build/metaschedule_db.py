@@ -1,12 +1,12 @@
 """MetaSchedule's side of the build stage: the module it tunes, and its best schedule rebuilt from its database."""
 
 from __future__ import annotations
+from ..ops import make_op
+from ..templates import template_module
 
 
 def ms_module(task):
     """The operator MetaSchedule tunes for ``task`` (the layout of the space's default config) and that config."""
-    from ..ops import make_op
-    from ..templates import template_module
 
     cfg = task.space().default
     params = template_module(task.template).op_params(cfg)

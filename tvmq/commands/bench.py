@@ -12,6 +12,7 @@ from ..targets import get_target
 from ..variants import VARIANTS, unknown
 from ..workload import resolve
 from .common import add_measure_args, add_rpc_args
+from ..bench.model import bench_model, table
 
 DEFAULT_VARIANTS = "float,codebook,codebook4,codebook_int8,int8,im2col,im2col_int8,im2col_codebook"
 
@@ -115,7 +116,6 @@ def run(a):
 def _run_model(a):
     import json
 
-    from ..bench.model import bench_model, table
 
     threads = sorted({int(t) for t in _csv_list(a.threads)})[-1]
     r = bench_model(a.export, a.model, a.data, threads, max(a.repeat, 3), a.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..run.settings import MeasureSettings, RPCSettings
+from ..run.local import LocalRunner
 
 _MS = MeasureSettings()
 _RPC = RPCSettings()
@@ -59,6 +60,5 @@ def make_runner(target, rpc: RPCSettings | None):
 
         return RPCRunner(rpc)
     target.check_local()
-    from ..run.local import LocalRunner
 
     return LocalRunner()

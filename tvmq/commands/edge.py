@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from ..edge import board
 
 
 def add_arguments(p):
@@ -37,7 +38,6 @@ def _print_status(st: dict):
 
 
 def run(args) -> int:
-    from ..edge import board
 
     if args.edge_cmd == "up":
         t0 = time.monotonic()

@@ -17,6 +17,15 @@ from pathlib import Path
 from ..errors import TvmqError
 from ..variants import QUANTIZATIONS, exportable, model_variant
 from .common import add_workload_args
+from ..export import MANIFEST_NAME
+from ..record import log as recordlog
+from ..record.select import RecordSet
+from ..targets import get_target
+from ..export.layers import export_layers
+from ..workload import resolve
+from ..export.model import ModelOptions
+from ..export.model import model_workloads
+from ..export.model import export_model
 
 DEFAULT_VARIANTS = "float,codebook,int8"
 
@@ -50,7 +59,6 @@ def add_arguments(p):
 
 
 def check_out(out: Path):
-    from ..export import MANIFEST_NAME
 
     if out.exists() and not out.is_dir():
         raise TvmqError(f"--out: {str(out)!r} exists and is not a directory")
@@ -59,9 +67,6 @@ def check_out(out: Path):
 
 
 def run(a):
-    from ..record import log as recordlog
-    from ..record.select import RecordSet
-    from ..targets import get_target
 
     target = get_target(a.target)
     if not a.model and not (a.workload or a.workload_file):
@@ -105,8 +110,6 @@ def run(a):
 
 
 def _export_layers(a, target, records, out):
-    from ..export.layers import export_layers
-    from ..workload import resolve
 
     if a.quantize != "none" or a.bits is not None:
         raise TvmqError("--quantize/--bits apply to --model; for layers choose --variants (e.g. codebook4)")
@@ -119,7 +122,6 @@ def _export_layers(a, target, records, out):
 
 
 def _options(a):
-    from ..export.model import ModelOptions
 
     return ModelOptions(quantize=a.quantize, bits=a.bits, batch=a.batch, calib=a.calib,
                         calib_samples=a.calib_samples, random_weights=a.random_weights)
@@ -128,7 +130,6 @@ def _options(a):
 def _workloads_out(a, target):
     import json
 
-    from ..export.model import model_workloads
 
     if not a.model:
         raise TvmqError("--workloads-out applies to --model")
@@ -144,7 +145,6 @@ def _workloads_out(a, target):
 
 
 def _export_model(a, target, records, out):
-    from ..export.model import export_model
 
     if a.variants:
         raise TvmqError("--variants applies to layer libraries; a model's variant follows --quantize")

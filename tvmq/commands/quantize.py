@@ -13,6 +13,10 @@ import math
 from pathlib import Path
 
 from ..errors import TvmqError
+from ..quantize import QuantSpec
+from ..quantize import evaluate, onnx_model
+from ..quantize import evaluate
+from ..quantize import INITS, evaluate, onnx_model, sweep
 
 
 def add_arguments(p):
@@ -43,7 +47,6 @@ def add_arguments(p):
 
 
 def spec_from(args, bits):
-    from ..quantize import QuantSpec
 
     return QuantSpec(method=args.method or "kmeans", bits=bits, per_channel=args.per_channel,
                      init=args.init or "linear", symmetric=not args.asymmetric, scale=args.scale,
@@ -55,7 +58,6 @@ def run(args) -> int:
         return run_sweep(args)
     if args.method is None or args.bits is None:
         raise TvmqError("--method and --bits are required (or use --sweep)")
-    from ..quantize import evaluate, onnx_model
 
     spec = spec_from(args, args.bits).check()
     out = args.out or Path(f"{Path(args.model).stem}_{spec.method}{spec.bits}")
@@ -75,7 +77,6 @@ def run(args) -> int:
 
 
 def _evaluate(model, mq, data) -> dict:
-    from ..quantize import evaluate
 
     x, y = data
     acts = evaluate.activation_sparsity(model, [r.layer.activation for r in mq.layers], x)
@@ -153,7 +154,6 @@ def _method(spec) -> str:
 
 # -- sweep -------------------------------------------------------------------
 def run_sweep(args) -> int:
-    from ..quantize import INITS, evaluate, onnx_model, sweep
 
     if not args.eval:
         raise TvmqError("--sweep needs --eval DATA.npz to measure accuracy")

@@ -16,6 +16,10 @@ import sys
 import numpy as np
 
 from ..errors import TvmqError
+from ..run.settings import RPCSettings
+from ..export import manifest as M
+from ..export import runtime as RT
+from ..export import model as MD
 
 
 def add_arguments(p):
@@ -36,7 +40,6 @@ def add_arguments(p):
 
 
 def _rpc(a, man):
-    from ..run.settings import RPCSettings
 
     key = a.rpc_key or man["target"].get("rpc_key") or RPCSettings().key
     if a.rpc_tracker:
@@ -52,8 +55,6 @@ def _rpc(a, man):
 
 
 def run(a):
-    from ..export import manifest as M
-    from ..export import runtime as RT
 
     RT.set_threads(a.threads)
     man = M.read(a.dir)
@@ -74,7 +75,6 @@ def run(a):
 
 
 def _run_layers(a, ex):
-    from ..export import runtime as RT
 
     if a.compare_onnx or a.eval:
         raise TvmqError("--compare-onnx/--eval apply to model exports; this is a layer library")
@@ -103,8 +103,6 @@ def _print_rows(rows):
 
 
 def _run_model(a, ex):
-    from ..export import model as MD
-    from ..export import runtime as RT
 
     if a.functions:
         raise TvmqError("--functions applies to layer libraries; this is a model export")

@@ -5,6 +5,9 @@ import json
 from ..machine import available_cores, save_peaks, this_machine
 from ..run import amx_permission
 from ..targets import cpu_flags, get_target, target_names
+from ..peers import peak as peak_mod
+from ..run.local import LocalRunner
+from ..run.settings import MeasureSettings
 
 # /proc/cpuinfo flag -> the name users know, for the features that decide which kernels are fast.
 NOTABLE = {"avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "avx512vbmi": "VBMI",
@@ -52,9 +55,6 @@ def machine_lines(m) -> str:
 
 
 def _measure_peak(m):
-    from ..peers import peak as peak_mod
-    from ..run.local import LocalRunner
-    from ..run.settings import MeasureSettings
 
     threads = available_cores()
     runner = LocalRunner()

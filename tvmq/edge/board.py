@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import TvmqError
 from ..run import tracker as _tracker
+from ..run.settings import RPCSettings
 
 REPO = Path(__file__).resolve().parents[2]
 EDGE_DIR = REPO / ".edge"  # fixed: no settings from the environment at import time
@@ -319,7 +320,6 @@ def kill_server(index: int = 0, sig: int = signal.SIGKILL) -> int:
 def ensure_up(n_servers: int = 1, port: int = DEFAULT_PORT, key: str = DEFAULT_KEY, **kw):
     """For ``tune --target edge`` without ``--rpc-tracker``: use the emulated board,
     starting it if needed (and saying so on stderr).  Returns the RPCSettings to use."""
-    from ..run.settings import RPCSettings
 
     st = status()
     if st["up"] and st["port"] == port and st["key"] == key and st["registered"] >= 1:

@@ -11,10 +11,16 @@ from ..errors import TvmqError
 from . import WEIGHTS_NAME
 from .onnx_prep import (ConvLayer, check_supported, conv_layers, float_source_sha, gemm_to_conv, materialize,
                         with_weights)
+from ..workload import ConvWorkload
+from ..ops import direct as D
+from ..ops import reference as Ref
+from ..quantize import fold_batchnorms, load_model
+from . import weights as W
+from ..quantize.evaluate import run as ort_run
+from ..dataset import read_xy
 
 def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], functions: list[dict]) -> dict:
     """OIHW float weights of each conv layer, decoded from the exported arrays (what the kernels read)."""
-    from ..workload import ConvWorkload
 
     q = man_model["quantize"]["method"]
     rows = {r["node"]: r for r in man_model["layers"]}
@@ -50,8 +56,6 @@ def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], funct
 
 def _decode_piece(q, f, wl, a: dict, act) -> np.ndarray:
     """OIHW weights (padded output channels included) of one kernel call, from its stored arrays."""
-    from ..ops import direct as D
-    from ..ops import reference as Ref
 
     p = f["op_params"]
     layout, ib, ob = f["make_op"]["layout"], p["ib"], p["ob"]
@@ -76,8 +80,6 @@ def _rel(a: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 
 def reference_models(mr, model_path):
     """(float source model, same-weights model) for onnxruntime, both from MODEL and the export."""
-    from ..quantize import fold_batchnorms, load_model
-    from . import weights as W
 
     info = mr.info
     src = load_model(model_path)
@@ -108,7 +110,6 @@ def compare_with_onnx(mr, model_path, x: np.ndarray) -> dict:
     arithmetic differs; tolerance per quantization), and, for information, with the float MODEL
     (the quantization's own error). MODEL must be the float model the export was built from.
     """
-    from ..quantize.evaluate import run as ort_run
 
     src, same, warn = reference_models(mr, model_path)
     q = mr.info["quantize"]
@@ -140,7 +141,6 @@ def compare_with_onnx(mr, model_path, x: np.ndarray) -> dict:
 
 def load_data(data_path, input_shape) -> tuple[np.ndarray, np.ndarray]:
     """x (float32) and y (int64) of an .npz, checked against the model's input; numpy only."""
-    from ..dataset import read_xy
 
     x, y = read_xy(data_path)
     if list(x.shape[1:]) != list(input_shape[1:]) or y.shape != (len(x),) or not len(x):

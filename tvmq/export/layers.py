@@ -17,6 +17,12 @@ from pathlib import Path
 from ..build.lower import compile_mod
 from ..errors import TvmqError
 from . import LIB_NAME
+from ..record.log import median_time
+from ..build.from_log import best_record, schedule_for
+from ..templates import instantiate, template_module
+from ..build.cross import export_lib
+from ..task import Task
+from . import manifest as M
 
 
 def function_name(layer: str, variant: str) -> str:
@@ -27,7 +33,6 @@ def _record_summary(rec: dict | None) -> dict | None:
     """The record as logged (every field), plus its median in ms; None for the default schedule."""
     if rec is None:
         return None
-    from ..record.log import median_time
 
     return dict(rec, median_ms=round(median_time(rec) * 1e3, 6))
 
@@ -38,8 +43,6 @@ def scheduled_function(task, records, warn=True, op_overrides: dict | None = Non
     ``op_overrides`` rebuild the operator with other epilogue parameters (bias, dequant) while
     keeping the tuned loop schedule: the template applies the same config to the new op.
     """
-    from ..build.from_log import best_record, schedule_for
-    from ..templates import instantiate, template_module
 
     rec = best_record(task, records, warn_prefix="tvmq export" if warn else None)
     if op_overrides:
@@ -89,9 +92,6 @@ def compile_functions(funcs: dict, target) -> object:
 
 def export_layers(target, workloads, variants, records, out_dir, quiet=False) -> dict:
     """Build every (workload, variant) into ``out_dir/lib.so``; write the manifest; return it."""
-    from ..build.cross import export_lib
-    from ..task import Task
-    from . import manifest as M
 
     out = Path(out_dir)
     t0 = time.time()

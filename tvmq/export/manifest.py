@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ..errors import TvmqError
 from . import LIB_NAME, MANIFEST_NAME, WEIGHTS_NAME
+from .. import __version__
+from ..targets import TargetInfo, get_target
 
 FORMAT = "tvmq-export/1"
 
@@ -30,7 +32,6 @@ def sha256_file(path) -> str:
 def versions() -> dict:
     import tvm
 
-    from .. import __version__
 
     return {"tvmq": __version__, "tvm": tvm.__version__}
 
@@ -130,7 +131,6 @@ def check_target(man: dict, expect: str | None = None, remote: bool = False, rem
     must the full target (a re-detected ``host`` is compared by its CPU). Locally (not
     ``remote``) the library's architecture and required CPU features must be this machine's.
     """
-    from ..targets import TargetInfo, get_target
 
     t = man["target"]
     name = t.get("name")

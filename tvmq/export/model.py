@@ -44,6 +44,9 @@ from .onnx_prep import (  # noqa: F401  (the model export's public names)
     quantize_layers, with_weights)
 from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq run and the bench)
 from .relax_kernels import build_relax, relax_import
+from ..build.cross import export_lib
+from . import manifest as M
+from . import weights as W
 
 
 def model_workloads(model_path, target, opts: ModelOptions) -> list:
@@ -59,9 +62,6 @@ def model_workloads(model_path, target, opts: ModelOptions) -> list:
 def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet: bool = False) -> dict:
     import onnx
 
-    from ..build.cross import export_lib
-    from . import manifest as M
-    from . import weights as W
 
     opts.check()
     t0 = time.time()

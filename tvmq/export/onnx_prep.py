@@ -11,6 +11,10 @@ import numpy as np
 
 from ..errors import TvmqError
 from ..variants import QUANTIZATIONS
+from ..quantize import metrics, uniform_quantize
+from ..quantize import kmeans_quantize
+from ..quantize.evaluate import run as ort_run
+from ..quantize import fold_batchnorms, load_model
 
 SUPPORTED_OPS = frozenset({
     "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
@@ -236,7 +240,6 @@ def conv_layers(model) -> list[ConvLayer]:
 
 
 def quantize_layers(layers: list[ConvLayer], opts: ModelOptions):
-    from ..quantize import metrics, uniform_quantize
 
     for i, L in enumerate(layers):
         seed = int(np.random.SeedSequence([opts.seed, i]).generate_state(1)[0])
@@ -269,7 +272,6 @@ def quantize_layers(layers: list[ConvLayer], opts: ModelOptions):
 
 def _kmeans_layer(L: ConvLayer, bits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 indices shaped like the weight, float codebook of 2**bits entries) of one layer."""
-    from ..quantize import kmeans_quantize
 
     book = np.zeros(2 ** bits, np.float32)
     if L.w.size <= KMEANS_SAMPLE:
@@ -316,7 +318,6 @@ def data_input(model):
 
 def calibrate(model_deq, layers: list[ConvLayer], x: np.ndarray):
     """Per-layer uint8 activation scale and zero point from the min/max of each conv's input."""
-    from ..quantize.evaluate import run as ort_run
 
     names = list(dict.fromkeys(L.data_input for L in layers))
     import onnx
@@ -342,7 +343,6 @@ def calibrate(model_deq, layers: list[ConvLayer], x: np.ndarray):
 
 def prepare(model_path, opts: ModelOptions):
     """(source float model, prepared float model, conv layers, input name, input dims)."""
-    from ..quantize import fold_batchnorms, load_model
 
     src = load_model(model_path)
     check_supported(src)

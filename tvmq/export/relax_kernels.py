@@ -10,6 +10,11 @@ import numpy as np
 
 from ..errors import TvmqError
 from ..variants import QUANTIZATIONS, model_variant
+from ..task import Task
+from ..workload import ConvWorkload
+from .layers import function_entry, scheduled_function
+from ..ops import direct as D
+from ..ops import reference as Ref
 
 def relax_import(model, shapes: dict):
     from tvm.relax.frontend.onnx import from_onnx
@@ -92,7 +97,6 @@ class _Plan:
 
     def _fits(self, wl) -> str | None:
         """None if tvmq's search space has a schedule for ``wl``, else why not."""
-        from ..task import Task
 
         variant, params = self._variant()
         try:
@@ -107,7 +111,6 @@ class _Plan:
         A grouped conv runs one kernel call per group (same kernel) on a channel slice; an output-channel
         count no schedule fits (e.g. 10 or 1000 classes) is padded to a multiple of 16 and sliced back.
         """
-        from ..workload import ConvWorkload
 
         a = call.attrs
         n, c, h, w = [int(v) for v in call.args[0].ty.shape]
@@ -134,8 +137,6 @@ class _Plan:
 
     def kernel(self, wl, bb):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated)."""
-        from ..task import Task
-        from .layers import function_entry, scheduled_function
 
         variant, params = self._variant()
         task = Task.make(wl, variant, self.target, **params)
@@ -200,8 +201,6 @@ class _Plan:
         """One kernel call on ``x`` (NCHW) for output channels lo:hi (padded to c_pad); returns NCHW output."""
         from tvm import relax
 
-        from ..ops import direct as D
-        from ..ops import reference as Ref
 
         p = op.params
         layout, ib, ob = op.layout, p["ib"], p["ob"]

@@ -20,6 +20,11 @@ import numpy as np
 from ..errors import TvmqError, one_line
 from . import LIB_NAME, WEIGHTS_NAME
 from . import manifest as M
+from ..run import tracker
+from ..ops import make_op
+from ..workload import ConvWorkload
+from ..machine import available_cores
+from . import weights as W
 
 
 @dataclass
@@ -68,7 +73,6 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
         except Exception as e:  # noqa: BLE001
             raise TvmqError(f"the TVM runtime cannot load {lib}: {one_line(e)}") from None
         return Export(d, man, mod, tvm.cpu(0), "local", warnings=warns)
-    from ..run import tracker
 
     sess = tracker.request(rpc.tracker_host, rpc.tracker_port, rpc.key, priority=rpc.priority,
                            session_timeout=rpc.session_timeout_s, wait_s=rpc.connect_timeout_s * 4,
@@ -85,8 +89,6 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
 # -- layer libraries -------------------------------------------------------------------
 def function_op(entry: dict):
     """The operator of one exported function (declared, not built), checked against the manifest."""
-    from ..ops import make_op
-    from ..workload import ConvWorkload
 
     wl = ConvWorkload.from_dict(entry["workload"], f"function {entry['name']}")
     kw = dict(entry["make_op"])
@@ -157,7 +159,6 @@ class ModelRunner:
 
         if ex.kind != "model":
             raise TvmqError(f"{ex.path} is a {ex.kind} export, not a model (export one with --model)")
-        from . import weights as W
 
         self.ex = ex
         self.info = ex.manifest["model"]
@@ -215,7 +216,6 @@ def set_threads(n: int | None):
     its environment (``runtime.config_threadpool``, big-core affinity as TVM's own default)."""
     import tvm
 
-    from ..machine import available_cores
 
     tvm.get_global_func("runtime.config_threadpool")(1, int(n or available_cores()))
 

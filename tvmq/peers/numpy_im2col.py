@@ -19,13 +19,14 @@ import numpy as np
 from . import child
 from ..ops.float import float_tolerance
 from .base import PeerResult, conv_inputs, time_callable
+from ..ops.reference import windows_nchw
+from ..ops.reference import conv2d_nchw
 
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
 def im2col_conv(x: np.ndarray, w: np.ndarray, wl) -> np.ndarray:
     """NCHW x OIHW -> NCHW by an explicit im2col matrix (N, C*Kh*Kw, Ho*Wo) and one matmul."""
-    from ..ops.reference import windows_nchw
 
     win = windows_nchw(x, wl)  # (N, C, Ho, Wo, Kh, Kw), a view
     n, c, ho, wo, kh, kw = win.shape
@@ -36,7 +37,6 @@ def im2col_conv(x: np.ndarray, w: np.ndarray, wl) -> np.ndarray:
 
 def measure_here(wl, repeat=5, number=1, min_repeat_ms=20.0, seed=0, threads=None) -> PeerResult:
     """Verify and time in this process (BLAS threads as this process already has them)."""
-    from ..ops.reference import conv2d_nchw
 
     x, w = conv_inputs(wl, seed)
     y = im2col_conv(x, w, wl)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..run.base import BuildResult, Verifier
 from .peak_kernels import CopyKernel, FmaKernel, VnniKernel, vector_lanes  # noqa: F401  (vector_lanes: also used by callers of this module)
+from ..build.cross import export_lib
 
 INT8_NOTE_NO_VNNI = ("not measured: the target has no AVX-512 VNNI dot product (the int8 peak kernel needs "
                      "vpdpbusd; an auto-vectorized int8 loop would not be the machine's peak)")
@@ -74,7 +75,6 @@ class _KernelVerifier(Verifier):
 def _build(sch, target_info, path):
     import tvm
 
-    from ..build.cross import export_lib
 
     mod = sch if isinstance(sch, tvm.IRModule) else sch.mod
     ex = tvm.compile(mod, target=target_info.tvm_target())

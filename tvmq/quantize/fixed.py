@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import TvmqError
 from .common import check_weights, smallest_int
+from .metrics import nrmse
 
 ROUNDINGS = ("nearest", "stochastic")
 
@@ -73,7 +74,6 @@ def _quantize(w: np.ndarray, word: int, frac: int, rounding: str, seed) -> Fixed
 
 def best_frac(w: np.ndarray, word: int) -> int:
     """F in 0..W with the lowest NRMSE under nearest rounding (ties: the larger F)."""
-    from .metrics import nrmse
 
     w = check_weights(w)
     errs = [(nrmse(w, _quantize(w, word, f, "nearest", 0).dequantize()), -f) for f in range(word + 1)]

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import TvmqError
 from .common import channel_rows, check_axis, check_weights, from_rows, smallest_int
+from .metrics import nrmse
 
 SCALES = ("minmax", "percentile", "pow2")
 WIDTHS = tuple(range(1, 9)) + (16, 32)
@@ -150,7 +151,6 @@ def range_scale(lo: np.ndarray, hi: np.ndarray, grid: Grid) -> np.ndarray:
 
 
 def nrmse_rows(rows: np.ndarray, deq: np.ndarray) -> float:
-    from .metrics import nrmse
 
     return nrmse(rows, deq)
 

@@ -25,6 +25,8 @@ import numpy as np
 from ..errors import TvmqError
 from ..machine import Machine, from_legacy_record
 from ..run.base import BOARD_ERROR_PREFIX
+from .. import __version__
+from ..machine import this_machine
 
 SCHEMA_VERSION = 2
 REQUIRED = ("schema_version", "target", "workload", "variant", "config", "times", "status")
@@ -40,8 +42,6 @@ def failure_kind(status: str, error: str) -> str | None:
 def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, trial: int,
                 machine: Machine | None = None) -> dict:
     """One record for a measured candidate (times only when the status is ``ok``)."""
-    from .. import __version__
-    from ..machine import this_machine
 
     machine = machine or this_machine()
     return {

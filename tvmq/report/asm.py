@@ -1,13 +1,13 @@
 """The instructions that matter in a kernel, read from its generated assembly."""
 
 from __future__ import annotations
+from ..build.cross import asm, count_instructions
+from ..build.lower import compile_mod
+from ..templates import instantiate
 
 
 def key_instructions(task, cfg: dict) -> dict[str, int]:
     """Compile ``cfg`` for the task's target and count its key instructions (thesis Tables 8.11-8.13)."""
-    from ..build.cross import asm, count_instructions
-    from ..build.lower import compile_mod
-    from ..templates import instantiate
 
     _, sch = instantiate(task.space(), task.op_name, task.workload, task.params, cfg)
     ex = compile_mod(sch.mod, task.target.tvm_target())

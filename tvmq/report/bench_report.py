@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .bench_plots import make_plots
+from ..report import markdown_table
 
 
 COLUMNS = ["workload", "variant", "impl", "tuner", "threads", "best_ms", "spread_pct", "gflops", "unit", "pct_peak",
@@ -66,7 +67,6 @@ def _kib(v):
 
 
 def write_outputs(out: Path, rows, peak, meta, layers, builds, curves, perf, plots=True):
-    from ..report import markdown_table
 
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")

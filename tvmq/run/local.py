@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import one_line
 from . import amx_permission
 from .base import BuildResult, Runner, RunResult, time_module
+from .settings import MeasureSettings
 
 _INPUTS: dict = {}
 
@@ -30,7 +31,6 @@ def run_in_worker(lib_path: str, inputs_path: str, out_shape, out_dtype, setting
     """Load, run once, time (inside the worker); returns (output, seconds per repeat)."""
     import tvm
 
-    from .settings import MeasureSettings
 
     if inputs_path not in _INPUTS:
         with np.load(inputs_path) as z:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from ..errors import TvmqError, one_line
 from .base import BOARD_ERROR_PREFIX, BuildResult, Runner, RunResult, Verifier, time_module
 from .settings import RPCSettings
+from . import tracker
 
 
 def is_board_error(result: RunResult) -> bool:
@@ -92,7 +93,6 @@ class RPCRunner(Runner):
         """How many servers have the key; TvmqError naming address and key if the
         tracker is unreachable or no server registers within ``wait_s``
         (default ``rpc.connect_timeout_s``)."""
-        from . import tracker
 
         wait = self.rpc.connect_timeout_s if wait_s is None else wait_s
         t0 = time.monotonic()
@@ -112,7 +112,6 @@ class RPCRunner(Runner):
 
     # -- one candidate ---------------------------------------------------------------
     def _measure(self, job: _Job, verifier: Verifier, settings):
-        from . import tracker
 
         b = job.build
         try:

@@ -7,13 +7,14 @@ import json
 import numpy as np
 
 from .base import Verifier
+from ..templates import template_module
+from ..ops import make_op
 
 
 class TaskVerifier(Verifier):
     """Checks candidates of one task; configs with the same layout share inputs and reference."""
 
     def __init__(self, task, seed: int = 0):
-        from ..templates import template_module
 
         self.task = task
         self.seed = seed
@@ -21,7 +22,6 @@ class TaskVerifier(Verifier):
         self._cache: dict[str, tuple] = {}
 
     def _entry(self, cfg):
-        from ..ops import make_op
 
         params = self._op_params(cfg)
         key = json.dumps(params, sort_keys=True)

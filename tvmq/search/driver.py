@@ -10,6 +10,8 @@ import numpy as np
 
 from ..record import log as recordlog
 from ..variants import rate_unit
+from ..machine import this_machine
+from ..run.verify import TaskVerifier
 
 
 @dataclass
@@ -35,7 +37,6 @@ class Measurer:
     """The real measure function: build in parallel processes, then verify and time."""
 
     def __init__(self, task, builder, runner, settings):
-        from ..run.verify import TaskVerifier
 
         self.task, self.builder, self.runner, self.settings = task, builder, runner, settings
         self.verifier = TaskVerifier(task, settings.seed)
@@ -80,7 +81,6 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
     other machines' best configs). On resume, candidates that failed because of the board are
     measured again; those that failed because of the kernel are not.
     """
-    from ..machine import this_machine
 
     machine = machine or this_machine()
     threads = settings.threads if settings is not None else None

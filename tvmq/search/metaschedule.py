@@ -19,6 +19,8 @@ from ..errors import TvmqError
 from ..record import log as recordlog
 from ..build.metaschedule_db import ms_module
 from ..run.base import BuildResult
+from ..run.verify import TaskVerifier
+from .driver import TuneResult
 
 
 def work_dir_for(task, log_path, trials: int) -> Path:
@@ -40,8 +42,6 @@ def tune_metaschedule(task, trials, settings, runner, log_path):
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    from ..run.verify import TaskVerifier
-    from .driver import TuneResult
 
     if runner.label != "local":
         raise TvmqError("the metaschedule peer runs on local targets only (its RPC runner is not wired up)")

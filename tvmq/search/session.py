@@ -16,6 +16,7 @@ from ..record import log as recordlog
 from ..record.select import transfer_seeds
 from . import ALL_TUNERS, make_tuner
 from .driver import Measurer, TuneResult, tune
+from .metaschedule import tune_metaschedule
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,6 @@ def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builde
 
 def _metaschedule(tasks, opts, settings, runner, log_path, on_result) -> list[TuneResult]:
     """MetaSchedule runs its own search loop: the flags it cannot honour are named, not ignored."""
-    from .metaschedule import tune_metaschedule
 
     ignored = [f for f, on in (("--resume", opts.resume), ("--transfer", opts.transfer),
                                ("--early-stopping", opts.early_stopping is not None),

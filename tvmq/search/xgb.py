@@ -18,6 +18,8 @@ import numpy as np
 from ..machine import machine_features, record_machine
 from ..space import config_key
 from .base import Tuner
+from ..space.base import workload_context
+from ..workload import ConvWorkload
 
 N_MACHINE_FEATURES = 6
 
@@ -78,8 +80,6 @@ class XGBTuner(Tuner):
     def warm_start(self, records):
         """Train on other tasks' records of the same template and variant: other workloads, and (when
         given) other machines, each group ranked on its own, with its machine's features."""
-        from ..space.base import workload_context
-        from ..workload import ConvWorkload
 
         by_task: dict = {}
         for r in records:
