@@ -123,19 +123,22 @@ def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
         _say(a, f"built {len(jobs)} kernel(s)")
         # Thread count outermost: the runner keeps one worker process per thread count.
         peak, log = None, (None if a.quiet else (lambda m: _say(a, m)))
+        # Peers first, before any TVM kernel has run: a TVM thread pool that has just run a kernel keeps
+        # spinning and would take a core from them (seen: onnxruntime at half its speed alone).
+        if peers:
+            rows += [r for t in threads for wl in layers for r in _measure_peers(a, ctx, wl, t)]
         for t in threads:
             p1 = peak_mod.measure(target, runner, _settings(a, t), [t], seed=a.seed, log=log)
             peak = p1 if peak is None else peak_mod.merge(peak, p1, passes=False)
             for wl in layers:
                 rows += [_measure_job(a, ctx, j, t) for j in jobs if j["wl"] is wl]
-                if peers:
-                    rows += _measure_peers(a, ctx, wl, t)
             if target.runner == "local":  # again after the layers: on a shared machine one pass may be disturbed
                 _say(a, f"measuring the peak again ({t} thread(s))")
                 peak = peak_mod.merge(peak, peak_mod.measure(target, runner, _settings(a, t), [t], seed=a.seed,
                                                              log=log), passes=False)
                 peak["passes"] = 2
-        rows.sort(key=lambda r: (r["threads"], [w.name for w in layers].index(r["workload"])))
+        rows.sort(key=lambda r: (r["threads"], [w.name for w in layers].index(r["workload"]),
+                                 {"tvmq": 0, "metaschedule": 1}.get(r["impl"], 2)))
         if "metaschedule" in peers and not any(r["impl"] == "metaschedule" for r in rows):
             notes.append("MetaSchedule: no `tuner=metaschedule` records for these layers in the logs "
                          "(make them with `tvmq tune --tuner metaschedule`, or bench `--trials N`).")
@@ -143,12 +146,15 @@ def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
         perf = _perf(a, ctx) if a.perf else None
     finally:
         runner.close()
+    check = _peer_alone_check(a, ctx, rows, layers, threads) if "ort" in peers else None
+    if check:
+        notes.append(check["note"])
     meta = dict(target=target.name, target_json=target.target, suite=a.suite, variants=variants, peers=peers,
                 threads=threads, runner=runner.label, logs=str(log_src) if log_src else None, records=len(records),
                 settings={k: getattr(a, k) for k in ("number", "repeat", "min_repeat_ms", "timeout", "flush_cache",
                                                        "seed")},
                 machine=_machine(), date=datetime.datetime.now().isoformat(timespec="seconds"),
-                bench_s=round(time.time() - t_start, 1), notes=notes)
+                bench_s=round(time.time() - t_start, 1), notes=notes, peer_alone_check=check)
     curves = tuning_curves(records, target, layers)
     write_outputs(out, rows, peak, meta, layers, ctx["builds"], curves, perf, plots=not a.no_plots)
     if a.json:
@@ -166,6 +172,23 @@ def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
         print(f"tvmq bench: warning: {len(bad)} measurement(s) failed or did not verify (see status/error)",
               file=sys.stderr)
     return 0
+
+
+def _peer_alone_check(a, ctx, rows, layers, threads) -> dict | None:
+    """onnxruntime's Conv on the last layer timed again once every TVM worker is gone: the bench's figure
+    should agree with it (within 15%), else the peers were disturbed."""
+    wl, t = layers[-1], max(threads)
+    bench_row = next((r for r in rows if r["variant"] == "ort.conv" and r["workload"] == wl.name and
+                      r["threads"] == t and r.get("best_ms")), None)
+    alone = next((r for r in _measure_peers(a, dict(ctx, peers=["ort"]), wl, t) if r["variant"] == "ort.conv"), None)
+    if not bench_row or not alone or not alone.get("best_ms"):
+        return None
+    ratio = alone["best_ms"] / bench_row["best_ms"]
+    verdict = "agrees" if abs(ratio - 1) <= 0.15 else "DISAGREES (the peers were disturbed: rerun on a quiet machine)"
+    return dict(workload=wl.name, threads=t, bench_gflops=bench_row["gflops"], alone_gflops=alone["gflops"],
+                ratio=ratio, note=f"onnxruntime fp32 Conv on {wl.name} at {t} thread(s): {bench_row['gflops']:.1f} "
+                                  f"GFLOPS in the bench, {alone['gflops']:.1f} timed again alone after it "
+                                  f"({ratio:.2f}x): {verdict}.")
 
 
 def _machine() -> dict:
