@@ -14,6 +14,7 @@ from .result import BuildResult
 from ..space import Space
 from ..templates import InvalidConfig, instantiate
 from ..workload import ConvWorkload
+from .cross import asm
 from .lower import compile_mod
 
 
@@ -38,14 +39,20 @@ def build_one(task_dict: dict, cfg: dict, out_dir: str) -> dict:
     except Exception as e:  # noqa: BLE001 - any compiler failure is data
         return dict(status="build_error", error=f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:400]}",
                     compile_s=time.time() - t0)
-    return dict(status="ok", lib_path=path, compile_s=time.time() - t0)
+    out = dict(status="ok", lib_path=path, compile_s=time.time() - t0)
+    if task_dict.get("asm"):
+        with open(path + ".s", "w") as f:
+            f.write(asm(ex))
+        out["asm_path"] = path + ".s"
+    return out
 
 
 class Builder:
     """Compiles candidates in ``workers`` separate processes, each bounded by ``timeout_s``."""
 
-    def __init__(self, workers: int = 2, timeout_s: float = 120.0, out_dir: str | None = None):
+    def __init__(self, workers: int = 2, timeout_s: float = 120.0, out_dir: str | None = None, asm: bool = False):
         self.workers = workers
+        self.asm = asm  # also keep each kernel's assembly (for the performance model)
         self.timeout_s = timeout_s
         self._tmp = tempfile.TemporaryDirectory(prefix="tvmq-build-") if out_dir is None else None
         self.out_dir = out_dir or self._tmp.name
@@ -59,7 +66,7 @@ class Builder:
         return self._pool
 
     def build(self, task, configs: list[dict]) -> list[BuildResult]:
-        td = task.to_dict()
+        td = dict(task.to_dict(), asm=self.asm)
         futures = [self._executor().submit(build_one, td, cfg, self.out_dir) for cfg in configs]
         out = []
         for cfg, fut in zip(configs, futures):

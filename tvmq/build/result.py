@@ -14,3 +14,4 @@ class BuildResult:
     lib_path: str | None = None
     error: str = ""
     compile_s: float = 0.0
+    asm_path: str | None = None  # the kernel's assembly, when the builder was asked for it (performance model)

@@ -37,6 +37,10 @@ def add_arguments(p):
     p.add_argument("--transfer", action="store_true",
                    help="start from other machines' records: measure their best configs of this (and similar) "
                         "workloads first, and train the cost model on all machines' records")
+    p.add_argument("--measure", default="run", choices=("run", "model"),
+                   help="run: time every candidate for real; model: rank them by the core's performance model "
+                        "(llvm-mca, no board needed), then run and verify the best --verify-top for real")
+    p.add_argument("--verify-top", type=int, default=4, help="with --measure model: configs verified for real")
     p.add_argument("--json", help="write the results as a JSON list")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_measure_args(p)
@@ -49,7 +53,7 @@ def run(a):
     tasks = [Task.make(wl, v.strip(), target) for wl in layers for v in a.variants.split(",") if v.strip()]
     opts = TuneOptions(trials=a.trials, tuner=a.tuner, batch_size=a.batch_size, early_stopping=a.early_stopping,
                        resume=a.resume, warm_start=not a.no_warm_start, transfer=a.transfer, seed=a.seed,
-                       progress=not a.quiet)
+                       progress=not a.quiet, measure=a.measure, verify_top=a.verify_top)
     settings = measure_settings(a)
     runner = make_runner(target, rpc_settings(a, target))
     try:
@@ -58,12 +62,15 @@ def run(a):
         results = tune_tasks(tasks, opts, settings, runner, machine, log_path, a.logs)
     finally:
         runner.close()
-    rows = rows_from_results(results, a.tuner, runner.label)
+    rows = rows_from_results(results, a.tuner, runner.label if a.measure == "run" else f"model+{runner.label}")
     add_speedups(rows)
     emu = " (EMULATED: timings are qemu's, not a real board's)" if runner.label == "rpc-emulated" else ""
+    if a.measure == "model":
+        emu += (f"; candidates ranked by the performance model (MODELLED times in the log), the best {a.verify_top} "
+                "run and verified for real: best_ms below is measured")
     print(f"\ntarget {target.name} {json.dumps(target.target, sort_keys=True)}, tuner {a.tuner}, "
           f"{settings.threads} threads, log {log_path}{emu}\nmeasured on {machine.describe()}")
-    print(text_table(rows, COLUMNS))
+    print(text_table(rows, COLUMNS + (["modelled_ms"] if a.measure == "model" else [])))
     print(explore_footer(a.workload, rows, target.name))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,7 @@ def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, tria
         "compile_s": round(result.compile_s, 4),
         "runner": runner,
         "emulated": machine.emulated or runner == "rpc-emulated",
+        "modelled": runner == "model",  # a performance model's estimate: it ranks, it never chooses
         "tuner": tuner,
         "trial": trial,
         "settings": settings.to_dict(),

@@ -59,7 +59,8 @@ def _fits(r: dict, space) -> bool:
 def choose(task, records: list[dict], machine: Machine, threads: int | None = None, transfer: bool = False,
            tuner: str | None = None) -> Choice:
     """The best record of ``task`` for ``machine`` (at ``threads`` when given), optionally from one tuner."""
-    cands = [r for r in records if _same_task(r, task) and (tuner is None or r.get("tuner") == tuner)]
+    cands = [r for r in records if _same_task(r, task) and (tuner is None or r.get("tuner") == tuner)
+             and not r.get("modelled")]  # a model's estimates rank candidates, they never choose one
     if not machine.emulated:  # emulated times never choose a schedule for a real machine or board
         cands = [r for r in cands if not r.get("emulated")]
     mine = [r for r in cands if record_kind(r) == machine.kind and _same_target(r, task)]
@@ -106,6 +107,7 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
     space = task.space()
     pool = [r for r in records if r.get("status") == "ok" and r.get("variant") == task.variant
             and r.get("template") == task.template and record_kind(r) != machine.kind and not r.get("emulated")
+            and not r.get("modelled")
             and _fits(r, space)]
     groups: dict[tuple, list[dict]] = {}
     for r in pool:

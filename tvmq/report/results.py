@@ -54,6 +54,8 @@ def rows_from_results(results, tuner: str, runner: str) -> list[dict]:
     for res in results:
         row = result_row(res.task, res.best_time, res.trials, res.tuning_s, res.best_config is not None,
                          res.best_err, tuner, runner, res.best_config)
+        if res.modelled_best is not None:
+            row["modelled_ms"] = res.modelled_best * 1e3
         if res.best_config is not None and tuner != "metaschedule":
             row["asm_counts"] = key_instructions(res.task, res.best_config)
             row["instructions"] = summary(row["asm_counts"])

@@ -27,6 +27,7 @@ class TuneResult:
     tuning_s: float = 0.0
     curve: list = field(default_factory=list)  # best GFLOPS after each trial
     statuses: dict = field(default_factory=dict)
+    modelled_best: float | None = None  # with --measure model: the model's estimate of its best (seconds)
 
     @property
     def gflops(self) -> float:

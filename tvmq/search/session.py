@@ -7,13 +7,17 @@ machine has no record of it, and the driver's propose-measure-append loop.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TvmqError
 from ..record import log as recordlog
+from ..record.log import median_time
 from ..record.select import transfer_seeds
+from ..run.mca import ModelRunner, model_for, model_machine
+from ..space import config_key
 from . import ALL_TUNERS, make_tuner
 from .driver import Measurer, TuneResult, tune
 from .metaschedule import tune_metaschedule
@@ -32,12 +36,16 @@ class TuneOptions:
     transfer: bool = False
     seed: int = 0
     progress: bool = True
+    measure: str = "run"  # run: real measurements; model: rank by the performance model, verify the best for real
+    verify_top: int = 4  # with measure=model: how many of the model's best are run and verified for real
 
     def __post_init__(self):
         if self.tuner not in ALL_TUNERS:
             raise TvmqError(f"unknown tuner {self.tuner!r}; valid tuners are {ALL_TUNERS}")
         if self.trials < 1:
             raise TvmqError(f"--trials must be >= 1, got {self.trials}")
+        if self.measure not in ("run", "model"):
+            raise TvmqError(f"--measure must be run or model, got {self.measure!r}")
         if self.batch_size < 1:
             raise TvmqError(f"--batch-size must be >= 1, got {self.batch_size}")
 
@@ -65,10 +73,13 @@ def tune_tasks(tasks, opts: TuneOptions, settings, runner, machine, log_path, lo
     from ..build import Builder  # starts compile workers: only when there is something to tune
 
     out = []
-    builder = Builder(settings.build_workers, settings.build_timeout_s)
+    builder = Builder(settings.build_workers, settings.build_timeout_s, asm=opts.measure == "model")
     try:
         for task in tasks:
-            res = _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder)
+            if opts.measure == "model":
+                res = _tune_modelled(task, opts, settings, runner, machine, log_path, prior, db, builder)
+            else:
+                res = _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder)
             out.append(res)
             if on_result:
                 on_result(res)
@@ -77,7 +88,7 @@ def tune_tasks(tasks, opts: TuneOptions, settings, runner, machine, log_path, lo
     return out
 
 
-def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder) -> TuneResult:
+def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder, runner_label=None) -> TuneResult:
     key = task.measure_key(machine.kind, settings.threads)
     tuner = make_tuner(opts.tuner, task.space(), seed=opts.seed, threads=settings.threads, machine=machine)
     if opts.warm_start:
@@ -91,11 +102,51 @@ def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builde
             print(f"tvmq tune: {task.workload.name} {task.variant}: transfer: measuring {len(seeds)} config(s) "
                   "from other machines' records first", file=sys.stderr)
     res = tune(task, tuner, Measurer(task, builder, runner, settings), opts.trials, log_path, opts.batch_size,
-               opts.resume, opts.early_stopping, settings, runner.label, opts.progress, prior, machine, seeds)
+               opts.resume, opts.early_stopping, settings, runner_label or runner.label, opts.progress, prior, machine,
+               seeds)
     if res.best_config is None:
         print(f"tvmq: warning: no candidate of {task.workload.name} {task.variant} verified ({res.statuses})",
               file=sys.stderr)
     return res
+
+
+def _tune_modelled(task, opts, settings, runner, machine, log_path, prior, db, builder) -> TuneResult:
+    """Rank by the performance model (records labelled modelled), then run and verify the model's
+    ``verify_top`` best configs on the real runner; the result is the best verified one."""
+    model = model_for(task.target)
+    mrunner = ModelRunner(model, task)
+    mmachine = model_machine(model, task.target)
+    ranked = _tune_one(task, opts, settings, mrunner, mmachine, log_path, prior, db, builder, "model")
+    mkey = task.measure_key(mmachine.kind, settings.threads)
+    est = {config_key(r["config"]): median_time(r) for r in recordlog.read(log_path) if r.get("task_key") == mkey}
+    top = [json.loads(k) for k, _ in sorted(est.items(), key=lambda kv: kv[1])[: opts.verify_top]]
+    if opts.progress:
+        print(f"tvmq tune: {task.workload.name} {task.variant}: verifying the model's {len(top)} best on "
+              f"{runner.label}", file=sys.stderr)
+    real = tune(task, _Fixed(top), Measurer(task, builder, runner, settings), len(top), log_path, len(top) or 1,
+                False, None, settings, runner.label, opts.progress, prior, machine)
+    real.trials, real.tuning_s = ranked.trials + real.trials, ranked.tuning_s + real.tuning_s
+    real.modelled_best = ranked.best_time if ranked.best_time < float("inf") else None
+    return real
+
+
+class _Fixed:
+    """A 'tuner' that proposes a fixed list once (the model's picks, to verify)."""
+
+    name = "model-verify"
+
+    def __init__(self, cfgs):
+        self.cfgs, self.done = list(cfgs), set()
+
+    def next_batch(self, n):
+        out, self.cfgs = self.cfgs[:n], self.cfgs[n:]
+        return out
+
+    def seen(self, cfg):
+        return config_key(cfg) in self.done
+
+    def update(self, cfgs, scores):
+        self.done.update(config_key(c) for c in cfgs)
 
 
 def _metaschedule(tasks, opts, settings, runner, log_path, on_result) -> list[TuneResult]:
