@@ -68,6 +68,7 @@ def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, tria
         "max_abs_err": result.max_abs_err,
         "compile_s": round(result.compile_s, 4),
         "runner": runner,
+        "board": getattr(result, "board", None) or machine.board,
         "emulated": machine.emulated or runner == "rpc-emulated",
         "modelled": runner == "model",  # a performance model's estimate: it ranks, it never chooses
         "tuner": tuner,

@@ -27,6 +27,7 @@ class RunResult:
     error: str = ""
     max_abs_err: float | None = None
     compile_s: float = 0.0
+    board: str | None = None  # the RPC server ("host:port") that measured it
 
     @property
     def ok(self) -> bool:

@@ -48,6 +48,8 @@ class _Job:
     board_failed: bool = False  # the session failed: maybe the kernel, maybe the board
     no_server: str | None = None  # no server within wait_s: the board is gone
     abandoned: bool = False
+    board: str | None = None  # the server the tracker gave it
+    tries: int = 0  # a candidate whose board failed under it is run once more (on any board with the key)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -116,7 +118,7 @@ class RPCRunner(Runner):
         b = job.build
         try:
             try:
-                sess = tracker.request(self.rpc.tracker_host, self.rpc.tracker_port, self.rpc.key,
+                sess, job.board = tracker.request_server(self.rpc.tracker_host, self.rpc.tracker_port, self.rpc.key,
                                        priority=self.rpc.priority, session_timeout=self._session_timeout(settings),
                                        wait_s=self.wait_s, connect_timeout=min(10.0, self.rpc.connect_timeout_s))
             except tracker.TrackerError as e:
@@ -152,6 +154,8 @@ class RPCRunner(Runner):
         except Exception as e:  # noqa: BLE001  (verifier bugs etc.: record, do not lose the run)
             job.result = RunResult("run_error", error=f"{type(e).__name__}: {one_line(e)}", compile_s=b.compile_s)
         finally:
+            if job.result is not None:
+                job.result.board = job.board
             job.done.set()
 
     # -- the batch --------------------------------------------------------------------
@@ -174,11 +178,12 @@ class RPCRunner(Runner):
         parallel = max(1, min(self.parallel or n_servers, n_servers, len(todo)))
         budget = self._session_timeout(settings) + 10.0  # the board itself should end it first
         pending = list(todo)
+        retry: dict[int, int] = {}
         active: list[_Job] = []
         while pending or active:
             while pending and len(active) < parallel and not self.lost:
                 idx = pending.pop(0)
-                job = _Job(idx, builds[idx])
+                job = _Job(idx, builds[idx], tries=retry.get(idx, 0))
                 threading.Thread(target=self._measure, args=(job, verifier, settings), daemon=True,
                                  name=f"tvmq-rpc-{job.idx}").start()
                 active.append(job)
@@ -201,6 +206,12 @@ class RPCRunner(Runner):
                         if self.lost:  # the server died under this candidate and stayed away
                             job.result.error = (BOARD_ERROR_PREFIX + "the RPC server went away during this "
                                                 f"candidate ({job.result.error}) and did not come back")
+                        elif job.tries == 0:  # the board or the kernel? Run it once more, on any board
+                            print(f"tvmq rpc: #{job.idx}: the session on {job.board} failed ({job.result.error}); "
+                                  "running it again", file=sys.stderr)
+                            results[job.idx] = None
+                            pending.insert(0, job.idx)
+                            retry[job.idx] = 1
                 elif job.t_run is not None and time.monotonic() - job.t_run > budget:
                     job.abandoned = True  # its thread stays blocked on the socket until the board ends it
                     active.remove(job)

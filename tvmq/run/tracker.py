@@ -87,9 +87,14 @@ def wait_for_key(host: str, port: int, key: str, wait_s: float, n: int = 1, poll
         time.sleep(poll_s)
 
 
-def request(host: str, port: int, key: str, *, priority: int = 1, session_timeout: float = 0,
-            wait_s: float = 60.0, connect_timeout: float = 10.0):
-    """Ask the tracker for a server with ``key`` and connect to it: an RPCSession.
+def request(host: str, port: int, key: str, **kw):
+    """``request_server``'s session alone."""
+    return request_server(host, port, key, **kw)[0]
+
+
+def request_server(host: str, port: int, key: str, *, priority: int = 1, session_timeout: float = 0,
+                   wait_s: float = 60.0, connect_timeout: float = 10.0):
+    """Ask the tracker for a server with ``key`` and connect to it: (RPCSession, the server's "host:port").
 
     Waits at most ``wait_s`` for a free server (the tracker queues the request);
     on timeout the request is withdrawn (the socket closes) and TrackerError says so.
@@ -113,7 +118,7 @@ def request(host: str, port: int, key: str, *, priority: int = 1, session_timeou
         raise TrackerError(f"the RPC tracker at {host}:{port} refused key {key!r}: {value!r}")
     url, sport, matchkey = value[1]
     try:
-        return rpc.connect(url, sport, matchkey, session_timeout)
+        return rpc.connect(url, sport, matchkey, session_timeout), f"{url}:{sport}"
     except Exception as e:  # noqa: BLE001  (TVM raises RuntimeError/TVMError)
         raise TrackerError(f"the RPC server {url}:{sport} (key {key!r}) given by the tracker {host}:{port} "
                            f"refused the session: {str(e).strip().splitlines()[-1] if str(e).strip() else e}") from None
