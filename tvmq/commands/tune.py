@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 from ..explore.explorer import footer as explore_footer
+from ..export.model import ModelOptions
+from ..export.tuning import tune_model
 from ..machine import for_target
 from ..report import text_table
 from ..report.results import add_speedups, rows_from_results
 from ..search.session import TuneOptions, tune_tasks
+from ..variants import QUANTIZATIONS
 from ..targets import get_target
 from ..task import Task
 from ..workload import resolve
@@ -41,6 +44,12 @@ def add_arguments(p):
                    help="run: time every candidate for real; model: rank them by the core's performance model "
                         "(llvm-mca, no board needed), then run and verify the best --verify-top for real")
     p.add_argument("--verify-top", type=int, default=4, help="with --measure model: configs verified for real")
+    g = p.add_argument_group("a whole model (instead of --workload): --trials is the model's budget")
+    g.add_argument("--model", help="an ONNX CNN: tune the distinct kernels `export --model` would build")
+    g.add_argument("--quantize", default="none", choices=list(QUANTIZATIONS), help="as for export (default none)")
+    g.add_argument("--bits", type=int, default=None, help="codebook index bits, as for export")
+    g.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop the model's tuning after S s")
+    g.add_argument("--random-weights", type=int, default=None, metavar="SEED", help="as for export")
     p.add_argument("--json", help="write the results as a JSON list")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_measure_args(p)
@@ -48,6 +57,8 @@ def add_arguments(p):
 
 
 def run(a):
+    if a.model:
+        return _run_model(a)
     target = get_target(a.target)
     layers = resolve(a.workload or ("alexnet.conv3" if not a.workload_file else None), a.workload_file)
     tasks = [Task.make(wl, v.strip(), target) for wl in layers for v in a.variants.split(",") if v.strip()]
@@ -75,4 +86,32 @@ def run(a):
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _run_model(a):
+    target = get_target(a.target)
+    opts = TuneOptions(trials=a.trials, tuner=a.tuner, batch_size=a.batch_size, resume=a.resume,
+                       warm_start=not a.no_warm_start, transfer=a.transfer, seed=a.seed, progress=not a.quiet)
+    mopts = ModelOptions(quantize=a.quantize, bits=a.bits, random_weights=a.random_weights)
+    settings = measure_settings(a)
+    runner = make_runner(target, rpc_settings(a, target))
+    try:
+        machine = for_target(target, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
+        log_path = Path(a.log or f"autotune_logs/{machine.kind}/{target.name}.jsonl")
+        summary = tune_model(a.model, mopts, target, opts, settings, runner, machine, log_path, a.logs,
+                             a.time_budget, not a.quiet)
+    finally:
+        runner.close()
+    est = summary["estimate_s"]
+    print(f"\nmodel {a.model} ({a.quantize}), target {target.name}, {settings.threads} threads, log {log_path}\n"
+          f"measured on {machine.describe()}\n{summary['trials']} trials in {summary['seconds']:.0f} s; kernels' "
+          f"estimated latency " + (f"{est * 1e3:.2f} ms" if est else "- (a kernel has no verified schedule)"))
+    print(text_table(summary["tasks"], ["workload", "variant", "calls", "trials", "best_ms", "gflops"]))
+    if summary["untuned"]:
+        print(f"untuned (default schedule): {', '.join(summary['untuned'])}")
+    print(f"export it with: python -m tvmq export --model {a.model} --quantize {a.quantize} --out DIR")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(summary, indent=2, default=str))
     return 0

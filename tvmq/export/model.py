@@ -43,7 +43,7 @@ from .onnx_prep import (  # noqa: F401  (the model export's public names)
     check_supported, conv_layers, data_input, float_source_sha, gemm_to_conv, materialize, prepare,
     quantize_layers, with_weights)
 from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq run and the bench)
-from .relax_kernels import build_relax, relax_import
+from .relax_kernels import build_relax, model_variant_params, relax_import
 from ..build.cross import export_lib
 from . import manifest as M
 from . import weights as W
@@ -51,12 +51,26 @@ from . import weights as W
 
 def model_workloads(model_path, target, opts: ModelOptions) -> list:
     """The distinct convolution workloads the export would run on tvmq kernels (to tune them first)."""
+    return [wl for wl, _ in _plan_workloads(model_path, target, opts)]
+
+
+def model_tasks(model_path, target, opts: ModelOptions) -> list[tuple]:
+    """(Task, calls in the network) for each distinct kernel the export would build: exactly the tasks
+    whose records ``tvmq export --model`` then uses."""
+    from ..task import Task
+
+    found = _plan_workloads(model_path, target, opts)  # checks opts (and sets the default bits) first
+    variant, params = model_variant_params(opts)
+    return [(Task.make(wl, variant, target, **params), n) for wl, n in found]
+
+
+def _plan_workloads(model_path, target, opts: ModelOptions) -> list[tuple]:
     opts.check()
     src, prep, layers, in_name, dims, _ = prepare(model_path, opts)
     as_in, arrays = as_inputs(prep, layers)
     mod = relax_import(as_in, {in_name: [opts.batch, *dims[1:]], **{k: v[0] for k, v in arrays.items()}})
     _, plan, _ = build_relax(mod, layers, opts, target, [], dry=True)
-    return list(plan.workloads.values())
+    return [(wl, plan.counts.get(k, 1)) for k, wl in plan.workloads.items()]
 
 
 def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet: bool = False) -> dict:

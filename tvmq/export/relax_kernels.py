@@ -61,6 +61,18 @@ def _from_layout(bb, y, layout: str, c: int):
     return bb.emit(R.reshape(z, [n, c, h, w]))
 
 
+def model_variant_params(opts) -> tuple[str, dict]:
+    """(variant, operator parameters) of a model's kernels for its ``--quantize`` and ``--bits``."""
+    from ..ops.codebook import PACKABLE
+
+    variant = model_variant(opts.quantize, opts.bits)
+    if variant in ("codebook", "codebook4"):
+        return variant, {"bits": opts.bits}
+    if variant == "codebook_int8":
+        return variant, {"bits": opts.bits, **({} if opts.bits in PACKABLE else {"planar": 0})}
+    return variant, {}
+
+
 class _Plan:
     """Decides, per conv2d call, kernel or fallback; collects kernels, new inputs and their arrays."""
 
@@ -76,6 +88,7 @@ class _Plan:
         self.layer_rows: list[dict] = []
         self.dry = False  # only collect the kernels' workloads (model_workloads)
         self.workloads: dict[str, object] = {}
+        self.counts: dict[str, int] = {}  # workload key -> kernel calls in the network (groups count each)
 
     def new_input(self, name, arr, role, layer):
         from tvm import relax
@@ -85,15 +98,7 @@ class _Plan:
         return v
 
     def _variant(self):
-        variant = model_variant(self.opts.quantize, self.opts.bits)
-        params = {}
-        if variant in ("codebook", "codebook4"):
-            params = {"bits": self.opts.bits}
-        elif variant == "codebook_int8":
-            from ..ops.codebook import PACKABLE
-
-            params = {"bits": self.opts.bits, **({} if self.opts.bits in PACKABLE else {"planar": 0})}
-        return variant, params
+        return model_variant_params(self.opts)
 
     def _fits(self, wl) -> str | None:
         """None if tvmq's search space has a schedule for ``wl``, else why not."""
@@ -167,6 +172,7 @@ class _Plan:
         if self.dry:
             if wl is not None:
                 self.workloads.setdefault(wl.key, wl)
+                self.counts[wl.key] = self.counts.get(wl.key, 0) + max(1, len(groups) if groups else 1)
             return call
         if wl is None:
             return self.fallback(bb, call, L, groups)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..record import log as recordlog
+from ..run.base import RunResult
 from ..variants import rate_unit
 from ..machine import this_machine
 from ..run.verify import TaskVerifier
@@ -72,10 +73,9 @@ class Progress:
             print(file=sys.stderr)
 
 
-def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, resume: bool = False,
-         early_stopping: int | None = None, settings=None, runner_label: str = "local", progress=True,
-         prior_records: list | None = None, machine=None, seeds: list | None = None) -> TuneResult:
-    """Tune ``task`` for ``trials`` measurements (resumed ones count), appending records to ``log_path``.
+class TuneSession:
+    """One task's tuning, steppable: ``step(n)`` measures up to ``n`` more candidates (the task
+    scheduler of a whole model interleaves sessions); ``tune`` runs one to its budget.
 
     ``measure(cfgs) -> list[RunResult]`` does the timing, so tests pass a fake. ``machine`` is who
     measures (records name it; default this CPU). ``seeds`` are measured first (transfer tuning:
@@ -83,60 +83,88 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
     measured again; those that failed because of the kernel are not.
     """
 
-    machine = machine or this_machine()
-    threads = settings.threads if settings is not None else None
-    key = task.measure_key(machine.kind, threads)
-    flops = task.workload.flops
-    res = TuneResult(task)
-    t0 = time.time()
-    best = 0.0
+    def __init__(self, task, tuner, measure, log_path=None, batch_size: int = 8, resume: bool = False,
+                 settings=None, runner_label: str = "local", prior_records: list | None = None, machine=None,
+                 seeds: list | None = None):
+        self.task, self.tuner, self.measure, self.log_path = task, tuner, measure, log_path
+        self.batch_size, self.settings, self.runner_label = batch_size, settings, runner_label
+        self.machine = machine or this_machine()
+        self.flops = task.workload.flops
+        self.res = TuneResult(task)
+        self.exhausted = False
+        self._t0 = time.time()
+        self._pending = []
+        if resume and log_path:
+            key = task.measure_key(self.machine.kind, settings.threads if settings is not None else None)
+            old = [r for r in (prior_records if prior_records is not None else recordlog.read(log_path))
+                   if r.get("task_key") == key and r.get("tuner") == tuner.name and r.get("failure") != "board"]
+            for r in old:
+                rr = RunResult(r["status"], r["times"], r.get("error", ""), r.get("max_abs_err"))
+                self._account(r["config"], rr)
+                tuner.update([r["config"]], [self.flops / rr.median if rr.ok else 0.0])
+        self._pending = [c for c in (seeds or []) if not tuner.seen(c)]
 
-    def account(cfg, r):
-        nonlocal best
+    @property
+    def best_rate(self) -> float:
+        return self.flops / self.res.best_time / 1e9 if self.res.best_time < float("inf") else 0.0
+
+    def _account(self, cfg, r):
+        res = self.res
         res.trials += 1
         res.statuses[r.status] = res.statuses.get(r.status, 0) + 1
         if r.status == "ok" and r.median < res.best_time:
             res.best_time, res.best_config, res.best_err = r.median, cfg, r.max_abs_err
-        best = flops / res.best_time / 1e9 if res.best_time < float("inf") else 0.0
-        res.curve.append(best)
+        res.curve.append(self.best_rate)
 
-    if resume and log_path:
-        from ..run.base import RunResult
+    def step(self, n: int) -> int:
+        """Measure one batch of at most ``n`` new candidates (records appended as they finish);
+        returns how many were measured (0: the space is exhausted)."""
+        if self._pending:
+            batch, self._pending = self._pending[:n], self._pending[n:]
+        else:
+            batch = self.tuner.next_batch(n)
+        batch = [c for c in batch if not self.tuner.seen(c)]
+        if not batch:
+            self.exhausted = True
+            return 0
+        results = self.measure(batch)
+        for cfg, r in zip(batch, results):
+            self._account(cfg, r)
+            self.res.new_trials += 1
+            if self.log_path:
+                recordlog.append(self.log_path, recordlog.make_record(
+                    self.task, cfg, r, self.runner_label, self.settings, self.tuner.name, self.res.trials,
+                    self.machine))
+        self.tuner.update(batch, [self.flops / r.median if r.ok else 0.0 for r in results])
+        self.res.tuning_s = time.time() - self._t0
+        return len(batch)
 
-        old = [r for r in (prior_records if prior_records is not None else recordlog.read(log_path))
-               if r.get("task_key") == key and r.get("tuner") == tuner.name and r.get("failure") != "board"]
-        for r in old:
-            rr = RunResult(r["status"], r["times"], r.get("error", ""), r.get("max_abs_err"))
-            account(r["config"], rr)
-            tuner.update([r["config"]], [flops / rr.median if rr.ok else 0.0])
+    @property
+    def failures(self) -> int:
+        return sum(v for k, v in self.res.statuses.items() if k != "ok")
+
+
+def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, resume: bool = False,
+         early_stopping: int | None = None, settings=None, runner_label: str = "local", progress=True,
+         prior_records: list | None = None, machine=None, seeds: list | None = None) -> TuneResult:
+    """Tune ``task`` for ``trials`` measurements (resumed ones count), appending records to ``log_path``
+    (see ``TuneSession``); stops early after ``early_stopping`` trials without a gain."""
+    s = TuneSession(task, tuner, measure, log_path, batch_size, resume, settings, runner_label, prior_records,
+                    machine, seeds)
     bar = Progress(f"{task.workload.name} {task.variant}", trials, progress, rate_unit(task.variant))
     since_best = 0
-    pending = [c for c in (seeds or []) if not tuner.seen(c)]
-    while res.trials < trials:
-        n = min(batch_size, trials - res.trials)
-        if pending:
-            batch, pending = pending[:n], pending[n:]
-        else:
-            batch = tuner.next_batch(n)
-        batch = [c for c in batch if not tuner.seen(c)]
-        if not batch:
+    while s.res.trials < trials:
+        prev = s.res.best_time
+        n = s.step(min(batch_size, trials - s.res.trials))
+        if not n:
             break  # space exhausted
-        results = measure(batch)
-        prev = res.best_time
-        for cfg, r in zip(batch, results):
-            account(cfg, r)
-            res.new_trials += 1
-            if log_path:
-                recordlog.append(log_path, recordlog.make_record(task, cfg, r, runner_label, settings, tuner.name,
-                                                                  res.trials, machine))
-        tuner.update(batch, [flops / r.median if r.ok else 0.0 for r in results])
-        bar.update(res.trials, best, sum(v for k, v in res.statuses.items() if k != "ok"))
-        since_best = 0 if res.best_time < prev else since_best + len(batch)
+        bar.update(s.res.trials, s.best_rate, s.failures)
+        since_best = 0 if s.res.best_time < prev else since_best + n
         if early_stopping and since_best >= early_stopping:
             break
     bar.close()
-    res.tuning_s = time.time() - t0
-    return res
+    s.res.tuning_s = time.time() - s._t0
+    return s.res
 
 
 def curve_to_fraction(curve: list, frac: float = 0.9) -> int | None:

@@ -19,7 +19,7 @@ from ..record.select import transfer_seeds
 from ..run.mca import ModelRunner, model_for, model_machine
 from ..space import config_key
 from . import ALL_TUNERS, make_tuner
-from .driver import Measurer, TuneResult, tune
+from .driver import Measurer, TuneResult, TuneSession, tune
 from .metaschedule import tune_metaschedule
 
 
@@ -88,7 +88,8 @@ def tune_tasks(tasks, opts: TuneOptions, settings, runner, machine, log_path, lo
     return out
 
 
-def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder, runner_label=None) -> TuneResult:
+def _prepare(task, opts, settings, machine, prior, db):
+    """(tuner, seeds) for ``task``: warm-started from the database, with transfer seeds where asked."""
     key = task.measure_key(machine.kind, settings.threads)
     tuner = make_tuner(opts.tuner, task.space(), seed=opts.seed, threads=settings.threads, machine=machine)
     if opts.warm_start:
@@ -101,6 +102,18 @@ def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builde
         if opts.progress:
             print(f"tvmq tune: {task.workload.name} {task.variant}: transfer: measuring {len(seeds)} config(s) "
                   "from other machines' records first", file=sys.stderr)
+    return tuner, seeds
+
+
+def make_session(task, opts, settings, runner, machine, log_path, prior, db, builder) -> TuneSession:
+    """A steppable tuning session of ``task`` (the model scheduler interleaves them)."""
+    tuner, seeds = _prepare(task, opts, settings, machine, prior, db)
+    return TuneSession(task, tuner, Measurer(task, builder, runner, settings), log_path, opts.batch_size,
+                       opts.resume, settings, runner.label, prior, machine, seeds)
+
+
+def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder, runner_label=None) -> TuneResult:
+    tuner, seeds = _prepare(task, opts, settings, machine, prior, db)
     res = tune(task, tuner, Measurer(task, builder, runner, settings), opts.trials, log_path, opts.batch_size,
                opts.resume, opts.early_stopping, settings, runner_label or runner.label, opts.progress, prior, machine,
                seeds)
