@@ -331,7 +331,7 @@ def calibrate(model_deq, layers: list[ConvLayer], x: np.ndarray):
         if t not in outs and t != dname:
             m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
     wanted = [t for t in names if t != dname]
-    vals = dict(zip(wanted, ort_run(m, x, wanted))) if wanted else {}
+    vals = dict(zip(wanted, ort_run(m, x, wanted, what="calibration"))) if wanted else {}
     vals[dname] = x
     for L in layers:
         v = vals[L.data_input]

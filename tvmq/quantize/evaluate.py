@@ -55,17 +55,32 @@ def session(model):
         raise TvmqError(f"MODEL: onnxruntime cannot load the model ({str(e).splitlines()[0][:200]})") from None
 
 
-def run(model, x: np.ndarray, outputs=None, batch: int = 256) -> list[np.ndarray]:
-    """Model outputs (all, or the named ones) for ``x``, batch by batch."""
+def fixed_batch(model) -> int | None:
+    """The batch size the model's data input fixes (e.g. 1 in the onnx package's light models), or None."""
+    dims = _data_input(model).type.tensor_type.shape.dim
+    return dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+
+
+def run(model, x: np.ndarray, outputs=None, batch: int = 256, what: str = "--eval") -> list[np.ndarray]:
+    """Model outputs (all, or the named ones) for ``x``, batch by batch (the model's own batch size when it
+    fixes one; a short last batch is padded, its padding dropped). ``what`` names the step in errors."""
     sess = session(model)
     name = _data_input(model).name
-    parts = []
+    fixed = fixed_batch(model)
+    batch = fixed or batch
+    parts, counts = [], []
     try:
         for i in range(0, len(x), batch):
-            parts.append(sess.run(outputs, {name: x[i:i + batch]}))
+            chunk = x[i:i + batch]
+            n = len(chunk)
+            if fixed and n < fixed:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
+            parts.append(sess.run(outputs, {name: chunk}))
+            counts.append(n)
     except Exception as e:
-        raise TvmqError(f"--eval: onnxruntime failed on the dataset ({str(e).splitlines()[0][:200]})") from None
-    return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
+        raise TvmqError(f"{what}: onnxruntime failed on {len(x)} sample(s) in batches of {batch} "
+                        f"({str(e).splitlines()[0][:200]})") from None
+    return [np.concatenate([p[j][:n] for p, n in zip(parts, counts)]) for j in range(len(parts[0]))]
 
 
 def top1(model, x: np.ndarray, y: np.ndarray) -> float:
