@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import TvmqError
+from ..machine import this_machine
 from ..record import log as recordlog
 from ..targets import TargetInfo, get_target
 from ..task import Task
@@ -18,14 +19,17 @@ SKIP_TUNERS = ("metaschedule",)
 
 
 def load(logs: str | Path, workload, variant: str, target_name: str) -> list[dict]:
-    """Records of (workload, variant, target name) under ``logs``, whatever machine measured them."""
+    """Records of (workload, variant, target name) under ``logs``: this machine's where it has any,
+    else whatever machine measured them (the output says whose)."""
     path = Path(logs)
     if not path.exists():
         raise TvmqError(f"no tuning logs at {str(path)!r}")
     recs = [r for r in recordlog.read_dir(path, warn=False)
             if r.get("workload_key") == workload.key and r["variant"] == variant
-            and r.get("target_name", target_name) == target_name]
-    return recs
+            and r.get("target_name", target_name) == target_name and not r.get("modelled")]
+    here = this_machine().kind
+    mine = [r for r in recs if r.get("machine_kind") == here]
+    return mine or recs
 
 
 def main_target(records: list[dict]) -> dict | None:
