@@ -17,7 +17,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EDGE="${TVMQ_EDGE_DIR:-$REPO/.edge}"
 STAMP="$EDGE/setup.stamp"
 WRAPPER="$EDGE/bin/python-aarch64"
-APT_PKGS="qemu-user-static gcc-aarch64-linux-gnu g++-aarch64-linux-gnu"
+APT_PKGS="qemu-user-static gcc-aarch64-linux-gnu g++-aarch64-linux-gnu llvm"  # llvm: llvm-mca, the edge performance model
 # arm64 packages that make a working python3.11 (dpkg -x, no maintainer scripts)
 SYSROOT_PKGS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libstdc++6 libgcc-s1
   zlib1g libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5 libsqlite3-0 libncursesw6 libtinfo6 libreadline8
@@ -30,7 +30,7 @@ WANT="recipe=$RECIPE tvm=$TVM_VERSION ffi=$FFI_VERSION"
 log() { echo "setup_edge: $*" >&2; }
 die() { echo "setup_edge: error: $*" >&2; exit 1; }
 
-have_tools() { command -v qemu-aarch64-static >/dev/null && command -v aarch64-linux-gnu-g++ >/dev/null; }
+have_tools() { command -v qemu-aarch64-static >/dev/null && command -v aarch64-linux-gnu-g++ >/dev/null && command -v llvm-mca >/dev/null; }
 
 FORCE=0
 [[ "${1:-}" == "--force" ]] && FORCE=1
@@ -61,7 +61,7 @@ if ! have_tools || ! arm64_known; then
   apt-get update -qq
   log "apt-get install $APT_PKGS"
   apt-get install -y -qq --no-install-recommends $APT_PKGS >/dev/null
-  have_tools || die "qemu-aarch64-static or aarch64-linux-gnu-g++ still missing after apt-get install"
+  have_tools || die "qemu-aarch64-static, aarch64-linux-gnu-g++ or llvm-mca still missing after apt-get install"
 fi
 
 # 2. arm64 Python sysroot -----------------------------------------------------
