@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TvmqError
+from ..machine import this_machine
+from ..variants import is_integer
 from . import kernel, records, roofline, view
 
 
@@ -31,7 +33,7 @@ def explore(workload: str, variant: str, target: str, logs: str | Path, config: 
     if not mine and (config == "best" or diff == "best" or space_out):
         raise TvmqError(f"no records of {task.workload.name} {variant} on target {target} under {logs} "
                         "(use --config default or --config JSON to see a schedule without records)")
-    peak = None
+    peak = _measured_peak(mine, variant)
     if peak_gflops or bandwidth_gbs:
         dflt = roofline.estimate_peak(task.target.target, variant, True)
         peak = roofline.Peak(peak_gflops or dflt.gflops, bandwidth_gbs or dflt.bandwidth_gbs,
@@ -52,6 +54,17 @@ def explore(workload: str, variant: str, target: str, logs: str | Path, config: 
 
         parts.append(page.write(space_out, mine, task, machine, a, heatmap))
     return "\n\n".join(parts)
+
+
+def _measured_peak(recs: list[dict], variant: str):
+    """The peak measured on this machine (``tvmq targets --measure-peak``), when the records are its own."""
+    here = this_machine()
+    if not recs or any(r.get("machine_kind") != here.kind for r in recs) or not here.peak_fp32_gflops:
+        return None
+    int8 = is_integer(variant) and here.peak_int8_gops
+    return roofline.Peak(here.peak_int8_gops if int8 else here.peak_fp32_gflops, roofline.BANDWIDTH_GBS,
+                         f"measured on {here.kind} ({'int8 VNNI' if int8 else 'fp32 FMA'} peak, all cores); "
+                         f"bandwidth {roofline.BANDWIDTH_GBS} GB/s (assumed)")
 
 
 def command_line(workload: str, variant: str, target: str) -> str:
