@@ -48,6 +48,17 @@ def run(tuner_name, trials=64, seed=0, **kw):
                 settings=MeasureSettings(), **kw)
 
 
+def recording():
+    """(list of measured config keys, a fake measure that appends to it)."""
+    measured = []
+
+    def counting(cfgs):
+        measured.extend(json.dumps(c, sort_keys=True) for c in cfgs)
+        return fake_measure(cfgs)
+
+    return measured, counting
+
+
 def test_every_tuner_respects_the_budget_and_never_repeats():
     for name in ("xgb", "random", "grid"):
         space = TASK.space()
@@ -109,12 +120,7 @@ def test_resume_after_interrupt(tmp_path):
     recs = recordlog.read(log)
     assert len(recs) == 16  # two finished batches are on disk
     first = {json.dumps(r["config"], sort_keys=True) for r in recs}
-    measured = []
-
-    def counting(cfgs):
-        measured.extend(json.dumps(c, sort_keys=True) for c in cfgs)
-        return fake_measure(cfgs)
-
+    measured, counting = recording()
     res = tune(TASK, RandomTuner(TASK.space(), 1), counting, 40, log, batch_size=8, resume=True, progress=False,
                settings=MeasureSettings())
     assert res.trials == 40 and len(measured) == 24
@@ -221,12 +227,7 @@ def test_resume_retries_board_failures_but_not_kernel_failures(tmp_path):
     assert [r["failure"] for r in recs] == ["board"] * 8 + ["kernel"] * 8
     board = {json.dumps(r["config"], sort_keys=True) for r in recs[:8]}
     kernel = {json.dumps(r["config"], sort_keys=True) for r in recs[8:]}
-    measured = []
-
-    def counting(cfgs):
-        measured.extend(json.dumps(c, sort_keys=True) for c in cfgs)
-        return fake_measure(cfgs)
-
+    measured, counting = recording()
     res = tune(TASK, RandomTuner(TASK.space(), 0), counting, 16, log, batch_size=8, resume=True, progress=False,
                settings=MeasureSettings())
     assert res.trials == 16 and len(measured) == 8

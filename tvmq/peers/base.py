@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..run.timing import time_callable  # noqa: F401  (peers time with it)
+from ..run.timing import Timed, time_callable  # noqa: F401  (peers time with it)
 
 
 @dataclass
-class PeerResult:
+class PeerResult(Timed):
     """One peer measurement: status, per-sample seconds, largest error vs numpy."""
 
     name: str
@@ -20,14 +20,6 @@ class PeerResult:
     error: str = ""
     threads: int = 1
     info: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def median(self) -> float:
-        return float(np.median(self.times)) if self.times else float("inf")
 
 
 def conv_inputs(wl, seed=0):

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..build.result import BuildResult  # noqa: F401  (runners take builds)
-from .timing import time_module  # noqa: F401  (runners time with it)
+from .timing import Timed, time_module  # noqa: F401  (runners time with it)
 
 BOARD_ERROR_PREFIX = "rpc: "  # a failure of the board or tracker, not of the kernel: worth retrying
 STATUSES = ("ok", "build_error", "run_error", "timeout", "wrong_result", "invalid")
 
 
 @dataclass
-class RunResult:
+class RunResult(Timed):
     """One measured candidate: status, every repeat's seconds, largest error."""
 
     status: str
@@ -28,14 +28,6 @@ class RunResult:
     max_abs_err: float | None = None
     compile_s: float = 0.0
     board: str | None = None  # the RPC server ("host:port") that measured it
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def median(self) -> float:
-        return float(np.median(self.times)) if self.times else float("inf")
 
 
 class Verifier(abc.ABC):

@@ -16,6 +16,21 @@ import time
 import numpy as np
 
 
+class Timed:
+    """What a measured result answers about its samples (``status``, ``times`` in seconds)."""
+
+    status: str
+    times: list
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.times)) if self.times else float("inf")
+
+
 def time_module(mod, dev, inputs, out_spec, settings, func="main"):
     """Run ``mod[func]`` once, return (output, per-repeat seconds).
 
