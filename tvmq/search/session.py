@@ -93,7 +93,10 @@ def _prepare(task, opts, settings, machine, prior, db):
     key = task.measure_key(machine.kind, settings.threads)
     tuner = make_tuner(opts.tuner, task.space(), seed=opts.seed, threads=settings.threads, machine=machine)
     if opts.warm_start:
-        same_machine = [r for r in db if r.get("machine_kind") == machine.kind and r.get("target") == task.target.target]
+        # This machine's records of other tasks, and the performance model's ranks for this target (a
+        # prior: a real board's first measurements then start from the model's best guesses).
+        same_machine = [r for r in db if r.get("target") == task.target.target
+                        and (r.get("machine_kind") == machine.kind or r.get("modelled"))]
         tuner.warm_start([r for r in (db if opts.transfer else same_machine)
                           if r.get("variant") == task.variant and r.get("task_key") != key])
     seeds = []
