@@ -17,7 +17,8 @@ from .commands import bench as bench_cmd
 from .commands import export as export_cmd
 from .commands import quantize as quantize_cmd
 from .commands import run_lib as run_cmd
-from .commands.common import make_runner, measure_settings, rpc_settings
+from .run.factory import make_runner
+from .run.settings import MeasureSettings, RPCSettings
 from .errors import TvmqError
 from .explore.explorer import explore as _explore
 from .machine import for_target
@@ -48,11 +49,11 @@ def tune(workload: str = "alexnet.conv3", variants: str | list = "float", target
     opts = TuneOptions(trials=trials, tuner=tuner, batch_size=a.batch_size, early_stopping=a.early_stopping,
                        resume=a.resume, warm_start=not a.no_warm_start, transfer=transfer, seed=a.seed,
                        progress=not quiet)
-    runner = make_runner(ti, rpc_settings(a, ti))
+    runner = make_runner(ti, RPCSettings.from_flags(a, ti))
     try:
         machine = for_target(ti, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
         path = Path(log or f"autotune_logs/{machine.kind}/{ti.name}.jsonl")
-        return tune_tasks(tasks, opts, measure_settings(a), runner, machine, path, a.logs)
+        return tune_tasks(tasks, opts, MeasureSettings.from_flags(a), runner, machine, path, a.logs)
     finally:
         runner.close()
 

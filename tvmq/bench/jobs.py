@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..build.lower import compile_mod
-from ..commands.common import measure_settings
+from ..run.settings import MeasureSettings
 from ..variants import is_integer
 from ..build.from_log import choice_for
 from ..build.cross import export_lib
@@ -34,9 +35,7 @@ def _say(a, msg):
 
 def _settings(a, threads: int):
     """The shared flags' MeasureSettings, at ``threads`` (bench's --threads is a list)."""
-    import argparse
-
-    return measure_settings(argparse.Namespace(**dict(vars(a), threads=threads)))
+    return MeasureSettings.from_flags(argparse.Namespace(**dict(vars(a), threads=threads)))
 
 
 def pick_record(task, records, tuner: str = "auto", machine=None, transfer: bool = False, notes=None):

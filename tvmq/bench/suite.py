@@ -15,7 +15,8 @@ import numpy as np
 from ..explore.explorer import footer as explore_footer
 from ..machine import for_target, this_machine
 from ..record.log import tvm_version
-from ..commands.common import make_runner, rpc_settings
+from ..run.factory import make_runner
+from ..run.settings import RPCSettings
 from ..report.bench_report import COLUMNS, json_rows, tuning_curves, write_outputs
 from ..search.session import TuneOptions, tune_tasks
 from ..task import Task
@@ -38,7 +39,7 @@ def _tune_first(a, target, layers, variants, peers, threads, log_dir: Path) -> P
                   f"{target.name}", file=sys.stderr)
     tasks = [Task.make(wl, v, target) for wl in layers for v in variants]
     settings = _settings(a, max(threads))
-    runner = make_runner(target, rpc_settings(a, target))
+    runner = make_runner(target, RPCSettings.from_flags(a, target))
     try:
         machine = for_target(target, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
         for tuner in tuners:
@@ -85,7 +86,7 @@ def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
     if "numpy" in peers and os.environ.get("OPENBLAS_CORETYPE"):
         notes.append(f"numpy peer: `OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}` is set here; it was unset "
                      "in the numpy peer's own process (the override halves OpenBLAS's speed on this machine).")
-    runner = make_runner(target, rpc_settings(a, target))
+    runner = make_runner(target, RPCSettings.from_flags(a, target))
     local = runner.label == "local"
     if not local:
         if len(threads) > 1:

@@ -1,9 +1,9 @@
-"""Flags shared by commands, each mapping one to one onto a settings record."""
+"""Flags shared by commands, each mapping one to one onto a settings record (``run.settings``)."""
 
 from __future__ import annotations
 
 from ..run.settings import MeasureSettings, RPCSettings
-from ..run.local import LocalRunner
+from ..run.factory import make_runner  # noqa: F401  (the commands take it from here with the flags)
 
 _MS = MeasureSettings()
 _RPC = RPCSettings()
@@ -29,9 +29,7 @@ def add_measure_args(p):
 
 
 def measure_settings(a) -> MeasureSettings:
-    return MeasureSettings(number=a.number, repeat=a.repeat, min_repeat_ms=a.min_repeat_ms, timeout_s=a.timeout,
-                           flush_cache=a.flush_cache, threads=a.threads, build_workers=a.build_workers,
-                           build_timeout_s=a.build_timeout, seed=a.seed)
+    return MeasureSettings.from_flags(a)
 
 
 def add_rpc_args(p):
@@ -43,22 +41,4 @@ def add_rpc_args(p):
 
 
 def rpc_settings(a, target) -> RPCSettings | None:
-    if not a.rpc_tracker:
-        return None
-    return RPCSettings.parse(a.rpc_tracker, a.rpc_key or target.rpc_key or _RPC.key, priority=a.rpc_priority,
-                             session_timeout_s=a.rpc_session_timeout)
-
-
-def make_runner(target, rpc: RPCSettings | None):
-    """The runner a target needs: local, or RPC (the emulated board when no tracker is given)."""
-    if rpc is None and target.runner == "rpc":
-        from ..edge import board
-
-        rpc = board.ensure_up(key=target.rpc_key)  # says so on stderr
-    if rpc is not None:
-        from ..run.rpc import RPCRunner
-
-        return RPCRunner(rpc)
-    target.check_local()
-
-    return LocalRunner()
+    return RPCSettings.from_flags(a, target)

@@ -13,10 +13,7 @@ import math
 from pathlib import Path
 
 from ..errors import TvmqError
-from ..quantize import QuantSpec
-from ..quantize import evaluate, onnx_model
-from ..quantize import evaluate
-from ..quantize import INITS, evaluate, onnx_model, sweep
+from ..quantize import INITS, QuantSpec, evaluate, onnx_model, sweep
 
 
 def add_arguments(p):

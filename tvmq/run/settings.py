@@ -55,6 +55,13 @@ class MeasureSettings:
     def to_dict(self):
         return asdict(self)
 
+    @classmethod
+    def from_flags(cls, a) -> "MeasureSettings":
+        """From the measurement flags (``--number --repeat ... --seed``), one to one."""
+        return cls(number=a.number, repeat=a.repeat, min_repeat_ms=a.min_repeat_ms, timeout_s=a.timeout,
+                   flush_cache=a.flush_cache, threads=a.threads, build_workers=a.build_workers,
+                   build_timeout_s=a.build_timeout, seed=a.seed)
+
 
 @dataclass(frozen=True)
 class RPCSettings:
@@ -73,6 +80,14 @@ class RPCSettings:
         if not sep or not host or not port.isdigit():
             raise TvmqError(f"--rpc-tracker must be HOST:PORT, got {tracker!r}")
         return cls(tracker_host=host, tracker_port=int(port), key=key, **kw)
+
+    @classmethod
+    def from_flags(cls, a, target) -> "RPCSettings | None":
+        """From ``--rpc-tracker --rpc-key --rpc-priority --rpc-session-timeout``; None without a tracker."""
+        if not a.rpc_tracker:
+            return None
+        return cls.parse(a.rpc_tracker, a.rpc_key or target.rpc_key or cls.key, priority=a.rpc_priority,
+                         session_timeout_s=a.rpc_session_timeout)
 
     @property
     def address(self) -> str:
