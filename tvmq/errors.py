@@ -1,6 +1,10 @@
 """The one error type users see: a single line naming the field and the value."""
 
 
+# Errors from the board or the RPC tracker, not from the kernel, start with this: worth measuring again.
+BOARD_ERROR_PREFIX = "rpc: "
+
+
 class TvmqError(ValueError):
     """A user-facing error; the CLI prints it as one line, without a traceback."""
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TvmqError
+from ..errors import BOARD_ERROR_PREFIX, TvmqError
 from ..machine import Machine, from_legacy_record
-from ..run.base import BOARD_ERROR_PREFIX
 from .. import __version__
 from ..machine import this_machine
 

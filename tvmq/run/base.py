@@ -14,7 +14,7 @@ import numpy as np
 from ..build.result import BuildResult  # noqa: F401  (runners take builds)
 from .timing import Timed, time_module  # noqa: F401  (runners time with it)
 
-BOARD_ERROR_PREFIX = "rpc: "  # a failure of the board or tracker, not of the kernel: worth retrying
+from ..errors import BOARD_ERROR_PREFIX  # noqa: F401  (runners mark board failures with it)
 STATUSES = ("ok", "build_error", "run_error", "timeout", "wrong_result", "invalid")
 
 
