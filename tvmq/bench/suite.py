@@ -25,6 +25,8 @@ from .ratios import _peak_line, add_ratios
 from ..record import log as recordlog
 from ..report import text_table
 from ..peers import perf
+from ..build.from_log import best_record
+from ..peers import peak as peak_mod
 
 
 def _tune_first(a, target, layers, variants, peers, threads, log_dir: Path) -> Path:
@@ -106,10 +108,7 @@ def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
     t_start = time.time()
     rows = []
     try:
-        from ..peers import peak as peak_mod
 
-        from ..build.from_log import best_record
-        from ..task import Task
 
         jobs = []
         for wl in layers:

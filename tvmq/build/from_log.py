@@ -7,6 +7,8 @@ import sys
 from ..machine import Machine, for_target
 from ..record.select import Choice, choose
 from ..templates import instantiate, template_module
+from .metaschedule_db import best_schedule
+from ..ops import make_op
 
 
 def choice_for(task, records: list[dict], tuner: str | None = None, machine: Machine | None = None,
@@ -38,8 +40,6 @@ def schedule_for(task, record: dict | None, warn: bool = True):
 
     space = task.space()
     if record is not None and record.get("tuner") == "metaschedule":
-        from ..ops import make_op
-        from .metaschedule_db import best_schedule
 
         cfg = {k: v for k, v in record["config"].items() if k != "metaschedule_workdir"}
         full = dict(space.default, **cfg)

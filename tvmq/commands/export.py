@@ -26,6 +26,8 @@ from ..workload import resolve
 from ..export.model import ModelOptions
 from ..export.model import model_workloads
 from ..export.model import export_model
+from ..build.cross import check_cross_cc
+
 
 DEFAULT_VARIANTS = "float,codebook,int8"
 
@@ -78,7 +80,6 @@ def run(a):
     if not a.out:
         raise TvmqError("--out DIR is required (the folder to write lib.so, weights.npz and manifest.json to)")
     if target.cross_cc:
-        from ..build.cross import check_cross_cc
 
         check_cross_cc(target.cross_cc)
     out = Path(a.out)

@@ -43,12 +43,12 @@ def _rpc(a, man):
 
     key = a.rpc_key or man["target"].get("rpc_key") or RPCSettings().key
     if a.rpc_tracker:
-        from ..edge import is_emulated
+        from ..edge import is_emulated  # the emulated board: only for edge exports
 
         rpc = RPCSettings.parse(a.rpc_tracker, key)
         return rpc, is_emulated(rpc)
     if man["target"].get("arch") != __import__("platform").machine() and not a.local:
-        from ..edge import board
+        from ..edge import board  # the emulated board: only for edge exports
 
         return board.ensure_up(key=key), True
     return None, False

@@ -18,6 +18,8 @@ from ..quantize import fold_batchnorms, load_model
 from . import weights as W
 from ..quantize.evaluate import run as ort_run
 from ..dataset import read_xy
+from ..quantize.evaluate import top1
+
 
 def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], functions: list[dict]) -> dict:
     """OIHW float weights of each conv layer, decoded from the exported arrays (what the kernels read)."""
@@ -157,8 +159,6 @@ def evaluate(mr, data_path, model_path=None) -> dict:
     logits = mr.run_batches(x).reshape(len(x), -1)
     res = {"n": int(len(x)), "exported": float((logits.argmax(1) == y).mean())}
     if model_path:
-        from ..quantize import load_model
-        from ..quantize.evaluate import top1
 
         res["onnx"] = top1(materialize(load_model(model_path), None), x, y)
     return res

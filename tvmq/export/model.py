@@ -47,6 +47,8 @@ from .relax_kernels import build_relax, model_variant_params, relax_import
 from ..build.cross import export_lib
 from . import manifest as M
 from . import weights as W
+from ..quantize import load_dataset
+from ..task import Task
 
 
 def model_workloads(model_path, target, opts: ModelOptions) -> list:
@@ -57,7 +59,6 @@ def model_workloads(model_path, target, opts: ModelOptions) -> list:
 def model_tasks(model_path, target, opts: ModelOptions) -> list[tuple]:
     """(Task, calls in the network) for each distinct kernel the export would build: exactly the tasks
     whose records ``tvmq export --model`` then uses."""
-    from ..task import Task
 
     found = _plan_workloads(model_path, target, opts)  # checks opts (and sets the default bits) first
     variant, params = model_variant_params(opts)
@@ -87,7 +88,6 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
     x_range = [-1.0, 1.0]
     calib = None
     if opts.calib:
-        from ..quantize import load_dataset
 
         cx, _ = load_dataset(opts.calib, src)
         cx = cx[: opts.calib_samples]

@@ -15,6 +15,8 @@ from ..quantize import metrics, uniform_quantize
 from ..quantize import kmeans_quantize
 from ..quantize.evaluate import run as ort_run
 from ..quantize import fold_batchnorms, load_model
+from ..ops.codebook import check_codebook
+
 
 SUPPORTED_OPS = frozenset({
     "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
@@ -41,7 +43,6 @@ class ModelOptions:
         q = QUANTIZATIONS[self.quantize]
         if q.default_bits is not None:
             self.bits = q.default_bits if self.bits is None else self.bits
-            from ..ops.codebook import check_codebook
 
             check_codebook(self.bits, None, False)
         elif self.quantize == "int8":

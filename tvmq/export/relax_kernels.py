@@ -15,6 +15,8 @@ from ..workload import ConvWorkload
 from .layers import function_entry, scheduled_function
 from ..ops import direct as D
 from ..ops import reference as Ref
+from ..ops.codebook import PACKABLE
+
 
 def relax_import(model, shapes: dict):
     from tvm.relax.frontend.onnx import from_onnx
@@ -63,7 +65,6 @@ def _from_layout(bb, y, layout: str, c: int):
 
 def model_variant_params(opts) -> tuple[str, dict]:
     """(variant, operator parameters) of a model's kernels for its ``--quantize`` and ``--bits``."""
-    from ..ops.codebook import PACKABLE
 
     variant = model_variant(opts.quantize, opts.bits)
     if variant in ("codebook", "codebook4"):

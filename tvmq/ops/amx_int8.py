@@ -21,7 +21,7 @@ class AmxOpSpec(OpSpec):
     tiles: tuple = (16, 1, 2, 0)
 
     def prim_func(self):
-        from ..templates.amx import conv2d_amx_int8
+        from ..templates.amx import conv2d_amx_int8  # op <-> template cycle
 
         rows, m_tiles, n_tiles, flat = self.tiles
         return conv2d_amx_int8(self.workload, rows, m_tiles, n_tiles, shift=self.params["shift"], flat=bool(flat))
@@ -30,7 +30,7 @@ class AmxOpSpec(OpSpec):
 def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles) -> AmxOpSpec:
     from tvm import te
 
-    from ..templates import amx
+    from ..templates import amx  # op <-> template cycle
 
     if act != "uint8" or epilogue != "requant" or padding != "hard":
         raise TvmqError(f"the AMX int8 kernel computes uint8 activations with the requant epilogue and hard "
@@ -40,7 +40,7 @@ def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles) -> Am
     tiles = tuple(int(t) for t in tiles)
     why = amx.check(wl, *tiles[:3], flat=bool(tiles[3]))
     if why:  # e.g. the flat kernel on a strided layer, which the space's constraints cannot see
-        from ..templates.common import InvalidConfig
+        from ..templates.common import InvalidConfig  # op <-> template cycle
 
         raise InvalidConfig(why)
     dshape, wshape, oshape = amx.shapes(wl)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ..errors import TvmqError
 from ..workload import ConvWorkload
+from . import reference as R
+
 
 LAYOUTS = ("nchw", "nhwc", "nchwc", "nchwc_vnni")
 
@@ -123,7 +125,6 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
 
 # -- numpy side of the layouts --------------------------------------------
 def to_layout_data(x_nchw, layout, ib=1):
-    from . import reference as R
 
     return {"nchw": lambda: x_nchw, "nhwc": lambda: R.nchw_to_nhwc(x_nchw),
             "nchwc": lambda: R.nchw_to_nchwc(x_nchw, ib), "nchwc_vnni": lambda: R.nchw_to_nchwc(x_nchw, ib),
@@ -131,7 +132,6 @@ def to_layout_data(x_nchw, layout, ib=1):
 
 
 def to_layout_weight(w_oihw, layout, ib=1, ob=1):
-    from . import reference as R
 
     return {"nchw": lambda: w_oihw, "nhwc": lambda: R.oihw_to_hwio(w_oihw),
             "nchwc": lambda: R.oihw_to_packed(w_oihw, ib, ob),
@@ -153,7 +153,6 @@ def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
 
 
 def from_layout_data(x, layout):
-    from . import reference as R
 
     if layout.startswith("nchwc") or layout == "amx":
         return R.nchwc_to_nchw(x)

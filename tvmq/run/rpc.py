@@ -75,7 +75,7 @@ class RPCRunner(Runner):
     def __init__(self, rpc: RPCSettings, *, emulated: bool | None = None, parallel: int | None = None,
                  wait_s: float = 120.0, upload_slack_s: float = 10.0, verbose: bool = False):
         if emulated is None:
-            from ..edge import is_emulated
+            from ..edge import is_emulated  # edge (the emulated board) sits above the runners
 
             emulated = is_emulated(rpc)
         self.rpc = rpc

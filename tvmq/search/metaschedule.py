@@ -21,6 +21,7 @@ from ..build.metaschedule_db import ms_module
 from ..run.base import BuildResult
 from ..run.verify import TaskVerifier
 from .driver import TuneResult
+from ..run.base import RunResult
 
 
 def work_dir_for(task, log_path, trials: int) -> Path:
@@ -63,7 +64,6 @@ def tune_metaschedule(task, trials, settings, runner, log_path):
     tuning_s = time.time() - t0
     record_cfg = {"metaschedule_workdir": str(work_dir), **{k: cfg[k] for k in cfg if k in ("layout", "ib", "ob")}}
     if sch is None:
-        from ..run.base import RunResult
 
         res = RunResult("build_error", error="MetaSchedule found no valid schedule")
     else:

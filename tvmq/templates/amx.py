@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import TvmqError
 
+
 FEATURES = ("amx-tile", "amx-int8")  # LLVM feature names a target needs for these kernels
 MAX_TILES = 8
 K_BYTES = 64  # bytes per tile row: 64 u8/s8 (A, B) or 16 int32 (C)
@@ -237,8 +238,8 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
 
 def make_inputs(wl, rng):
     """Random inputs in the kernel's layouts: data, weight, x_zp, wsum, multiplier, y_zp."""
-    from ..ops import direct as D
-    from ..ops.integer import epilogue_inputs
+    from ..ops import direct as D  # op <-> template cycle
+    from ..ops.integer import epilogue_inputs  # op <-> template cycle
 
     x = rng.integers(0, 256, (wl.n, wl.c_in, wl.h, wl.w)).astype("uint8")
     w = rng.integers(-128, 128, (wl.c_out, wl.c_in, wl.kh, wl.kw))
@@ -250,9 +251,9 @@ def make_inputs(wl, rng):
 
 def reference(wl, ins, shift: int = 30):
     """The expected output (exact int8, [N][O/16][Ho][Wo][16]) from numpy."""
-    from ..ops import direct as D
-    from ..ops import reference as R
-    from ..ops.integer import epilogue_reference
+    from ..ops import direct as D  # op <-> template cycle
+    from ..ops import reference as R  # op <-> template cycle
+    from ..ops.integer import epilogue_reference  # op <-> template cycle
 
     x = D.from_layout_data(ins[0], "amx")
     w = D.from_layout_weight(ins[1], "amx", wl, 64, 16)

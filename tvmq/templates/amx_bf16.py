@@ -51,8 +51,8 @@ def from_bf16_bits(b: np.ndarray) -> np.ndarray:
 
 def make_inputs(wl, rng):
     """Random bf16 data and weights (as bits) in the kernel's layouts."""
-    from ..ops import direct as D
-    from ..ops import reference as R
+    from ..ops import direct as D  # ops <-> templates cycle
+    from ..ops import reference as R  # ops <-> templates cycle
 
     x = rng.standard_normal((wl.n, wl.c_in, wl.h, wl.w)).astype(np.float32)
     w = rng.standard_normal((wl.c_out, wl.c_in, wl.kh, wl.kw)).astype(np.float32)
@@ -61,8 +61,8 @@ def make_inputs(wl, rng):
 
 def reference(wl, ins):
     """The exact (float64) convolution of the bf16 inputs, [N][O/16][Ho][Wo][16]."""
-    from ..ops import direct as D
-    from ..ops import reference as R
+    from ..ops import direct as D  # ops <-> templates cycle
+    from ..ops import reference as R  # ops <-> templates cycle
 
     x = from_bf16_bits(R.nchwc_to_nchw(ins[0]))
     w = from_bf16_bits(D.from_layout_weight(ins[1], "nchwc_vnni", wl, 2, 16))

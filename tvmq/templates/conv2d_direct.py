@@ -127,7 +127,7 @@ def apply(sch, op, cfg: dict, orders: dict):
 
     sch.decompose_reduction(conv, L[order[first_red]])
     if vnni:
-        from .intrinsics import dot_16x4, register
+        from .intrinsics import dot_16x4, register  # registers TVM tensor intrinsics: only for dot-product configs
 
         register()
         sch.tensorize(L["oi"], dot_16x4(cfg["dot"], "local" if writeback is not None else "global"))
