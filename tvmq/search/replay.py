@@ -23,6 +23,7 @@ class RecordedSpace(Space):
         if not self.recorded:
             raise TvmqError("replay: no recorded config of this task fits its space")
         self._keys = {config_key(c) for c in self.recorded}
+        self._codes = np.array([self._code(c) for c in self.recorded], dtype=np.int64)  # knob values, for distances
         self.default = self.default if config_key(self.default) in self._keys else self.recorded[0]
 
     def is_valid(self, cfg: dict) -> bool:
@@ -39,9 +40,13 @@ class RecordedSpace(Space):
 
     def neighbors(self, cfg: dict, rng: np.random.Generator, n: int = 1) -> dict:
         """A recorded config differing from ``cfg`` in the fewest knobs (at least one); ties at random."""
-        dist = [sum(c[k] != cfg.get(k) for k in self.names) for c in self.recorded]
-        near = [c for c, d in zip(self.recorded, dist) if d == min((x for x in dist if x > 0), default=0) and d > 0]
-        return near[int(rng.integers(len(near)))] if near else dict(cfg)
+        dist = (self._codes != self._code(cfg)).sum(axis=1)
+        dist = np.where(dist > 0, dist, np.iinfo(np.int64).max)
+        near = np.flatnonzero(dist == dist.min()) if dist.min() < np.iinfo(np.int64).max else []
+        return self.recorded[int(near[rng.integers(len(near))])] if len(near) else dict(cfg)
+
+    def _code(self, cfg: dict) -> np.ndarray:
+        return np.array([hash(repr(cfg.get(k))) for k in self.names], dtype=np.int64)
 
 
 def replay(records: list[dict], space: Space):
