@@ -30,11 +30,13 @@ from .workload import resolve
 
 def _flags(command: str, positional: list[str], **flags) -> argparse.Namespace:
     """The parsed arguments of ``command`` with ``flags`` set, each checked against the command's options."""
-    a = command_parser(command).parse_args(positional)  # flags mean exactly what they mean on the CLI
+    parser = command_parser(command)
+    a = parser.parse_args(positional)  # flags mean exactly what they mean on the CLI
+    types = {act.dest: act.type for act in parser._actions if act.type is not None}
     for k, v in flags.items():
         if not hasattr(a, k):
             raise TvmqError(f"tvmq.{command}: unknown option {k!r}; see `python -m tvmq {command} --help`")
-        setattr(a, k, v)
+        setattr(a, k, types[k](v) if k in types and isinstance(v, str) else v)
     return a
 
 

@@ -173,7 +173,7 @@ def from_legacy_record(rec: dict) -> Machine:
         kind = f"qemu-{cpu}" if emulated else f"board-unknown-{cpu}"
         return Machine(kind=kind, vendor="board", llvm_cpu=cpu, arch="aarch64" if "aarch64" in t.get("mtriple", "")
                        else "unknown", cores=cores, emulated=emulated, legacy=True)
-    if rec.get("target_name") == "host":
+    if rec.get("target_name", "host") == "host":  # host records name the CPU (older ones had no target_name)
         vendor = "amd" if cpu.startswith("znver") else "intel"
         feats = _LEGACY_FEATURES.get(cpu, ())
         return Machine(kind=kind_name(vendor, cpu, cores), vendor=vendor, llvm_cpu=cpu, arch="x86_64",

@@ -173,7 +173,7 @@ class _Plan:
         if self.dry:
             if wl is not None:
                 self.workloads.setdefault(wl.key, wl)
-                self.counts[wl.key] = self.counts.get(wl.key, 0) + max(1, len(groups) if groups else 1)
+                self.counts[wl.key] = self.counts.get(wl.key, 0) + (groups if isinstance(groups, int) and groups > 0 else 1)
             return call
         if wl is None:
             return self.fallback(bb, call, L, groups)
