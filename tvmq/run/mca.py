@@ -162,8 +162,10 @@ class ModelRunner(Runner):
             try:
                 with open(b.asm_path) as f:
                     text = f.read()
-                e = estimate(text, self.task.target.arch, self.macs, self.min_bytes, self.model, settings.threads,
-                             balance_of(b.config, self.ctx, settings.threads))
+                # The board runs every core it has (its runtime, not this host's --threads, sets that).
+                threads = int(self.task.target.target.get("num-cores") or settings.threads)
+                e = estimate(text, self.task.target.arch, self.macs, self.min_bytes, self.model, threads,
+                             balance_of(b.config, self.ctx, threads))
                 out.append(RunResult("ok", [e.seconds], compile_s=b.compile_s))
             except (TvmqError, OSError, TypeError) as e:
                 out.append(RunResult("run_error", error=f"model: {e}", compile_s=b.compile_s))
