@@ -21,7 +21,7 @@ from .run.factory import make_runner
 from .run.settings import MeasureSettings, RPCSettings
 from .errors import TvmqError
 from .explore.explorer import explore as _explore
-from .machine import for_target
+from .machine import default_log, for_runner
 from .search.session import TuneOptions, tune_tasks
 from .targets import get_target
 from .task import Task
@@ -53,8 +53,8 @@ def tune(workload: str = "alexnet.conv3", variants: str | list = "float", target
                        progress=not quiet)
     runner = make_runner(ti, RPCSettings.from_flags(a, ti))
     try:
-        machine = for_target(ti, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
-        path = Path(log or f"autotune_logs/{machine.kind}/{ti.name}.jsonl")
+        machine = for_runner(ti, runner)
+        path = Path(log) if log else default_log(machine, ti)
         return tune_tasks(tasks, opts, MeasureSettings.from_flags(a), runner, machine, path, a.logs)
     finally:
         runner.close()

@@ -163,6 +163,16 @@ def for_target(target, runner_label: str | None = None, address: str | None = No
     return board_machine(target, target.rpc_key, address, emulated=runner_label == "rpc-emulated")
 
 
+def for_runner(target, runner) -> Machine:
+    """``for_target`` for the runner that will measure (its label, and its tracker's address over RPC)."""
+    return for_target(target, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
+
+
+def default_log(machine: Machine, target) -> Path:
+    """Where ``tune`` appends records by default: one folder per machine kind."""
+    return Path("autotune_logs") / machine.kind / f"{target.name}.jsonl"
+
+
 def from_legacy_record(rec: dict) -> Machine:
     """The machine of a schema-1 record, as far as its target says (host targets named the CPU)."""
     t = rec.get("target", {})

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..explore.explorer import footer as explore_footer
-from ..machine import for_target, this_machine
+from ..machine import for_runner, this_machine
 from ..record.log import tvm_version
 from ..run.factory import make_runner
 from ..run.settings import RPCSettings
@@ -43,7 +43,7 @@ def _tune_first(a, target, layers, variants, peers, threads, log_dir: Path) -> P
     settings = _settings(a, max(threads))
     runner = make_runner(target, RPCSettings.from_flags(a, target))
     try:
-        machine = for_target(target, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
+        machine = for_runner(target, runner)
         for tuner in tuners:
             _say(a, f"tuning {len(layers)} layer(s) x {len(variants)} variant(s), {a.trials} trials each, "
                     f"tuner {tuner}")
@@ -103,7 +103,7 @@ def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
     if runner.label == "rpc-emulated":
         notes.insert(0, "**EMULATED**: every time below is qemu's emulation of the board on this machine, not a "
                         "real board's; the flow, correctness and generated code are real.")
-    machine = for_target(target, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
+    machine = for_runner(target, runner)
     ctx = dict(target=target, runner=runner, threads=threads, peers=peers, libs=out / "libs", builds=[])
     t_start = time.time()
     rows = []

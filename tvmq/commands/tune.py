@@ -8,7 +8,7 @@ from pathlib import Path
 from ..explore.explorer import footer as explore_footer
 from ..export.model import ModelOptions
 from ..export.tuning import tune_model
-from ..machine import for_target
+from ..machine import default_log, for_runner
 from ..report import text_table
 from ..report.results import add_speedups, rows_from_results
 from ..search.session import TuneOptions, tune_tasks
@@ -68,8 +68,8 @@ def run(a):
     settings = measure_settings(a)
     runner = make_runner(target, rpc_settings(a, target))
     try:
-        machine = for_target(target, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
-        log_path = Path(a.log or f"autotune_logs/{machine.kind}/{target.name}.jsonl")
+        machine = for_runner(target, runner)
+        log_path = Path(a.log) if a.log else default_log(machine, target)
         results = tune_tasks(tasks, opts, settings, runner, machine, log_path, a.logs)
     finally:
         runner.close()
@@ -97,8 +97,8 @@ def _run_model(a):
     settings = measure_settings(a)
     runner = make_runner(target, rpc_settings(a, target))
     try:
-        machine = for_target(target, runner.label, getattr(getattr(runner, "rpc", None), "address", None))
-        log_path = Path(a.log or f"autotune_logs/{machine.kind}/{target.name}.jsonl")
+        machine = for_runner(target, runner)
+        log_path = Path(a.log) if a.log else default_log(machine, target)
         summary = tune_model(a.model, mopts, target, opts, settings, runner, machine, log_path, a.logs,
                              a.time_budget, not a.quiet)
     finally:
