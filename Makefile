@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,bench]'
+	# torch (oneDNN) is an optional peer: the CPU build where its wheel is on this machine, else skipped.
+	$(BIN)/pip install -q 'torch==2.13.0+cpu' || echo "setup: torch 2.13.0+cpu not found here; the torch peer is skipped"
 	touch $@
 
 # The emulated Raspberry Pi (qemu-user + aarch64 TVM): Debian packages and a cached sysroot under .edge/.

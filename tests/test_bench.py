@@ -110,7 +110,7 @@ def test_bench_trials_tunes_first_into_out_logs(tuned, capsys):
     (["--suite", "no/such/file.json"], "does not exist"),
     (["--target", "mars"], "unknown target 'mars'"),
     (["--variants", "float,fp8"], "unknown variant(s) ['fp8']"),
-    (["--peers", "ort,torch"], "unknown peer(s) ['torch']"),
+    (["--peers", "ort,tensorflow"], "unknown peer(s) ['tensorflow']"),
     (["--threads", "1,two"], "--threads must be comma-separated integers"),
     (["--threads", "0"], "--threads must be positive"),
     (["--trials", "-1"], "--trials must be >= 0"),

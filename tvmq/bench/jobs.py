@@ -19,13 +19,14 @@ from ..build.from_log import schedule_for
 from ..run.verify import TaskVerifier
 from ..task import Task
 from ..run.base import BuildResult
-from ..peers import numpy_im2col, onnxruntime_conv
+from ..peers import numpy_im2col, onnxruntime_conv, torch_conv
 
 
 TVMQ_TUNERS = ("xgb", "random", "grid")
 
 
-PEER_VARIANTS = ("ort.conv", "ort.qlinearconv", "numpy.im2col")
+PEER_VARIANTS = ("ort.conv", "ort.qlinearconv", "numpy.im2col", "torch.conv", "torch.conv_bf16", "torch.qconv")
+INT_PEERS = ("ort.qlinearconv", "torch.qconv")
 
 
 def _say(a, msg):
@@ -72,7 +73,7 @@ def _row(wl, variant, impl, target, runner_label, threads, times, status, error=
          "base_variant": base_variant or variant, "target": target.name, "target_json": target.target,
          "runner": runner_label, "emulated": runner_label == "rpc-emulated", "tuner": tuner, "threads": threads,
          "best_ms": None, "min_ms": None, "max_ms": None, "spread_pct": None, "gflops": None,
-         "unit": "GOPS" if is_integer(base_variant or variant) or variant == "ort.qlinearconv" else "GFLOPS",
+         "unit": "GOPS" if is_integer(base_variant or variant) or variant in INT_PEERS else "GFLOPS",
          "verified": ok, "max_abs_err": max_abs_err, "status": status, "error": error, "times_s": list(times or [])}
     if ok:
         r.update(_stats(times))
@@ -86,8 +87,10 @@ def _arg_bytes(op) -> int:
 
 
 def _peer_bytes(wl, variant) -> int:
-    if variant == "ort.qlinearconv":
+    if variant in INT_PEERS:
         return wl.bytes(weight_bits=8, act_bytes=1, out_bytes=1)["total"]
+    if variant == "torch.conv_bf16":
+        return wl.bytes(weight_bits=16, act_bytes=2, out_bytes=2)["total"]
     return wl.bytes()["total"]
 
 
@@ -159,6 +162,8 @@ def _measure_peers(a, ctx, wl, t):
         # In child processes: TVM's spinning workers in this one would take a core from onnxruntime.
         res += [("ort.conv", onnxruntime_conv.run_isolated("conv", wl, **kw)),
                 ("ort.qlinearconv", onnxruntime_conv.run_isolated("qlinearconv", wl, **kw))]
+    if "torch" in ctx["peers"]:  # optional: an unavailable torch is a row that says so
+        res += [(torch_conv.NAMES[k], torch_conv.run_isolated(k, wl, **kw)) for k in torch_conv.KINDS]
     if "numpy" in ctx["peers"]:
         res.append(("numpy.im2col", numpy_im2col.run(wl, timeout_s=max(60.0, a.timeout * 10), **kw)))
     for name, r in res:

@@ -7,7 +7,8 @@ def add_ratios(rows, peak: dict | None = None):
     """Time ratios within the run, per (workload, threads): >1 means this row is faster than the base.
 
     ``vs_float`` / ``vs_im2col``: tvmq's float / im2col; ``vs_ort``: onnxruntime fp32 Conv;
-    ``vs_ort_q``: onnxruntime QLinearConv; ``vs_metaschedule``: MetaSchedule's kernel of the same variant.
+    ``vs_ort_q``: onnxruntime QLinearConv; ``vs_torch``: torch (oneDNN) at the row's precision (its
+    quantized int8 conv for integer rows, bf16 conv for bf16 rows, fp32 conv otherwise); ``vs_metaschedule``: MetaSchedule's kernel of the same variant.
     ``pct_peak``: % of the measured peak at the same thread count: the int8 (VNNI) peak for integer rows
     when it was measured, else the fp32 FMA peak (``peak_kind`` says which).
     """
@@ -20,12 +21,20 @@ def add_ratios(rows, peak: dict | None = None):
                           ("vs_ort_q", "ort.qlinearconv"), ("vs_metaschedule", f"metaschedule.{r['base_variant']}")):
             b = peers.get(base) or (peers.get("im2col_float") if base == "im2col" else None)
             r[col] = b["best_ms"] / r["best_ms"] if b and b.get("best_ms") and r.get("best_ms") else None
+        tb = peers.get(_torch_peer(r))
+        r["vs_torch"] = tb["best_ms"] / r["best_ms"] if tb and tb.get("best_ms") and r.get("best_ms") else None
         if r["impl"] != "tvmq":
             r["vs_metaschedule"] = None
         pk, r["peak_kind"] = _peak_for(peak, r["threads"], r["unit"] == "GOPS")
         r["peak_gflops"] = pk
         r["pct_peak"] = 100.0 * r["gflops"] / pk if r.get("gflops") and pk else None
     return rows
+
+
+def _torch_peer(r) -> str:
+    if r["unit"] == "GOPS":
+        return "torch.qconv"
+    return "torch.conv_bf16" if "bf16" in r["base_variant"] else "torch.conv"
 
 
 def _peak_for(peak, threads, integer: bool):

@@ -24,7 +24,7 @@ from .jobs import _build_job, _measure_job, _measure_peers, _say, _settings, pic
 from .ratios import _peak_line, add_ratios
 from ..record import log as recordlog
 from ..report import text_table
-from ..peers import perf
+from ..peers import perf, torch_conv
 from ..build.from_log import best_record
 from ..peers import peak as peak_mod
 
@@ -41,6 +41,9 @@ def _tune_first(a, target, layers, variants, peers, threads, log_dir: Path) -> P
                   f"{target.name}", file=sys.stderr)
     tasks = [Task.make(wl, v, target) for wl in layers for v in variants]
     settings = _settings(a, max(threads))
+    if "torch" in peers and not torch_conv.available():
+        peers = [x for x in peers if x != "torch"]
+        notes.append("torch (oneDNN) peer: torch is not installed here (`pip install torch==2.13.0`, CPU build).")
     runner = make_runner(target, RPCSettings.from_flags(a, target))
     try:
         machine = for_runner(target, runner)
@@ -88,6 +91,9 @@ def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
     if "numpy" in peers and os.environ.get("OPENBLAS_CORETYPE"):
         notes.append(f"numpy peer: `OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}` is set here; it was unset "
                      "in the numpy peer's own process (the override halves OpenBLAS's speed on this machine).")
+    if "torch" in peers and not torch_conv.available():
+        peers = [x for x in peers if x != "torch"]
+        notes.append("torch (oneDNN) peer: torch is not installed here (`pip install torch==2.13.0`, CPU build).")
     runner = make_runner(target, RPCSettings.from_flags(a, target))
     local = runner.label == "local"
     if not local:
@@ -95,7 +101,7 @@ def run_suite(a, target, layers, suite_label, variants, peers, threads) -> int:
             notes.append(f"Thread counts {threads} requested; over RPC the board's runtime picks its own thread "
                          f"count, so only one pass ({threads[-1]}) was measured.")
             threads = threads[-1:]
-        dropped = [x for x in peers if x in ("ort", "numpy", "metaschedule")]
+        dropped = [x for x in peers if x in ("ort", "numpy", "metaschedule", "torch")]
         if dropped:
             notes.append(f"Peers {dropped} run on the host only; they are not measured for the board target "
                          f"{target.name}.")

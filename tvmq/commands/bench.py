@@ -17,10 +17,10 @@ from ..bench.model import bench_model, table
 DEFAULT_VARIANTS = "float,codebook,codebook4,codebook_int8,int8,im2col,im2col_int8,im2col_codebook"
 
 
-DEFAULT_PEERS = "ort,numpy,metaschedule"
+DEFAULT_PEERS = "ort,numpy,metaschedule,torch"
 
 
-PEERS = ("ort", "numpy", "metaschedule")
+PEERS = ("ort", "numpy", "metaschedule", "torch")  # torch: optional, where it is installed
 
 
 FLOAT_BASE = "float"

@@ -13,12 +13,12 @@ from ..report import markdown_table
 
 
 COLUMNS = ["workload", "variant", "impl", "tuner", "threads", "best_ms", "spread_pct", "gflops", "unit", "pct_peak",
-           "vs_float", "vs_im2col", "vs_ort", "vs_ort_q", "vs_metaschedule", "verified"]
+           "vs_float", "vs_im2col", "vs_ort", "vs_ort_q", "vs_torch", "vs_metaschedule", "verified"]
 
 
 CSV_COLUMNS = ["workload", "workload_key", "variant", "impl", "base_variant", "target", "runner", "emulated", "tuner",
                "trial", "threads", "best_ms", "min_ms", "max_ms", "spread_pct", "gflops", "unit", "pct_peak",
-               "peak_gflops", "peak_kind", "vs_float", "vs_im2col", "vs_ort", "vs_ort_q", "vs_metaschedule", "verified",
+               "peak_gflops", "peak_kind", "vs_float", "vs_im2col", "vs_ort", "vs_ort_q", "vs_torch", "vs_metaschedule", "verified",
                "max_abs_err", "status", "error", "compile_s", "so_bytes", "arg_bytes", "intensity"]
 
 
@@ -128,7 +128,9 @@ def write_outputs(out: Path, rows, peak, meta, layers, builds, curves, perf, plo
           "GFLOPS for float paths, GOPS for integer ones (2 ops per multiply-add). Ratios are time ratios against "
           "the named kernel at the same thread count in this run (> 1: this row is faster): `vs_float` tvmq "
           "float, `vs_im2col` tvmq im2col (float), `vs_ort` onnxruntime fp32 Conv, `vs_ort_q` onnxruntime "
-          "QLinearConv, `vs_metaschedule` MetaSchedule's kernel of the same variant.", ""]
+          "QLinearConv, `vs_torch` torch (oneDNN) at the row's precision (quantized int8 conv for integer rows, "
+          "bf16 conv for bf16 rows, fp32 conv otherwise; only where torch is installed), `vs_metaschedule` "
+          "MetaSchedule's kernel of the same variant.", ""]
     for t in meta["threads"]:
         L += [f"### {t} thread(s)", "", markdown_table([r for r in rows if r["threads"] == t], COLUMNS), ""]
     failed = [r for r in rows if not r["verified"]]
