@@ -7,7 +7,7 @@ import pytest
 from tvmq.errors import TvmqError
 from tvmq.machine import Machine, this_machine
 from tvmq.record import log as recordlog
-from tvmq.record.select import NONE, THIS_MACHINE, TRANSFER, RecordSet, choose, transfer_seeds
+from tvmq.record.select import NONE, THIS_MACHINE, TRANSFER, RecordSet, choose, transfer_seeds, workload_distance
 from tvmq.run.base import RunResult
 from tvmq.run.settings import MeasureSettings
 from tvmq.targets import get_target
@@ -83,6 +83,13 @@ def test_transfer_seeds_this_workload_then_similar_ones_valid_here():
     seeds = transfer_seeds(TASK, recs, this_machine(), n=8)
     assert seeds[0]["tile_ow"] == 13 and all(TASK.space().is_valid(s) for s in seeds)
     assert all(s["ib"] != 8 for s in seeds) and len(seeds) == 3  # both of this workload, then conv4's best
+
+
+def test_workload_distance_orders_layers_by_shape():
+    conv2, conv3, conv4 = resolve("alexnet.conv2")[0], resolve("alexnet.conv3")[0], resolve("alexnet.conv4")[0]
+    assert workload_distance(conv3, conv3) == 0.0
+    assert workload_distance(conv3, conv4) == workload_distance(conv4, conv3) > 0
+    assert workload_distance(conv3, conv4) < workload_distance(conv3, conv2)  # conv4 is conv3's shape, 384 in
 
 
 def test_record_set_carries_the_transfer_policy():

@@ -29,15 +29,29 @@ from .workload import resolve
 
 
 def _flags(command: str, positional: list[str], **flags) -> argparse.Namespace:
-    """The parsed arguments of ``command`` with ``flags`` set, each checked against the command's options."""
+    """The parsed arguments of ``command`` with ``flags`` set, each checked against the command's options.
+
+    A string value is parsed by the command's own parser (``--name=value``), so it gets the option's
+    type and choices exactly as on the CLI; other values are taken as given.
+    """
     parser = command_parser(command)
     a = parser.parse_args(positional)  # flags mean exactly what they mean on the CLI
-    types = {act.dest: act.type for act in parser._actions if act.type is not None}
     for k, v in flags.items():
         if not hasattr(a, k):
             raise TvmqError(f"tvmq.{command}: unknown option {k!r}; see `python -m tvmq {command} --help`")
-        setattr(a, k, types[k](v) if k in types and isinstance(v, str) else v)
+        if isinstance(v, str):
+            v = getattr(_parse(parser, command, [*positional, f"--{k.replace('_', '-')}={v}"]), k)
+        setattr(a, k, v)
     return a
+
+
+def _parse(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> argparse.Namespace:
+    parser.exit_on_error = False  # a bad value raises (ArgumentError) instead of exiting
+    try:
+        return parser.parse_args(argv)
+    except (argparse.ArgumentError, SystemExit) as e:
+        raise TvmqError(f"tvmq.{command}: {' '.join(argv[len(argv) - 1:])}: "
+                        f"{e if isinstance(e, argparse.ArgumentError) else 'not accepted'}") from None
 
 
 def tune(workload: str = "alexnet.conv3", variants: str | list = "float", target: str = "host", trials: int = 64,

@@ -113,17 +113,11 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
     for r in pool:
         groups.setdefault((record_kind(r), r["workload_key"]), []).append(r)
 
-    def wl_distance(wkey: str) -> float:
-        if wkey == task.workload.key:
-            return 0.0
-        w = ConvWorkload.from_dict(groups_wl[wkey])
-        a, b = task.workload, w
-        return sum(abs(_lg(x) - _lg(y)) for x, y in ((a.c_in, b.c_in), (a.c_out, b.c_out), (a.out_h, b.out_h),
-                                                     (a.out_w, b.out_w), (a.kh, b.kh), (a.stride[0], b.stride[0])))
-
-    groups_wl = {r["workload_key"]: r["workload"] for r in pool}
-    ranked = sorted(groups, key=lambda g: (wl_distance(g[1]) > 0, similarity(machine, record_machine(groups[g][0])) * -1,
-                                           wl_distance(g[1])))
+    workloads = {r["workload_key"]: r["workload"] for r in pool}
+    dist = {k: 0.0 if k == task.workload.key else workload_distance(task.workload, ConvWorkload.from_dict(w))
+            for k, w in workloads.items()}
+    ranked = sorted(groups, key=lambda g: (dist[g[1]] > 0, -similarity(machine, record_machine(groups[g][0])),
+                                           dist[g[1]]))
     same = [g for g in ranked if g[1] == task.workload.key]
     near = [g for g in ranked if g[1] != task.workload.key]
     near_wls = list(dict.fromkeys(g[1] for g in near))[:similar_workloads]
@@ -138,6 +132,12 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
                 seen.add(k)
                 out.append(cfg)
     return out[:n]
+
+
+def workload_distance(a: ConvWorkload, b: ConvWorkload) -> float:
+    """How far apart two layers are: the summed log2 differences of their channels, output size, kernel and stride."""
+    return sum(abs(_lg(x) - _lg(y)) for x, y in ((a.c_in, b.c_in), (a.c_out, b.c_out), (a.out_h, b.out_h),
+                                                 (a.out_w, b.out_w), (a.kh, b.kh), (a.stride[0], b.stride[0])))
 
 
 def _lg(v) -> float:
