@@ -32,6 +32,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("codebook4", "codebook", _DIRECT, {"bits": 4, "planar": 16}, help="4-bit packed codebook indices"),
     Variant("codebook_int8", "codebook_int8", _DIRECT, {"bits": 4, "planar": 64}, integer=True,
             help="4-bit packed indices into an int8 codebook, uint8 activations"),
+    Variant("bf16", "bf16", _DIRECT, help="bfloat16 activations and weights, float32 accumulation and output "
+            "(AMX-BF16 tiles where the CPU has them)"),
     Variant("int8", "int8", _DIRECT, integer=True, help="uint8 activations, int8 weights, int32 accumulation"),
     Variant("int8w7", "int8w7", _DIRECT, integer=True, help="int8 with 7-bit weights (exact with vpmaddubsw)"),
     Variant("int16", "int16", _DIRECT, integer=True, help="int16 weights and activations"),

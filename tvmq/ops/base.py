@@ -97,7 +97,7 @@ def register(name: str):
 
 
 def variant_names() -> list[str]:
-    from . import codebook, codebook_int8, float as _f, im2col, integer  # noqa: F401  (registration)
+    from . import bf16, codebook, codebook_int8, float as _f, im2col, integer  # noqa: F401  (registration)
 
     return sorted(_VARIANTS)
 
