@@ -13,6 +13,8 @@ from ..variants import VARIANTS, unknown
 from ..workload import resolve
 from .common import add_measure_args, add_rpc_args
 from ..bench.model import bench_model, table
+from ..bench.model import breakdown as bench_breakdown
+from ..report import breakdown as BD
 
 DEFAULT_VARIANTS = "float,codebook,codebook4,codebook_int8,int8,im2col,im2col_int8,im2col_codebook"
 
@@ -69,6 +71,11 @@ def add_arguments(p):
                                                    "Relax, each timed in a process of its own")
     g.add_argument("--model", help="the float ONNX model (default: DIR/source.onnx, else the exported path)")
     g.add_argument("--data", help=".npz with x, y for top-1 accuracy")
+    g.add_argument("--calib", help="the .npz the int8 export calibrated on, where the path in its manifest does not "
+                                   "resolve from here (onnxruntime's int8 model calibrates on the same inputs)")
+    g.add_argument("--breakdown", action="store_true",
+                   help="also each tvmq kernel's and glue operator's share of the export's time: breakdown.md and "
+                        "breakdown.png in --out (default out/bench-export-NAME)")
     add_measure_args(_ThreadsAsList(p))
     add_rpc_args(p)
 
@@ -118,8 +125,26 @@ def _run_model(a):
 
 
     threads = sorted({int(t) for t in _csv_list(a.threads)})[-1]
-    r = bench_model(a.export, a.model, a.data, threads, max(a.repeat, 3), a.seed)
-    print(table(r))
+    r = bench_model(a.export, a.model, a.data, threads, max(a.repeat, 3), a.seed, calib=a.calib)
+    text = table(r)
+    print(text)
+    out = Path(a.out or Path("out") / f"bench-export-{Path(a.export).resolve().name}")
+    out.mkdir(parents=True, exist_ok=True)
+    report = ["# tvmq bench --export " + str(a.export), "", text]
+    if a.breakdown:
+        b = bench_breakdown(a.export, threads, max(a.repeat, 3), a.seed)
+        r["breakdown"] = b
+        (out / "breakdown.md").write_text(BD.markdown(b))
+        made = ["breakdown.md"]
+        if not a.no_plots:
+            BD.plot(b, out / "breakdown.png")
+            made.append("breakdown.png")
+        top = ", ".join(f"{k['kind']} {100 * k['share']:.0f}%" for k in b["kinds"][:4])
+        print(f"breakdown: {top} ({' and '.join(str(out / m) for m in made)})")
+        report += ["", f"Where the time goes: {top}; every function in [breakdown.md](breakdown.md)" +
+                   ("" if a.no_plots else ", plotted in breakdown.png") + "."]
+    (out / "report.md").write_text("\n".join(report) + "\n")
+    (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(r, indent=1) + "\n")
