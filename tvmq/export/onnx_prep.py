@@ -204,6 +204,23 @@ def gemm_to_conv(model) -> list[str]:
     return done
 
 
+def dropouts_as_identity(model) -> int:
+    """Dropout (inference: the identity) whose mask output is unused becomes Identity, in place, so the
+    graph's layout stays blocked through it; returns how many."""
+    from onnx import helper
+
+    g = model.graph
+    used = {x for nd in g.node for x in nd.input} | {o.name for o in g.output}
+    done = 0
+    for i, n in enumerate(list(g.node)):
+        if n.op_type != "Dropout" or (len(n.output) > 1 and n.output[1] and n.output[1] in used):
+            continue
+        g.node.remove(n)
+        g.node.insert(i, helper.make_node("Identity", [n.input[0]], [n.output[0]], name=n.name))
+        done += 1
+    return done
+
+
 @dataclass
 class ConvLayer:
     """One Conv weight tensor of the prepared graph (shared weights count once)."""
@@ -355,6 +372,7 @@ def prepare(model_path, opts: ModelOptions):
     prep.CopyFrom(src)
     folded = fold_batchnorms(prep)
     gemms = gemm_to_conv(prep)
+    dropouts_as_identity(prep)
     layers = conv_layers(prep)
     if not layers:
         raise TvmqError(f"MODEL: {model_path}: no Conv or Gemm layer with constant float weights")

@@ -1,5 +1,17 @@
 """Relax side of a model export: import with TVM's ONNX frontend, then put tvmq's kernels in place of
-``nn.conv2d`` (``call_tir`` with the data re-laid out around it), or a decoded-weight fallback."""
+``nn.conv2d`` (``call_tir`` with the data re-laid out around it), or a decoded-weight fallback.
+
+Across the network (``build_relax``):
+
+* a conv2d followed by its bias add and/or ReLU (``Clip(0, x)``: ReLU capped at x) becomes one
+  kernel call with that epilogue built in (``fuse_epilogues`` finds the chains; the kernel's task,
+  and so its tuning records, stay those of the plain convolution: the epilogue is an operator
+  override that the template places with the same config);
+* the blocked layout (NCHWc) of a kernel's output is kept for every consumer that can take it: a
+  tvmq kernel whose input block equals the output block, and the layout-agnostic glue between
+  (ReLU, elementwise add, max pooling, concat on channels). The NCHW forms left unused are removed
+  by dead-code elimination, so a layout change remains only where an operator needs NCHW.
+"""
 
 from __future__ import annotations
 
@@ -74,6 +86,72 @@ def model_variant_params(opts) -> tuple[str, dict]:
     return variant, {}
 
 
+def _op_is(expr, name: str) -> bool:
+    from tvm import relax
+
+    return isinstance(expr, relax.Call) and isinstance(expr.op, __import__("tvm").ir.Op) and expr.op.name == name
+
+
+def _const_float(e):
+    try:
+        return float(e.value)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
+    """conv2d bindings whose output goes (only) through a bias add and/or a ReLU: ({conv var: epilogue},
+    {absorbed binding var: conv var}). An epilogue is dict(bias=array or None, relu=False/True/cap,
+    final=the var that ends the chain, absorbed=[vars])."""
+    from tvm import relax
+
+    bindings = [b for blk in main.body.blocks for b in blk.bindings if isinstance(b, relax.VarBinding)]
+    value = {b.var: b.value for b in bindings}
+    users: dict = {}
+    for b in bindings:
+        for v in relax.analysis.free_vars(b.value):
+            users.setdefault(v, []).append(b.var)
+    for v in relax.analysis.free_vars(main.body.body):
+        users.setdefault(v, []).append(None)
+
+    def only_user(v):
+        u = users.get(v, [])
+        return u[0] if len(u) == 1 and u[0] is not None else None
+
+    groups, absorbed = {}, {}
+    for b in bindings:
+        c = b.value
+        if not (_op_is(c, "relax.nn.conv2d") and isinstance(c.args[1], relax.Var) and c.args[1].name in by_safe):
+            continue
+        L = by_safe[c.args[1].name]
+        cur, eaten, bias, relu = b.var, [], None, False
+        u = only_user(cur)
+        bname = f"{L.safe}_b"
+        if u is not None and _op_is(value[u], "relax.add") and bname in arrays:
+            a0, a1 = value[u].args
+            other = a1 if a0.same_as(cur) else a0
+            ov = value.get(other)
+            if (isinstance(other, relax.Var) and ov is not None and _op_is(ov, "relax.reshape")
+                    and isinstance(ov.args[0], relax.Var) and ov.args[0].name == bname
+                    and users.get(other) == [u]):
+                bias = np.asarray(arrays[bname][1], np.float32).reshape(-1)
+                eaten += [other, u]
+                cur = u
+        u = only_user(cur)
+        if u is not None and _op_is(value[u], "relax.nn.relu"):
+            relu, cur = True, u
+            eaten.append(u)
+        elif u is not None and _op_is(value[u], "relax.clip"):
+            lo, hi = _const_float(value[u].args[1]), _const_float(value[u].args[2])
+            if lo == 0.0 and hi is not None and 0.0 < hi < float("inf"):
+                relu, cur = hi, u
+                eaten.append(u)
+        if eaten:
+            groups[b.var] = dict(bias=bias, relu=relu, final=cur, absorbed=eaten)
+            absorbed.update({v: b.var for v in eaten})
+    return groups, absorbed
+
+
 class _Plan:
     """Decides, per conv2d call, kernel or fallback; collects kernels, new inputs and their arrays."""
 
@@ -90,6 +168,7 @@ class _Plan:
         self.dry = False  # only collect the kernels' workloads (model_workloads)
         self.workloads: dict[str, object] = {}
         self.counts: dict[str, int] = {}  # workload key -> kernel calls in the network (groups count each)
+        self.blocked: dict = {}  # NCHW var -> (the same tensor in NCHW{ob}c, ob)
 
     def new_input(self, name, arr, role, layer):
         from tvm import relax
@@ -141,13 +220,20 @@ class _Plan:
                 return None, why
         return wl, groups
 
-    def kernel(self, wl, bb):
-        """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated)."""
+    def kernel(self, wl, bb, epi: dict | None = None):
+        """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
+
+        ``epi``: a fused epilogue (``bias``, ``relu``), built into the kernel as operator overrides; the
+        task (and so the records it is built from) is the plain convolution's."""
 
         variant, params = self._variant()
         task = Task.make(wl, variant, self.target, **params)
-        overrides = {"epilogue": "dequant"} if variant in ("int8", "codebook_int8") else None
-        key = (wl.key, task.variant, repr(sorted(task.params.items())))
+        overrides = {"epilogue": "dequant"} if variant in ("int8", "codebook_int8") else {}
+        if epi:
+            overrides.update({**({"bias": True} if epi["bias"] is not None else {}),
+                              **({"relu": epi["relu"]} if epi["relu"] else {})})
+        overrides = overrides or None
+        key = (wl.key, task.variant, repr(sorted(task.params.items())), repr(sorted((overrides or {}).items())))
         if key in self.kernels:
             op, gv, name, entry = self.kernels[key]
             if wl.name not in entry["layers"]:
@@ -165,7 +251,8 @@ class _Plan:
         self.entries.append(entry)
         return op, gv, name, entry
 
-    def rewrite(self, bb, call, L):
+    def rewrite(self, bb, call, L, epi: dict | None = None):
+        """The conv2d ``call`` on tvmq kernels: (NCHW output, whether ``epi`` was fused into the kernel)."""
         from tvm import relax
 
         R = relax.op
@@ -174,38 +261,53 @@ class _Plan:
             if wl is not None:
                 self.workloads.setdefault(wl.key, wl)
                 self.counts[wl.key] = self.counts.get(wl.key, 0) + (groups if isinstance(groups, int) and groups > 0 else 1)
-            return call
+            return call, False
         if wl is None:
-            return self.fallback(bb, call, L, groups)
+            return self.fallback(bb, call, L, groups), False
+        fuse = {k: epi[k] for k in ("bias", "relu")} if epi else None
         try:
-            op, gv, fname, entry = self.kernel(wl, bb)
+            op, gv, fname, entry = self.kernel(wl, bb, fuse)
         except TvmqError as e:
-            return self.fallback(bb, call, L, str(e))
+            if not fuse:
+                return self.fallback(bb, call, L, str(e)), False
+            print(f"tvmq export: note: layer {L.node!r}: no fused epilogue ({e}); bias/ReLU stay Relax ops",
+                  file=sys.stderr)
+            return self.rewrite(bb, call, L, None)
         x = call.args[0]
+        o = L.w.shape[0]
+        og = o // groups
+        # the input as the previous kernel left it (NCHWc with the block this kernel reads): no layout change
+        keep = self.blocked.get(x) if groups == 1 else None
+        if keep is not None and not (op.layout == "nchwc" and keep[1] == op.params["ib"]):
+            keep = None
+        if keep is not None:
+            x = keep[0]
         if QUANTIZATIONS[self.opts.quantize].integer_activations:
             s, zp = L.act["scale"], L.act["zero_point"]
             xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
             x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
         xs = [x] if groups == 1 else [bb.emit(relax.TupleGetItem(bb.emit(R.split(x, groups, axis=1)), g))
                                       for g in range(groups)]
-        o = L.w.shape[0]
-        og = o // groups
         outs, pieces = [], []
         for g in range(groups):
-            y, names = self._call(bb, op, gv, xs[g], L, g if groups > 1 else None, g * og, (g + 1) * og, wl.c_out)
+            y, names = self._call(bb, op, gv, xs[g], L, g if groups > 1 else None, g * og, (g + 1) * og, wl.c_out,
+                                  fuse, laid_out=keep is not None)
             if wl.c_out != og:
                 y = bb.emit(R.strided_slice(y, axes=[1], begin=[0], end=[og]))
             outs.append(y)
             pieces.append(dict(kernel=fname, out_channels=[g * og, (g + 1) * og], c_out_padded=wl.c_out,
                                inputs=names))
         y = outs[0] if groups == 1 else bb.emit(R.concat(outs, axis=1))
+        fused = {"bias": fuse["bias"] is not None, "relu": fuse["relu"]} if fuse else None
         self.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
                                     schedule=entry["schedule"], layout=op.layout, groups=groups, pieces=pieces,
+                                    fused_epilogue=fused, input_layout="kept" if keep is not None else "converted",
                                     **L.report, **({"activation": L.act} if L.act else {})))
-        return y
+        return y, bool(fuse)
 
-    def _call(self, bb, op, gv, x, L, g, lo, hi, c_pad):
-        """One kernel call on ``x`` (NCHW) for output channels lo:hi (padded to c_pad); returns NCHW output."""
+    def _call(self, bb, op, gv, x, L, g, lo, hi, c_pad, fuse=None, laid_out=False):
+        """One kernel call on ``x`` (NCHW, or already in the kernel's layout with ``laid_out``) for output
+        channels lo:hi (padded to c_pad); returns the NCHW output (its blocked form goes to ``blocked``)."""
         from tvm import relax
 
 
@@ -227,7 +329,7 @@ class _Plan:
             names[role_key] = v.name
             return v
 
-        xin = _to_layout(bb, x, layout, ib)
+        xin = x if laid_out else _to_layout(bb, x, layout, ib)
         if q == "int8":
             qw = sl(L.quant["q"])
             args = [xin, inp("q", D.to_layout_weight(qw, layout, ib, ob).astype(np.int8), "int8 weights"),
@@ -249,6 +351,8 @@ class _Plan:
                          inp("wsum", wsum, "weight sums"),
                          inp("scale", sl(np.float32(L.act["scale"]) * L.quant["w_scale"]).astype(np.float32),
                              "output scales (x_scale * codebook scale)")]
+        if fuse and fuse["bias"] is not None:
+            args.append(inp("bias", sl(fuse["bias"]).astype(np.float32), "bias (fused epilogue)"))
         oa = op.out_arg
         want = [a.to_dict() for a in op.args[:-1]]
         got = [{"name": w["name"], "shape": [int(v) for v in a.ty.shape], "dtype": str(a.ty.dtype)}
@@ -256,7 +360,45 @@ class _Plan:
         if got != want:
             raise TvmqError(f"internal: layer {L.node!r}: kernel arguments {got} != {want}")
         y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
-        return _from_layout(bb, y, layout, c_pad), names
+        out = _from_layout(bb, y, layout, c_pad)
+        if layout == "nchwc" and g is None and c_pad == hi - lo:
+            self.blocked[out] = (y, ob)
+        return out, names
+
+    def propagate(self, bb, value, out):
+        """Glue that works on NCHWc as well (ReLU, elementwise add, max pooling, concat on channels) gets
+        a blocked twin when its inputs have one; the NCHW original stays for whoever needs it."""
+        from tvm import relax
+
+        R = relax.op
+        if not isinstance(value, relax.Call) or not isinstance(value.op, __import__("tvm").ir.Op):
+            return
+        name = value.op.name
+        args = value.args
+        twin = None
+        if name in ("relax.nn.relu", "relax.clip") and args[0] in self.blocked:
+            xb, ob = self.blocked[args[0]]
+            twin = R.nn.relu(xb) if name == "relax.nn.relu" else R.clip(xb, args[1], args[2])
+        elif name in ("relax.add", "relax.maximum") and all(a in self.blocked for a in args):
+            (ab, oa), (cb, oc) = self.blocked[args[0]], self.blocked[args[1]]
+            if oa == oc and [int(v) for v in ab.ty.shape] == [int(v) for v in cb.ty.shape]:
+                twin = (R.add if name == "relax.add" else R.maximum)(ab, cb)
+        elif name == "relax.nn.max_pool2d" and args[0] in self.blocked and str(value.attrs.layout) == "NCHW" \
+                and str(value.attrs.out_layout) == "NCHW":
+            xb, ob = self.blocked[args[0]]
+            a = value.attrs
+            twin = R.nn.max_pool2d(xb, a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode),
+                                   bool(a.count_include_pad), layout=f"NCHW{ob}c", out_layout=f"NCHW{ob}c")
+        elif name == "relax.concat" and isinstance(args[0], relax.Tuple) and value.attrs.axis is not None \
+                and int(value.attrs.axis) == 1 and all(f in self.blocked for f in args[0].fields):
+            parts = [self.blocked[f] for f in args[0].fields]
+            if len({ob for _, ob in parts}) == 1:
+                twin = R.concat([p for p, _ in parts], axis=1)
+                ob = parts[0][1]
+        if twin is not None:
+            if name != "relax.concat":
+                ob = self.blocked[args[0]][1]
+            self.blocked[out] = (bb.emit(twin), ob)
 
     def fallback(self, bb, call, L, why):
         """Relax's own conv2d, its weight decoded from the stored form inside the graph (at run time)."""
@@ -288,25 +430,54 @@ class _Plan:
         return y
 
 
-def build_relax(mod, layers, opts, target, records, dry: bool = False):
-    """Replace the conv2d calls that read a quantized weight input; returns (module, plan, kept inputs)."""
+def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: dict | None = None,
+                fuse: bool = True):
+    """Replace the conv2d calls that read a quantized weight input; returns (module, plan, kept inputs).
+
+    ``arrays``: the graph inputs' arrays (name -> (shape, array)), for the biases fused into kernels;
+    ``fuse``: fuse bias/ReLU into the kernels and keep blocked layouts between them."""
     import tvm
     from tvm import relax
 
     plan = _Plan(layers, opts, target, records)
     plan.dry = dry
     conv_op = tvm.ir.Op.get("relax.nn.conv2d")
+    main = mod["main"]
+    groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}) if fuse and not dry else ({}, {})
+    done: dict = {}  # conv var -> (its NCHW output, fused)
 
     @relax.expr_functor.mutator
     class Swap(relax.PyExprMutator):
-        def visit_call_(self, call):
-            call = self.visit_expr_post_order(call)
-            if call.op.same_as(conv_op) and isinstance(call.args[1], relax.Var) and call.args[1].name in plan.by_safe:
-                return plan.rewrite(self.builder_, call, plan.by_safe[call.args[1].name])
-            return call
+        def _bind(self, var, value):
+            if isinstance(value, relax.Var) and isinstance(var, relax.DataflowVar):
+                new = value
+            elif isinstance(var, relax.DataflowVar):
+                new = self.builder_.emit(value, name_hint=var.name)
+            else:
+                new = self.builder_.emit_output(value, name_hint=var.name)
+            self.set_var_remap(var, new)
+            return new
+
+        def visit_var_binding_(self, binding):
+            var = binding.var
+            if var in absorbed:
+                y, fused = done[absorbed[var]]
+                if fused:  # part of the kernel now; the chain's last var is the kernel's output
+                    if groups[absorbed[var]]["final"].same_as(var):
+                        self._bind(var, y)
+                    return
+            value = self.visit_expr(binding.value)
+            if (isinstance(value, relax.Call) and value.op.same_as(conv_op) and isinstance(value.args[1], relax.Var)
+                    and value.args[1].name in plan.by_safe):
+                y, fused = plan.rewrite(self.builder_, value, plan.by_safe[value.args[1].name], groups.get(var))
+                done[var] = (y, fused)
+                self._bind(var, y)
+                return
+            new = self._bind(var, value)
+            if fuse and not dry:
+                plan.propagate(self.builder_, value, new)
 
     sw = Swap(mod)
-    main = mod["main"]
     body = sw.visit_expr(main).body
     if dry:
         return None, plan, []
@@ -324,4 +495,5 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False):
         fn = fn.without_attr("params")
     out = sw.builder_.get()
     out["main"] = fn
+    out = relax.transform.DeadCodeElimination(["main"])(out)  # unused layout changes and blocked twins
     return out, plan, old

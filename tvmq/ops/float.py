@@ -34,7 +34,7 @@ def channel_of(layout, idx, ob):
 
 def add_epilogue(out, layout, ob, bias, relu, c_out, name="epilogue"):
     """Optional bias and ReLU as one elementwise stage; returns (out, extra inputs)."""
-    from tvm import te, tirx
+    from tvm import te
 
     if not (bias or relu):
         return out, []
@@ -47,11 +47,20 @@ def add_epilogue(out, layout, ob, bias, relu, c_out, name="epilogue"):
         v = out[idx]
         if bias:
             v = v + B[channel_of(layout, idx, ob)]
-        if relu:
-            v = tirx.max(v, tirx.const(0.0, "float32"))
-        return v
+        return relu_value(v, relu)
 
     return te.compute(out.shape, f, name=name), extra
+
+
+def relu_value(v, relu):
+    """ReLU of a float32 TIR value: ``relu`` True, or a number: the upper clip too (6.0: ReLU6)."""
+    from tvm import tirx
+
+    if relu:
+        v = tirx.max(v, tirx.const(0.0, "float32"))
+    if relu and relu is not True:
+        v = tirx.min(v, tirx.const(float(relu), "float32"))
+    return v
 
 
 def finish_reference(y_nchw, bias_arr, relu):
@@ -59,6 +68,8 @@ def finish_reference(y_nchw, bias_arr, relu):
         y_nchw = y_nchw + bias_arr.reshape(1, -1, 1, 1)
     if relu:
         y_nchw = np.maximum(y_nchw, 0)
+    if relu and relu is not True:
+        y_nchw = np.minimum(y_nchw, np.float32(relu))
     return y_nchw
 
 
