@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tvmq.space import Space
-from tvmq.workload import resolve
+from tvmq.workload import ConvWorkload, resolve
 
 CONV3 = resolve("alexnet.conv3")[0]
 
@@ -76,3 +76,15 @@ def test_encoding_length_is_fixed(variant):
     s = Space.load(CONV3, variant)
     rng = np.random.default_rng(1)
     assert len({len(s.encode(s.sample(rng))) for _ in range(10)}) == 1
+
+
+def test_default_takes_the_first_preference_the_layer_allows():
+    """AMX tiles first where the target has them (row tiles: they take any stride), but a layer AMX cannot
+    take (c_in % 64 != 0) falls to VNNI, not to whatever config is nearest."""
+    feats = {"avx512bw", "avx512vnni", "amx-tile", "amx-int8"}
+    assert Space.load(CONV3, "int8", features=feats).default["dot"] == "amx_1x4"  # alexnet conv3: c_in 256
+    odd = ConvWorkload("c96", 1, 96, 27, 27, 256, 5, 5, (1, 1), (2, 2, 2, 2))
+    assert Space.load(odd, "int8", features=feats).default["dot"] == "vnni"
+    strided = ConvWorkload("s2", 1, 128, 28, 28, 128, 3, 3, (2, 2), (1, 1, 1, 1))  # flat tiles need stride 1
+    assert Space.load(strided, "int8", features=feats).default["dot"] == "amx_1x4"
+    assert Space.load(odd, "int8", features={"avx512bw"}).default["dot"] == "none"

@@ -234,3 +234,25 @@ def test_without_permission_a_tile_instruction_kills_only_its_process(tmp_path):
             "m['main'](tvm.runtime.tensor(z, d), tvm.runtime.tensor(z, d))" % lib)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert proc.returncode == -4  # SIGILL: Linux had not granted this process AMX tile state
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("bias,relu", [(False, False), (True, True), (True, 6.0)])
+def test_amx_dequant_epilogue_with_bias_and_relu_matches_numpy_where_amx_runs(bias, relu):
+    """The export's int8 kernel: float output, bias and ReLU (or ReLU6) fused into the AMX kernel."""
+    from tvmq.build.lower import compile_mod
+    from tvmq.ops import make_op
+
+    op = make_op("int8", ODD, layout="amx", tiles=(13, 1, 2, 0), epilogue="dequant", bias=bias, relu=relu)
+    assert [a.name for a in op.args] == ["data", "weight", "x_zp", "wsum", "scale", *(["bias"] if bias else []),
+                                         "dequant"] and op.out_arg.dtype == "float32"
+    ex = compile_mod(op.irmodule(), SPR)
+    assert count_instructions(asm(ex), "x86_64")["tdpbusd"] > 0
+    if not amx_here():
+        pytest.skip("needs a CPU with AMX (amx_int8) and OS permission")
+    ins = op.make_inputs(np.random.default_rng(4))
+    out = _run(ex, ins, np.full(op.out_arg.shape, np.nan, "float32"))
+    ok, err = op.check(out, ins)
+    assert ok, err
+    if relu:
+        assert out.min() >= 0 and (relu is True or out.max() <= relu)

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import TvmqError, one_line
 from . import LIB_NAME, WEIGHTS_NAME
 from . import manifest as M
-from ..run import tracker
+from ..run import amx_permission, tracker
 from ..ops import make_op
 from ..workload import ConvWorkload
 from ..machine import available_cores
@@ -68,6 +68,9 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
     if rpc is None:
         import tvm
 
+        if uses_amx(man):  # a tile instruction without the OS's permission kills the process (SIGILL)
+            amx_permission.require()
+
         try:
             mod = tvm.runtime.load_module(str(lib))
         except Exception as e:  # noqa: BLE001
@@ -84,6 +87,11 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
     except Exception as e:  # noqa: BLE001
         raise TvmqError(f"the board at {rpc.address} (key {rpc.key!r}) cannot load {lib}: {one_line(e)}") from None
     return Export(d, man, mod, sess.cpu(0), "rpc-emulated" if emulated else "rpc", session=sess, warnings=warns)
+
+
+def uses_amx(man: dict) -> bool:
+    """Whether any kernel of the export runs on AMX tiles (its operator's layout is ``amx``)."""
+    return any(e.get("op_params", {}).get("layout") == "amx" for e in man.get("functions", []))
 
 
 # -- layer libraries -------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The int8 convolution computed by Intel AMX tiles (``tvmq.templates.amx``), as an ``OpSpec``.
 
 ``conv2d_int8(..., layout="amx", tiles=(rows, m_tiles, n_tiles, flat))`` builds it: uint8 activations
-[N][C/64][H][W][64], int8 weights in the VNNI layout [O/16][C/4][Kh][Kw][16][4], the requantized
-int8 output [N][O/16][Ho][Wo][16]. The kernel is written directly in TIR (tile instructions, not
+[N][C/64][H][W][64], int8 weights in the VNNI layout [O/16][C/4][Kh][Kw][16][4], the output
+[N][O/16][Ho][Wo][16]: requantized int8 (``epilogue="requant"``), or float32 (``"dequant"``, with an
+optional fused bias and ReLU, as a model export calls it). The kernel is written directly in TIR (tile instructions, not
 a schedule), so ``prim_func`` returns it and the template applies no schedule to it.
 """
 
@@ -21,20 +22,27 @@ class AmxOpSpec(OpSpec):
     tiles: tuple = (16, 1, 2, 0)
 
     def prim_func(self):
-        from ..templates.amx import conv2d_amx_int8  # op <-> template cycle
+        from ..templates.amx import conv2d_amx_int8, conv2d_amx_int8_dequant  # op <-> template cycle
 
         rows, m_tiles, n_tiles, flat = self.tiles
+        if self.params["epilogue"] == "dequant":
+            return conv2d_amx_int8_dequant(self.workload, rows, m_tiles, n_tiles, bool(flat),
+                                           bias=self.params.get("bias", False), relu=self.params.get("relu", False))
         return conv2d_amx_int8(self.workload, rows, m_tiles, n_tiles, shift=self.params["shift"], flat=bool(flat))
 
 
-def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles) -> AmxOpSpec:
+def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles, bias: bool = False,
+             relu=False) -> AmxOpSpec:
     from tvm import te
 
     from ..templates import amx  # op <-> template cycle
+    from .float import finish_reference  # lazy: ops.integer imports this module
 
-    if act != "uint8" or epilogue != "requant" or padding != "hard":
-        raise TvmqError(f"the AMX int8 kernel computes uint8 activations with the requant epilogue and hard "
-                        f"padding, got act={act!r}, epilogue={epilogue!r}, padding={padding!r}")
+    if act != "uint8" or epilogue not in ("requant", "dequant") or padding != "hard":
+        raise TvmqError(f"the AMX int8 kernel computes uint8 activations with the requant or dequant epilogue "
+                        f"and hard padding, got act={act!r}, epilogue={epilogue!r}, padding={padding!r}")
+    if (bias or relu) and epilogue != "dequant":
+        raise TvmqError(f"a fused bias/ReLU needs the dequant epilogue (float output), not {epilogue!r}")
     if tiles is None or len(tiles) != 4:
         raise TvmqError(f"layout 'amx' needs tiles=(rows, m_tiles, n_tiles, flat), got {tiles!r}")
     tiles = tuple(int(t) for t in tiles)
@@ -44,14 +52,28 @@ def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles) -> Am
 
         raise InvalidConfig(why)
     dshape, wshape, oshape = amx.shapes(wl)
-    shapes = [("data", dshape, "uint8"), ("weight", wshape, "int8"), ("x_zp", (1,), "int32"),
-              ("wsum", (wl.c_out,), "int32"), ("multiplier", (wl.c_out,), "int32"), ("y_zp", (1,), "int32"),
-              ("requant", oshape, "int8")]
+    head = [("data", dshape, "uint8"), ("weight", wshape, "int8"), ("x_zp", (1,), "int32"),
+            ("wsum", (wl.c_out,), "int32")]
+    if epilogue == "requant":
+        shapes = head + [("multiplier", (wl.c_out,), "int32"), ("y_zp", (1,), "int32"), ("requant", oshape, "int8")]
+        make_inputs, reference = (lambda rng: amx.make_inputs(wl, rng)), (lambda ins: amx.reference(wl, ins, shift))
+    else:
+        shapes = head + [("scale", (wl.c_out,), "float32"), *([("bias", (wl.c_out,), "float32")] if bias else []),
+                         ("dequant", oshape, "float32")]
+
+        def make_inputs(rng):
+            ins = amx.make_inputs(wl, rng, "dequant")
+            return ins + ([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else [])
+
+        def reference(ins):
+            y = amx.reference(wl, ins[:5], shift, "dequant", layout_out=False)
+            y = finish_reference(y, ins[5] if bias else None, relu)
+            return amx.to_amx_out(y)
     return AmxOpSpec(
         name="conv2d_amx_int8", variant="int8", layout="amx", workload=wl,
         params=dict(act=act, weight="int8", epilogue=epilogue, padding=padding, ib=64, ob=16, shift=shift,
-                    tiles=list(tiles)),
+                    tiles=list(tiles), **({"bias": bias, "relu": relu} if bias or relu else {})),
         tensors=[te.placeholder(s, d, name=n) for n, s, d in shapes],
-        make_inputs=lambda rng: amx.make_inputs(wl, rng), reference=lambda ins: amx.reference(wl, ins, shift),
-        tiles=tiles,
+        make_inputs=make_inputs, reference=reference, tiles=tiles,
+        **({"atol": 1e-3, "rtol": 1e-5} if epilogue == "dequant" else {}),
     )

@@ -204,6 +204,15 @@ class Space:
             else:
                 cfg[k.name] = k.values[0]
         cfg = self.canonical(cfg)
+        for name, prefs in [(k.name, default[k.name]) for k in self.knobs if isinstance(default.get(k.name), list)]:
+            if self.is_valid(cfg):
+                break
+            # a preference this layer cannot take (e.g. AMX tiles on c_in % 64 != 0): the next one
+            for want in [w for w in prefs if w in dict((k.name, k.values) for k in self.knobs)[name]]:
+                alt = self.canonical(dict(cfg, **{name: want}))
+                if self.is_valid(alt):
+                    cfg = alt
+                    break
         if not self.is_valid(cfg):  # nearest valid: fewest knobs changed
             best = min(self.enumerate(), key=lambda c: sum(c[n] != cfg[n] for n in self.names), default=None)
             if best is None:

@@ -236,8 +236,58 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
     return main
 
 
-def make_inputs(wl, rng):
-    """Random inputs in the kernel's layouts: data, weight, x_zp, wsum, multiplier, y_zp."""
+def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat: bool = False,
+                            bias: bool = False, relu=False):
+    """The PrimFunc ``main(data, weight, x_zp, wsum, scale[, bias], out)``: int8 tiles, then the block
+    dequantized per task to float32 (``(acc - x_zp * wsum[o]) * scale[o] + bias[o]``, then ReLU, or
+    clipped to [0, relu] when ``relu`` is a number): a model export's conv -> bias -> ReLU in one kernel."""
+    from tvm.script import tirx as T
+
+    p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
+    fill_pad, task_tiles = p.fill_pad, p.task_tiles
+    N, NT, BLK, GW, QT, QB, OG, WO, O = p.N, p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO, wl.c_out
+    LO = 0.0 if relu is not False else -3.0e38
+    HI = 3.0e38 if relu is True or relu is False else float(relu)
+
+    @T.macro
+    def body(data, weight, x_zp, wsum, scale, bvec, out):
+        pad = T.alloc_buffer(p.pad_shape, "uint8")  # padded with the zero point
+        fill_pad(data, pad, T.Cast("uint8", x_zp[0]))
+        for task in T.parallel(N * OG * QB):
+            acc = T.alloc_buffer((NT, BLK, 16), "int32", scope="local")
+            task_tiles(pad, weight, acc, task // (OG * QB), task // QB % OG, task % QB)
+            for j, x in T.grid(NT, BLK):
+                if (task % QB * BLK + x) % GW < WO and task % QB * BLK + x < QT:
+                    for oi in T.vectorized(16):
+                        out[task // (OG * QB), task // QB % OG * NT + j, (task % QB * BLK + x) // GW,
+                            (task % QB * BLK + x) % GW, oi] = T.max(T.min(
+                                T.Cast("float32", acc[j, x, oi] - x_zp[0] * wsum[(task // QB % OG * NT + j) * 16 + oi])
+                                * scale[(task // QB % OG * NT + j) * 16 + oi] + bvec[(task // QB % OG * NT + j) * 16 + oi],
+                                T.float32(HI)), T.float32(LO))
+
+    if bias:
+        @T.prim_func(s_tir=True)
+        def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
+                 wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"), bias_: T.Buffer((O,), "float32"),
+                 out: T.Buffer(p.oshape, "float32")):
+            T.func_attr({"global_symbol": "main", "tir.noalias": True})
+            body(data, weight, x_zp, wsum, scale, bias_, out)
+    else:
+        @T.prim_func(s_tir=True)
+        def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
+                 wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"), out: T.Buffer(p.oshape, "float32")):
+            T.func_attr({"global_symbol": "main", "tir.noalias": True})
+            zero = T.alloc_buffer((O,), "float32")
+            for o in range(O):
+                zero[o] = T.float32(0)
+            body(data, weight, x_zp, wsum, scale, zero, out)
+
+    return main
+
+
+def make_inputs(wl, rng, epilogue: str = "requant"):
+    """Random inputs in the kernel's layouts: data, weight, x_zp, wsum, then multiplier and y_zp
+    (``requant``) or the float scale (``dequant``)."""
     from ..ops import direct as D  # op <-> template cycle
     from ..ops.integer import epilogue_inputs  # op <-> template cycle
 
@@ -246,11 +296,19 @@ def make_inputs(wl, rng):
     zp = np.array([rng.integers(0, 256)], "int32")
     wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
     return [D.to_layout_data(x, "amx", 64), D.to_layout_weight(w, "amx", 64, 16).astype("int8"), zp, wsum,
-            *epilogue_inputs(rng, wl, "requant")]
+            *epilogue_inputs(rng, wl, epilogue)]
 
 
-def reference(wl, ins, shift: int = 30):
-    """The expected output (exact int8, [N][O/16][Ho][Wo][16]) from numpy."""
+def to_amx_out(y_nchw):
+    """An NCHW output in the kernel's output layout [N][O/16][Ho][Wo][16]."""
+    from ..ops import direct as D  # op <-> template cycle
+
+    return D.to_layout_out(y_nchw, "amx", 16)
+
+
+def reference(wl, ins, shift: int = 30, epilogue: str = "requant", layout_out: bool = True):
+    """The expected output from numpy: exact int8 (``requant``) or float (``dequant``), in the kernel's
+    output layout [N][O/16][Ho][Wo][16] (NCHW with ``layout_out=False``)."""
     from ..ops import direct as D  # op <-> template cycle
     from ..ops import reference as R  # op <-> template cycle
     from ..ops.integer import epilogue_reference  # op <-> template cycle
@@ -259,7 +317,8 @@ def reference(wl, ins, shift: int = 30):
     w = D.from_layout_weight(ins[1], "amx", wl, 64, 16)
     zp = int(ins[2][0])
     acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
-    return D.to_layout_out(epilogue_reference(acc, zp, ins[3], "requant", ins[4:], shift), "amx", 16)
+    y = epilogue_reference(acc, zp, ins[3], epilogue, ins[4:], shift)
+    return D.to_layout_out(y, "amx", 16) if layout_out else y
 
 
 def peak_func(iters: int, tasks: int, kind: str = "int8"):
