@@ -11,8 +11,14 @@ def _us(ms: float) -> str:
     return f"{ms * 1e3:.1f}" if ms < 10 else f"{ms * 1e3:,.0f}"
 
 
+def _q(b: dict) -> str:
+    if b["quantize"] == "none":
+        return "float"
+    return b["quantize"] + ("" if b["bits"] is None else f" {b['bits']}-bit")
+
+
 def markdown(b: dict) -> str:
-    q = b["quantize"] + ("" if b["bits"] is None else f" {b['bits']}-bit")
+    q = _q(b)
     out = [f"# Where the time goes: {b['model']} ({q}), input {b['input_shape']}", "",
            f"Network {b['network_ms']:.3f} ms (time_evaluator, no instrument); the {b['vm_calls'] - b['builtin_calls']} "
            f"timed calls sum to {b['sum_calls_ms']:.3f} ms (median of {b['runs']} instrumented runs each, less "
@@ -58,7 +64,7 @@ def plot(b: dict, path) -> Path:
     a2.set_xlabel("time per inference (us)")
     a2.set_title(f"top {len(funcs)} functions" if len(b["functions"]) > TOP else "functions")
     a2.tick_params(axis="y", labelsize=7)
-    q = b["quantize"] + ("" if b["bits"] is None else f" {b['bits']}-bit")
+    q = _q(b)
     fig.suptitle(f"{Path(b['model']).name} ({q}): {b['network_ms']:.3f} ms per inference")
     fig.tight_layout()
     path = Path(path)
