@@ -90,8 +90,8 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
 
 
 def uses_amx(man: dict) -> bool:
-    """Whether any kernel of the export runs on AMX tiles (its operator's layout is ``amx``)."""
-    return any(e.get("op_params", {}).get("layout") == "amx" for e in man.get("functions", []))
+    """Whether any kernel of the export runs on AMX tiles (``conv2d_amx_*`` operators)."""
+    return any(str(e.get("op", "")).startswith("conv2d_amx") for e in man.get("functions", []))
 
 
 # -- layer libraries -------------------------------------------------------------------
