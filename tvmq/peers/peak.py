@@ -11,6 +11,9 @@ Both are ordinary TVM kernels measured by tvmq's own runners (local worker proce
 * **copy bandwidth**: ``B[i] = A[i]`` over arrays much larger than the last-level cache, parallel over
   threads; bytes moved = read + write (``2 * 4 * N``, write-allocate traffic not counted).
 
+* **AMX peaks** (targets with AMX, measured locally): ``tdpbusd`` int8 and ``tdpbf16ps`` bf16 on four
+  accumulator tiles per thread (``AmxKernel``), exact check; integer rows on AMX tiles and bf16 rows
+  are then put against them.
 * **int8 peak** (x86 targets with AVX-512 VNNI only): the same register-block idea with ``vpdpbusd``
   (u8 x s8 -> s32, 64 multiply-adds per instruction, counted as 128 ops), written in TVMScript with the
   LLVM intrinsic called directly on ``<64 x i8>`` operands (TVM 0.27's registered VNNI intrinsic does
@@ -28,7 +31,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..run.base import BuildResult, Verifier
-from .peak_kernels import CopyKernel, FmaKernel, VnniKernel, vector_lanes  # noqa: F401  (vector_lanes: also used by callers of this module)
+from .peak_kernels import AmxKernel, CopyKernel, FmaKernel, VnniKernel, vector_lanes  # noqa: F401  (vector_lanes: also used by callers of this module)
 from ..build.cross import export_lib
 
 INT8_NOTE_NO_VNNI = ("not measured: the target has no AVX-512 VNNI dot product (the int8 peak kernel needs "
@@ -38,12 +41,20 @@ INT8_NOTE_NOT_X86 = ("not measured: no int8 dot-product peak kernel for this arc
 
 
 def has_vnni(target_info) -> bool:
+    return _has(target_info, "avx512vnni")
+
+
+def has_amx(target_info) -> bool:
+    return _has(target_info, "amx-int8") and _has(target_info, "amx-bf16")
+
+
+def _has(target_info, feature: str) -> bool:
     import tvm
 
     if not _is_x86(target_info):
         return False
     try:
-        return bool(tvm.get_global_func("target.target_has_feature")("avx512vnni", target_info.tvm_target()))
+        return bool(tvm.get_global_func("target.target_has_feature")(feature, target_info.tvm_target()))
     except Exception:  # noqa: BLE001
         return False
 
@@ -103,6 +114,7 @@ def measure(target_info, runner, settings, threads_list=(1, 2), bandwidth: bool 
     """
     settings = replace(settings, repeat=max(settings.repeat, 20), min_repeat_ms=min(settings.min_repeat_ms, 10))
     vnni = has_vnni(target_info)
+    amx = has_amx(target_info) and runner.label == "local"
     note = INT8_NOTE_NO_VNNI if _is_x86(target_info) else INT8_NOTE_NOT_X86
     out = {"fp32": {}, "bandwidth": {}, "int8": {} if vnni else note, "kernel": None, "runner": runner.label,
            "int8_kernel": "6x64 int32 block of vpdpbusd (u8 x s8, 24 zmm accumulators), k=64" if vnni else None}
@@ -122,6 +134,13 @@ def measure(target_info, runner, settings, threads_list=(1, 2), bandwidth: bool 
                                       1e9, "int32")
                 if log:
                     log(f"peak int8 (VNNI), {t} thread(s): {_fmt(out['int8'][t], 'gops', 'GOPS')}")
+            for kind, unit in (("int8", "GOPS"), ("bf16", "GFLOPS")) if amx else ():
+                ak = AmxKernel(blocks=max(1, t), kind=kind)
+                e = _run(ak, d, f"amx_{kind}{t}", target_info, runner, st, seed, ak.ops, ak.out_shape, "gops", 1e9,
+                         ak.out_dtype)
+                out.setdefault(f"amx_{kind}", {})[t] = e
+                if log:
+                    log(f"peak AMX {kind}, {t} thread(s): {_fmt(e, 'gops', unit)}")
             if bandwidth:
                 n = (1 << 24) if target_info.runner == "local" else (1 << 20)
                 ck = CopyKernel(blocks=max(1, t), n=n, lanes=vector_lanes(target_info.tvm_target()))
@@ -136,7 +155,8 @@ def merge(a: dict, b: dict, passes: bool = True) -> dict:
     """Two peak measurements -> the better entry per thread count (``passes``: they measured the same
     thread counts twice, e.g. before and after a benchmark, and the pass count adds up)."""
     out = dict(a)
-    for kind, key in (("fp32", "gflops"), ("bandwidth", "gbps"), ("int8", "gops")):
+    for kind, key in (("fp32", "gflops"), ("bandwidth", "gbps"), ("int8", "gops"), ("amx_int8", "gops"),
+                      ("amx_bf16", "gops")):
         if not isinstance(a.get(kind, {}), dict):
             continue  # "not measured" note
         m = dict(a.get(kind) or {})

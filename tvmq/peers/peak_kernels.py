@@ -201,3 +201,43 @@ def _vnni_module(P: int, K: int, REPS: int, CV: int):
                     C[p, i + 3, j, T.Ramp(0, 1, 16)] = acc1[T.Ramp((i * CV + j) * 16, 1, 16)]
 
     return tvm.IRModule({"main": main})
+
+
+@dataclass(frozen=True)
+class AmxKernel:
+    """``tdpbusd`` (int8) or ``tdpbf16ps`` (bf16) on 4 accumulator tiles per thread, A and B tiles loaded once
+    (:func:`tvmq.templates.amx.peak_func`); every source element 1, so each accumulator is ``iters * K``."""
+
+    blocks: int
+    kind: str = "int8"
+    iters: int = 100_000
+
+    @property
+    def k(self) -> int:
+        return 64 if self.kind == "int8" else 32
+
+    @property
+    def ops(self) -> int:
+        return 2 * self.blocks * self.iters * 4 * 16 * 16 * self.k
+
+    @property
+    def out_shape(self):
+        return (self.blocks, 4, 16, 16)
+
+    @property
+    def out_dtype(self) -> str:
+        return "int32" if self.kind == "int8" else "float32"
+
+    def schedule(self):
+        import tvm
+
+        from ..templates import amx
+
+        return tvm.IRModule({"main": amx.peak_func(self.iters, self.blocks, self.kind)})
+
+    def inputs(self, seed=0):
+        word = 0x01010101 if self.kind == "int8" else 0x3F803F80  # bytes 1, or two bf16 1.0
+        return [np.full((self.blocks, 4, 16, 16), word, np.int32)]
+
+    def reference(self, ins):
+        return np.full(self.out_shape, self.iters * self.k, np.float64)

@@ -111,7 +111,8 @@ def write_outputs(out: Path, rows, peak, meta, layers, builds, curves, perf, plo
         prow.append(dict(threads=t, fp32_gflops=e.get("gflops"), fp32_median=e.get("median"), int8_gops=i8.get("gops"),
                          int8_median=i8.get("median"), copy_gbps=bw.get("gbps"),
                          ridge_flop_per_byte=(e["gflops"] / bw["gbps"]) if e.get("gflops") and bw.get("gbps")
-                         else None, status=e.get("status")))
+                         else None, amx_int8_gops=((peak.get("amx_int8") or {}).get(t) or {}).get("gops"),
+                         amx_bf16_gflops=((peak.get("amx_bf16") or {}).get(t) or {}).get("gops"), status=e.get("status")))
     over = [r for r in rows if (r.get("pct_peak") or 0) > 100 and r["unit"] == "GFLOPS"]
     if over:
         top = max(r["pct_peak"] for r in over)
@@ -119,8 +120,9 @@ def write_outputs(out: Path, rows, peak, meta, layers, builds, curves, perf, plo
               "100%, the peak passes were slowed by other load: re-run when the machine is quiet. A few percent "
               "above, the clock differed between the peak pass and the layer (turbo), or the peak kernel falls "
               "short of the machine's limit: read such rows as at peak.", ""]
-    L += [markdown_table(prow, ["threads", "fp32_gflops", "fp32_median", "int8_gops", "int8_median", "copy_gbps",
-                                "ridge_flop_per_byte", "status"]),
+    amx_cols = ["amx_int8_gops", "amx_bf16_gflops"] if any(r["amx_int8_gops"] for r in prow) else []
+    L += [markdown_table(prow, ["threads", "fp32_gflops", "fp32_median", "int8_gops", "int8_median", *amx_cols,
+                                "copy_gbps", "ridge_flop_per_byte", "status"]),
           "", (f"int8 peak kernel: {peak['int8_kernel']}; `pct_peak` of integer rows is against it "
                "(`peak_kind`)." if peak.get("int8_kernel") else
                f"int8 peak: {peak['int8']}; `pct_peak` of integer rows is against the fp32 FMA peak."), ""]
