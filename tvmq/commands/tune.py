@@ -29,8 +29,10 @@ def add_arguments(p):
     add_workload_args(p)
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated (default {DEFAULT_VARIANTS})")
     p.add_argument("--trials", type=int, default=64, help="measurements per layer and variant")
-    p.add_argument("--tuner", default="xgb", help="xgb, random, grid or metaschedule")
-    p.add_argument("--batch-size", type=int, default=8, help="candidates proposed and built per round")
+    p.add_argument("--tuner", default="xgb", help="xgb, random, grid or metaschedule (TVM's own; it refuses "
+                                                  "--early-stopping, --transfer and --measure model)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="candidates proposed and built per round (default 8; metaschedule: 64, num_trials_per_iter)")
     p.add_argument("--early-stopping", type=int, default=None, help="stop after this many trials without gain")
     p.add_argument("--log", help="records file (default autotune_logs/MACHINE-KIND/TARGET.jsonl)")
     p.add_argument("--logs", default="autotune_logs",

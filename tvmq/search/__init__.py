@@ -5,15 +5,16 @@ from __future__ import annotations
 from ..errors import TvmqError
 from .base import Tuner  # noqa: F401
 from .grid import GridTuner
+from .metaschedule import MetaScheduleTuner
 from .random import RandomTuner
 from .xgb import XGBTuner
 
-TUNERS = {"xgb": XGBTuner, "random": RandomTuner, "grid": GridTuner}
-ALL_TUNERS = [*TUNERS, "metaschedule"]
+TUNERS = {"xgb": XGBTuner, "random": RandomTuner, "grid": GridTuner, "metaschedule": MetaScheduleTuner}
+ALL_TUNERS = list(TUNERS)
 
 
 def make_tuner(name_or_tuner, space, seed: int = 0, threads: int | None = None, machine=None) -> Tuner:
-    """A tuner by name (``xgb``, ``random``, ``grid``) or the object itself.
+    """A tuner by name (``xgb``, ``random``, ``grid``, ``metaschedule``) or the object itself.
 
     ``threads``: the runtime threads the kernels will be measured with (the cost model's
     parallel-balance feature); None keeps the model's default of 2. ``machine``: who measures (the

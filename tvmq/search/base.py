@@ -21,6 +21,8 @@ class Tuner(abc.ABC):
     """
 
     name = "base"
+    default_batch_size = 8  # candidates proposed and measured per round unless ``--batch-size`` says otherwise
+    own_loop = False  # True: the tuner runs its own propose-measure loop in ``tune_task`` (MetaSchedule)
 
     def __init__(self, space, seed: int = 0):
         self.space = space
@@ -36,6 +38,10 @@ class Tuner(abc.ABC):
             k = config_key(cfg)
             self.scores[k] = float(s)
             self.configs[k] = cfg
+
+    @classmethod
+    def check_options(cls, opts):
+        """Raise a TvmqError naming the flag for a ``TuneOptions`` setting this tuner cannot honour."""
 
     def warm_start(self, records: list[dict]):
         """Learn from records of other tasks (default: ignore them)."""

@@ -12,15 +12,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build import Builder
 from ..errors import TvmqError
 from ..record import log as recordlog
 from ..record.log import median_time
 from ..record.select import transfer_seeds
 from ..run.mca import ModelRunner, model_for, model_machine
 from ..space import config_key
-from . import ALL_TUNERS, make_tuner
+from . import ALL_TUNERS, TUNERS, make_tuner
 from .driver import Measurer, TuneResult, TuneSession, tune
-from .metaschedule import tune_metaschedule
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class TuneOptions:
 
     trials: int = 64
     tuner: str = "xgb"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: the tuner's default (8; metaschedule 64, its num_trials_per_iter)
     early_stopping: int | None = None
     resume: bool = False
     warm_start: bool = True
@@ -46,8 +46,11 @@ class TuneOptions:
             raise TvmqError(f"--trials must be >= 1, got {self.trials}")
         if self.measure not in ("run", "model"):
             raise TvmqError(f"--measure must be run or model, got {self.measure!r}")
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", TUNERS[self.tuner].default_batch_size)
         if self.batch_size < 1:
             raise TvmqError(f"--batch-size must be >= 1, got {self.batch_size}")
+        TUNERS[self.tuner].check_options(self)  # a flag the tuner cannot honour is refused, not ignored
 
 
 def read_database(logs: str | Path | None, log_path: Path, prior: list[dict]) -> list[dict]:
@@ -67,11 +70,7 @@ def tune_tasks(tasks, opts: TuneOptions, settings, runner, machine, log_path, lo
     is called after each task (the command prints its row)."""
     log_path = Path(log_path)
     prior = recordlog.read(log_path) if log_path.exists() else []
-    if opts.tuner == "metaschedule":
-        return _metaschedule(tasks, opts, settings, runner, log_path, on_result)
     db = read_database(logs, log_path, prior)
-    from ..build import Builder  # starts compile workers: only when there is something to tune
-
     out = []
     builder = Builder(settings.build_workers, settings.build_timeout_s, asm=opts.measure == "model")
     try:
@@ -111,12 +110,17 @@ def _prepare(task, opts, settings, machine, prior, db):
 def make_session(task, opts, settings, runner, machine, log_path, prior, db, builder) -> TuneSession:
     """A steppable tuning session of ``task`` (the model scheduler interleaves them)."""
     tuner, seeds = _prepare(task, opts, settings, machine, prior, db)
+    if tuner.own_loop:
+        raise TvmqError(f"--tuner {tuner.name} runs its own search loop: it cannot share a budget batch by batch "
+                        "(tune --model); use xgb, random or grid")
     return TuneSession(task, tuner, Measurer(task, builder, runner, settings), log_path, opts.batch_size,
                        opts.resume, settings, runner.label, prior, machine, seeds)
 
 
 def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder, runner_label=None) -> TuneResult:
     tuner, seeds = _prepare(task, opts, settings, machine, prior, db)
+    if tuner.own_loop:  # MetaSchedule: the whole task in its own loop, with the same options and settings
+        return tuner.tune_task(task, opts, settings, runner, machine, log_path, prior)
     res = tune(task, tuner, Measurer(task, builder, runner, settings), opts.trials, log_path, opts.batch_size,
                opts.resume, opts.early_stopping, settings, runner_label or runner.label, opts.progress, prior, machine,
                seeds)
@@ -163,21 +167,3 @@ class _Fixed:
 
     def update(self, cfgs, scores):
         self.done.update(config_key(c) for c in cfgs)
-
-
-def _metaschedule(tasks, opts, settings, runner, log_path, on_result) -> list[TuneResult]:
-    """MetaSchedule runs its own search loop: the flags it cannot honour are named, not ignored."""
-
-    ignored = [f for f, on in (("--resume", opts.resume), ("--transfer", opts.transfer),
-                               ("--early-stopping", opts.early_stopping is not None),
-                               ("--batch-size", opts.batch_size != TuneOptions.batch_size)) if on]
-    if ignored:
-        print(f"tvmq tune: warning: MetaSchedule runs its own search loop; {', '.join(ignored)} do not apply to it",
-              file=sys.stderr)
-    out = []
-    for task in tasks:
-        res = tune_metaschedule(task, opts.trials, settings, runner, log_path)
-        out.append(res)
-        if on_result:
-            on_result(res)
-    return out
