@@ -38,3 +38,31 @@ def test_tables_show_every_column_and_row():
     txt, md = text_table(rs, ["workload", "variant", "gflops", "vs_float"]), markdown_table(rs, ["variant", "gflops"])
     assert len(txt.splitlines()) == 2 + len(rs) and "int8" in txt and "4" in txt
     assert md.splitlines()[0].startswith("| variant") and len(md.splitlines()) == 2 + len(rs)
+
+
+def _best_of(task, counts):
+    from tvmq.search.driver import TuneResult
+
+    return TuneResult(task, best_config=task.space().default, best_time=1e-3, trials=1, best_instructions=counts)
+
+
+def test_the_table_counts_instructions_from_the_build_not_a_second_compile(monkeypatch):
+    import tvmq.report.results as results
+
+    def compile_again(task, cfg):
+        raise AssertionError("the best kernel was compiled a second time to count its instructions")
+
+    monkeypatch.setattr(results, "key_instructions", compile_again)
+    task = Task.make(WL, "float", get_target("host"))
+    (row,) = results.rows_from_results([_best_of(task, {"vfmadd_ps": 12, "vperm": 0})], "xgb", "local")
+    assert row["asm_counts"] == {"vfmadd_ps": 12, "vperm": 0} and row["instructions"] == "vfmadd_ps:12"
+
+
+def test_a_best_from_the_log_is_compiled_to_count_it(monkeypatch):
+    import tvmq.report.results as results
+
+    calls = []
+    monkeypatch.setattr(results, "key_instructions", lambda task, cfg: calls.append(cfg) or {"fma": 3})
+    task = Task.make(WL, "float", get_target("host"))
+    (row,) = results.rows_from_results([_best_of(task, None)], "xgb", "local")  # resumed: never built in this run
+    assert calls == [task.space().default] and row["instructions"] == "fma:3"

@@ -106,3 +106,21 @@ def test_inputs_of_a_new_task_are_never_confused_with_freed_ones():
                 assert int(z["a0"][0]) == i
     finally:
         runner.close()
+
+
+def test_the_best_kernel_is_not_compiled_again_to_count_its_instructions(runner, tmp_path, monkeypatch):
+    import tvmq.report.asm as asm_mod
+    from tvmq.machine import this_machine
+    from tvmq.report.results import rows_from_results
+    from tvmq.search.session import TuneOptions, tune_tasks
+
+    task = Task.make(WL, "float", HOST)
+    (res,) = tune_tasks([task], TuneOptions(trials=2, tuner="grid", progress=False, warm_start=False),
+                        MeasureSettings(repeat=2, min_repeat_ms=5), runner, this_machine(), tmp_path / "t.jsonl",
+                        logs=None)
+    compiles, real = [], asm_mod.compile_mod
+    monkeypatch.setattr(asm_mod, "compile_mod", lambda *a: compiles.append(a) or real(*a))
+    (row,) = rows_from_results([res], "grid", "local")
+    assert res.best_config is not None and compiles == []  # counted from the build that was measured
+    assert row["asm_counts"] == asm_mod.key_instructions(task, res.best_config) and len(compiles) == 1
+    assert row["asm_counts"]["vfmadd_ps"] > 0

@@ -247,3 +247,14 @@ def test_transfer_seeds_are_measured_first():
     tune(TASK, make_tuner("xgb", TASK.space(), 0), counting, 16, progress=False, settings=MeasureSettings(),
          seeds=seeds)
     assert seeds and measured[: len(seeds)] == seeds
+
+
+def test_the_result_keeps_the_best_kernels_instructions_from_its_build():
+    def measure(cfgs):
+        out = fake_measure(cfgs)
+        for c, r in zip(cfgs, out):
+            r.instructions = {"vfmadd_ps": c["ob"]}  # what the Measurer copies from each build
+        return out
+
+    res = tune(TASK, make_tuner("random", TASK.space(), 0), measure, 16, progress=False, settings=MeasureSettings())
+    assert res.best_instructions == {"vfmadd_ps": res.best_config["ob"]}

@@ -14,7 +14,8 @@ from .result import BuildResult
 from ..space import Space
 from ..templates import InvalidConfig, instantiate
 from ..workload import ConvWorkload
-from .cross import asm
+from ..errors import TvmqError
+from .cross import asm, count_instructions
 from .lower import compile_mod
 
 
@@ -40,9 +41,14 @@ def build_one(task_dict: dict, cfg: dict, out_dir: str) -> dict:
         return dict(status="build_error", error=f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:400]}",
                     compile_s=time.time() - t0)
     out = dict(status="ok", lib_path=path, compile_s=time.time() - t0)
+    try:  # the key instructions, counted now so that the best kernel is never compiled again to count them
+        text = asm(ex)
+    except TvmqError:  # not an LLVM CPU module: no assembly to count
+        return out
+    out["instructions"] = count_instructions(text, task_dict["arch"])
     if task_dict.get("asm"):
         with open(path + ".s", "w") as f:
-            f.write(asm(ex))
+            f.write(text)
         out["asm_path"] = path + ".s"
     return out
 
@@ -59,14 +65,14 @@ class Builder:
         self._pool = None
 
     def _executor(self):
-        from tvm.support.popen_pool import PopenPoolExecutor
+        from tvm.support.popen_pool import PopenPoolExecutor  # lazy: TVM stays out of start-up until a build
 
         if self._pool is None:
             self._pool = PopenPoolExecutor(max_workers=self.workers, timeout=self.timeout_s)
         return self._pool
 
     def build(self, task, configs: list[dict]) -> list[BuildResult]:
-        td = dict(task.to_dict(), asm=self.asm)
+        td = dict(task.to_dict(), asm=self.asm, arch=task.target.arch)
         futures = [self._executor().submit(build_one, td, cfg, self.out_dir) for cfg in configs]
         out = []
         for cfg, fut in zip(configs, futures):

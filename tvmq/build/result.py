@@ -15,3 +15,4 @@ class BuildResult:
     error: str = ""
     compile_s: float = 0.0
     asm_path: str | None = None  # the kernel's assembly, when the builder was asked for it (performance model)
+    instructions: dict | None = None  # its key instructions (build/cross.count_instructions), counted at build time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..variants import rate_unit
+from .asm import key_instructions, summary
 
 
 def result_row(task, best_time: float, trials: int, tuning_s: float, verified: bool, max_abs_err, tuner: str,
@@ -47,9 +48,8 @@ def add_speedups(rows: list[dict]):
 
 
 def rows_from_results(results, tuner: str, runner: str) -> list[dict]:
-    """``tune``'s table rows from its TuneResults, with the best kernel's key instructions."""
-    from .asm import key_instructions, summary  # compiles each best kernel: only when rows are asked for
-
+    """``tune``'s table rows from its TuneResults, with the best kernel's key instructions (counted when it
+    was built; compiled again only for a best that came from the log, e.g. with ``--resume``)."""
     rows = []
     for res in results:
         row = result_row(res.task, res.best_time, res.trials, res.tuning_s, res.best_config is not None,
@@ -57,7 +57,8 @@ def rows_from_results(results, tuner: str, runner: str) -> list[dict]:
         if res.modelled_best is not None:
             row["modelled_ms"] = res.modelled_best * 1e3
         if res.best_config is not None and tuner != "metaschedule":
-            row["asm_counts"] = key_instructions(res.task, res.best_config)
+            counts = getattr(res, "best_instructions", None)
+            row["asm_counts"] = counts if counts is not None else key_instructions(res.task, res.best_config)
             row["instructions"] = summary(row["asm_counts"])
         rows.append(row)
     return rows

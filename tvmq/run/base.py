@@ -28,6 +28,7 @@ class RunResult(Timed):
     max_abs_err: float | None = None
     compile_s: float = 0.0
     board: str | None = None  # the RPC server ("host:port") that measured it
+    instructions: dict | None = None  # the kernel's key instructions, from its build (None: not counted)
 
 
 class Verifier(abc.ABC):
