@@ -35,7 +35,7 @@ def schedule_for(task, record: dict | None, warn: bool = True):
 
     MetaSchedule records point at their database; the schedule is recompiled from it.
     """
-    import tvm
+    import tvm  # lazy: TVM stays out of start-up until a schedule is built
 
 
     space = task.space()

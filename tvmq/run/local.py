@@ -20,7 +20,8 @@ _INPUTS: dict = {}
 
 
 def _init_worker(threads: int):
-    # The TVM thread pool reads this when it first starts, which is after this point.
+    # Runs in the runner's worker process (the pool's initializer), never in the calling process; the
+    # worker's TVM thread pool reads this when it first starts, which is after this point.
     os.environ["TVM_NUM_THREADS"] = str(threads)
     # On an AMX CPU, ask Linux for tile state before any kernel runs (harmless for other kernels); a
     # refusal only means an AMX candidate dies with SIGILL in this worker, recorded as run_error.
@@ -29,7 +30,7 @@ def _init_worker(threads: int):
 
 def run_in_worker(lib_path: str, inputs_path: str, out_shape, out_dtype, settings_dict: dict):
     """Load, run once, time (inside the worker); returns (output, seconds per repeat)."""
-    import tvm
+    import tvm  # lazy: imported in the measurement worker, not by whoever imports this module
 
 
     if inputs_path not in _INPUTS:
@@ -54,7 +55,7 @@ class LocalRunner(Runner):
         self._n_inputs = 0
 
     def _executor(self, settings):
-        from tvm.support.popen_pool import PopenPoolExecutor
+        from tvm.support.popen_pool import PopenPoolExecutor  # lazy: TVM stays out of start-up until a run
 
         key = (settings.threads, settings.timeout_s)
         if self._pool is None or self._pool_key != key:

@@ -82,7 +82,7 @@ class XGBTuner(Tuner):
         self._fit()
 
     def _fit(self):
-        import xgboost as xgb
+        import xgboost as xgb  # lazy: heavy, and only the xgb tuner's model needs it
 
         keys = list(self.scores)
         y = np.array([self.scores[k] for k in keys], dtype=float)
@@ -103,7 +103,7 @@ class XGBTuner(Tuner):
         self.model = xgb.train(params, d, num_boost_round=60)
 
     def predict(self, cfgs: list[dict]) -> np.ndarray:
-        import xgboost as xgb
+        import xgboost as xgb  # lazy: heavy, and only the xgb tuner's model needs it
 
         if self.model is None or not cfgs:
             return self.rng.random(len(cfgs))
