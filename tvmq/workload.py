@@ -2,8 +2,9 @@
 
 A workload file is a JSON list of layer objects with the keys ``name``, ``n``
 (default 1), ``c_in``, ``h``, ``w``, ``c_out``, ``k`` or ``kh`` + ``kw``,
-``stride`` (int or [sh, sw]) and ``pad`` (int, [ph, pw] or
-[top, left, bottom, right]).
+``stride`` (int or [sh, sw]), ``pad`` (int, [ph, pw] or
+[top, left, bottom, right]) and ``groups`` (default 1: a grouped convolution has
+``c_in / groups`` input channels per group; ``groups == c_in == c_out`` is depthwise).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from .errors import TvmqError
 
-_KEYS = {"name", "n", "c_in", "h", "w", "c_out", "k", "kh", "kw", "stride", "pad"}
+_KEYS = {"name", "n", "c_in", "h", "w", "c_out", "k", "kh", "kw", "stride", "pad", "groups"}
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,10 @@ class ConvWorkload:
     kw: int
     stride: tuple[int, int] = (1, 1)
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
+    groups: int = 1  # last, and left out of ``key``/``to_dict`` when 1: older records keep their keys
 
     def __post_init__(self):
-        for field in ("n", "c_in", "h", "w", "c_out", "kh", "kw"):
+        for field in ("n", "c_in", "h", "w", "c_out", "kh", "kw", "groups"):
             v = getattr(self, field)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise TvmqError(f"workload {self.name!r}: {field} must be a positive integer, got {v!r}")
@@ -50,6 +52,9 @@ class ConvWorkload:
             raise TvmqError(f"workload {self.name!r}: stride must be positive integers, got {self.stride!r}")
         if len(self.pad) != 4 or any((not isinstance(p, int)) or p < 0 for p in self.pad):
             raise TvmqError(f"workload {self.name!r}: pad must be non-negative integers, got {self.pad!r}")
+        if self.c_in % self.groups or self.c_out % self.groups:
+            raise TvmqError(f"workload {self.name!r}: groups={self.groups} must divide c_in={self.c_in} and "
+                            f"c_out={self.c_out}")
         ph = self.h + self.pad[0] + self.pad[2]
         pw = self.w + self.pad[1] + self.pad[3]
         if self.kh > ph or self.kw > pw:
@@ -70,15 +75,24 @@ class ConvWorkload:
     def padded_hw(self) -> tuple[int, int]:
         return self.h + self.pad[0] + self.pad[2], self.w + self.pad[1] + self.pad[3]
 
+    @property
+    def c_in_per_group(self) -> int:
+        return self.c_in // self.groups
+
+    @property
+    def depthwise(self) -> bool:
+        """One input and one output channel per group (channel multiplier 1)."""
+        return self.groups > 1 and self.groups == self.c_in == self.c_out
+
     # -- costs ----------------------------------------------------------
     @property
     def flops(self) -> int:
-        """Multiply-adds counted as two: 2*N*Ho*Wo*Cout*Cin*Kh*Kw."""
-        return 2 * self.n * self.out_h * self.out_w * self.c_out * self.c_in * self.kh * self.kw
+        """Multiply-adds counted as two: 2*N*Ho*Wo*Cout*(Cin/groups)*Kh*Kw."""
+        return 2 * self.n * self.out_h * self.out_w * self.c_out * self.c_in_per_group * self.kh * self.kw
 
     def bytes(self, weight_bits: float = 32, act_bytes: int = 4, out_bytes: int = 4, codebook_entries: int = 0) -> dict:
         """Working-set bytes: input, output, weights (at ``weight_bits``) and codebook."""
-        n_w = self.c_out * self.c_in * self.kh * self.kw
+        n_w = self.c_out * self.c_in_per_group * self.kh * self.kw
         d = {
             "input": self.n * self.c_in * self.h * self.w * act_bytes,
             "output": self.n * self.c_out * self.out_h * self.out_w * out_bytes,
@@ -103,12 +117,14 @@ class ConvWorkload:
         return (
             f"n{self.n}_c{self.c_in}_h{self.h}_w{self.w}_o{self.c_out}_k{self.kh}x{self.kw}"
             f"_s{s[0]}x{s[1]}_p{p[0]}.{p[1]}.{p[2]}.{p[3]}"
-        )
+        ) + (f"_g{self.groups}" if self.groups != 1 else "")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["stride"] = list(self.stride)
         d["pad"] = list(self.pad)
+        if self.groups == 1:
+            del d["groups"]
         return d
 
     @classmethod
@@ -150,7 +166,7 @@ class ConvWorkload:
             raise TvmqError(f"{where}: pad must be an int, [ph, pw] or [top, left, bottom, right], got {pad!r}")
         return cls(
             name=str(name), n=d.get("n", 1), c_in=d["c_in"], h=d["h"], w=d["w"], c_out=d["c_out"],
-            kh=kh, kw=kw, stride=stride, pad=pad,
+            kh=kh, kw=kw, stride=stride, pad=pad, groups=d.get("groups", 1),
         )
 
 

@@ -59,6 +59,11 @@ def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], funct
 def _decode_piece(q, f, wl, a: dict, act) -> np.ndarray:
     """OIHW weights (padded output channels included) of one kernel call, from its stored arrays."""
 
+    if f.get("op_variant", "").startswith("grouped_"):  # tvmq/ops/grouped.py's weight layout
+        from ..ops.grouped import weight_from_layout
+
+        w = weight_from_layout(a["w"] if q == "none" else a["q"], wl)
+        return w if q == "none" else w.astype(np.float32) * (a["scale"] / np.float32(act["scale"])).reshape(-1, 1, 1, 1)
     p = f["op_params"]
     layout, ib, ob = f["make_op"]["layout"], p["ib"], p["ob"]
     if q == "none":

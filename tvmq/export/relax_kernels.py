@@ -263,6 +263,12 @@ class _Plan:
                 self.counts[wl.key] = self.counts.get(wl.key, 0) + (groups if isinstance(groups, int) and groups > 0 else 1)
             return call, False
         if wl is None:
+            # -- grouped/depthwise hook (tvmq/export/grouped.py): a grouped kernel, else the fallback --
+            from .grouped import grouped_call
+            done = grouped_call(self, bb, call, L, epi)
+            if done is not None:
+                return done
+            # -- end grouped hook --
             return self.fallback(bb, call, L, groups), False
         fuse = {k: epi[k] for k in ("bias", "relu")} if epi else None
         try:

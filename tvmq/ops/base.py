@@ -98,6 +98,7 @@ def register(name: str):
 
 def variant_names() -> list[str]:
     from . import bf16, codebook, codebook_int8, float as _f, im2col, integer  # noqa: F401  (registration)
+    from . import grouped  # noqa: F401  (registration)
 
     return sorted(_VARIANTS)
 
@@ -107,4 +108,7 @@ def make_op(variant: str, wl: ConvWorkload, **params) -> OpSpec:
     names = variant_names()
     if variant not in _VARIANTS:
         raise TvmqError(f"unknown variant {variant!r}; valid variants are {names}")
+    if wl.groups != 1 and not variant.startswith("grouped_"):
+        raise TvmqError(f"workload {wl.name!r} has groups={wl.groups}: operator {variant!r} computes an ordinary "
+                        f"convolution; use a grouped variant (grouped_float, grouped_int8)")
     return _VARIANTS[variant](wl, **params)

@@ -38,6 +38,18 @@ def conv2d_nchw(x: np.ndarray, w: np.ndarray, wl: ConvWorkload, pad_value=0, acc
     return np.einsum("nchwrs,ocrs->nohw", win, w.astype(acc), optimize=True)
 
 
+
+def conv2d_grouped_nchw(x: np.ndarray, w: np.ndarray, wl: ConvWorkload, pad_value=0, acc=np.float64) -> np.ndarray:
+    """Grouped convolution: NCHW data, weights (C_out, C_in / groups, Kh, Kw); output channel o reads the
+    input channels of its group o // (C_out / groups). Depthwise is groups == C_in == C_out."""
+    g, ipg, opg = wl.groups, wl.c_in // wl.groups, wl.c_out // wl.groups
+    win = windows_nchw(x.astype(acc), wl, pad_value)  # N C Ho Wo Kh Kw
+    n, _, ho, wo, kh, kw = win.shape
+    win = win.reshape(n, g, ipg, ho, wo, kh, kw)
+    wg = w.astype(acc).reshape(g, opg, ipg, kh, kw)
+    y = np.einsum("ngchwrs,gocrs->ngohw", win, wg, optimize=True)
+    return y.reshape(n, wl.c_out, ho, wo)
+
 # -- layouts -------------------------------------------------------------
 def nchw_to_nhwc(x):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))

@@ -8,7 +8,7 @@ from ..ops import make_op
 from ..space import Space
 from .common import InvalidConfig  # noqa: F401
 
-TEMPLATES = ("conv2d_direct", "im2col_gemm")
+TEMPLATES = ("conv2d_direct", "im2col_gemm", "conv2d_grouped")
 
 
 def template_module(name: str):

@@ -1,0 +1,149 @@
+"""Grouped and depthwise convolutions of a model export on tvmq's grouped kernels (``tvmq.ops.grouped``).
+
+``relax_kernels._Plan.rewrite`` calls ``grouped_call`` (a small hook) where a conv2d has no direct kernel
+(today: more than 4 groups); it returns None when the grouped family does not cover the conv either, and
+the conv then stays Relax's conv2d as before.
+
+``grouped_kernel`` is the routing on its own: the conv's attributes and weights in, the workload, task,
+operator and the kernel's input arrays out (no Relax), so it can be checked alone.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+
+from ..errors import TvmqError
+from ..ops.grouped import weight_to_layout
+from ..task import Task
+from ..variants import QUANTIZATIONS
+from ..workload import ConvWorkload
+
+# --quantize -> the grouped variant its kernels run (codebook weights have no grouped kernel yet)
+GROUPED_VARIANTS = {"none": "grouped_float", "int8": "grouped_int8"}
+
+
+def workload_of(name: str, data_shape, weight_shape, groups: int, strides, padding, dilation=(1, 1)) -> ConvWorkload:
+    """The grouped workload of a conv2d (NCHW data, OIHW weights, padding (top, left, bottom, right))."""
+    if any(int(d) != 1 for d in dilation):
+        raise TvmqError(f"dilation={[int(d) for d in dilation]} has no grouped kernel")
+    n, c, h, w = (int(v) for v in data_shape)
+    o, cg, kh, kw = (int(v) for v in weight_shape)
+    if groups <= 1 or cg * groups != c:
+        raise TvmqError(f"not a grouped convolution (groups={groups}, {c} input channels, {cg} per group)")
+    return ConvWorkload(re.sub(r"\W", "_", name), n, c, h, w, o, kh, kw, (int(strides[0]), int(strides[1])),
+                        tuple(int(p) for p in padding), groups)
+
+
+def grouped_kernel(wl: ConvWorkload, quantize: str, target, records, bias: bool = False, relu=False):
+    """(task, op, scheduled PrimFunc, manifest entry) of the tuned (or default) grouped kernel for ``wl``;
+    ``bias``/``relu`` are fused into its epilogue (int8: the dequant epilogue, float out)."""
+    from .layers import function_entry, scheduled_function
+
+    if quantize not in GROUPED_VARIANTS:
+        raise TvmqError(f"--quantize {quantize} has no grouped kernel (only {sorted(GROUPED_VARIANTS)})")
+    task = Task.make(wl, GROUPED_VARIANTS[quantize], target)
+    overrides = {"epilogue": "dequant"} if quantize == "int8" else {}
+    if bias:
+        overrides["bias"] = True
+    if relu:
+        overrides["relu"] = relu
+    op, func, cfg, rec, kw = scheduled_function(task, records, op_overrides=overrides or None)
+    entry = function_entry("", task, op, cfg, rec, kw)
+    if overrides:
+        entry["epilogue_override"] = overrides
+    return task, op, func, entry
+
+
+def layer_args(wl: ConvWorkload, op, quant: dict, quantize: str, act: dict | None = None,
+               bias: np.ndarray | None = None) -> list:
+    """The kernel's inputs after the data for one layer: (role key, array, role), in call order.
+
+    ``quant``: the layer's quantized arrays in OIHW (``weight`` for ``none``; ``q`` and ``w_scale`` for
+    ``int8``, with ``act`` the activation scale and zero point)."""
+    cb = op.params["cb"]
+    o = wl.c_out
+    if quantize == "none":
+        args = [("w", weight_to_layout(np.asarray(quant["weight"], np.float32), wl, cb), "float weights (grouped)")]
+    else:
+        q = np.asarray(quant["q"], np.int8)
+        w_scale = np.broadcast_to(np.asarray(quant["w_scale"], np.float32).reshape(-1), (o,))
+        args = [("q", weight_to_layout(q, wl, cb), "int8 weights (grouped)"),
+                ("xzp", np.array([act["zero_point"]], np.int32), "activation zero point"),
+                ("wsum", q.astype(np.int64).reshape(o, -1).sum(1).astype(np.int32), "weight sums"),
+                ("scale", (np.float32(act["scale"]) * w_scale).astype(np.float32), "output scales (x_scale * w_scale)")]
+    if bias is not None:
+        args.append(("bias", np.asarray(bias, np.float32), "bias (fused epilogue)"))
+    want = [a.to_dict() for a in op.args[1:-1]]
+    got = [{"name": w["name"], "shape": list(arr.shape), "dtype": str(arr.dtype)} for w, (_, arr, _) in zip(want, args)]
+    if got != want or len(args) != len(want):
+        raise TvmqError(f"internal: grouped kernel arguments {got} != {want}")
+    return args
+
+
+def grouped_call(plan, bb, call, L, epi: dict | None = None):
+    """The hook of ``relax_kernels._Plan.rewrite``: ``call`` (a Relax conv2d with groups > 1) on a grouped
+    tvmq kernel; returns (NCHW output, whether ``epi`` was fused), or None to leave it to the fallback."""
+    from tvm import relax
+
+    from .relax_kernels import _from_layout, _to_layout
+
+    R = relax.op
+    a = call.attrs
+    q = plan.opts.quantize
+    if int(a.groups) <= 1 or q not in GROUPED_VARIANTS or plan.dry:
+        return None
+    if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
+        return None
+    try:
+        wl = workload_of(L.node, call.args[0].ty.shape, L.w.shape, int(a.groups), a.strides, a.padding, a.dilation)
+        bias = epi.get("bias") if epi else None
+        relu = epi.get("relu") if epi else False
+        key = ("grouped", wl.key, q, bias is not None, repr(relu))
+        if key not in plan.kernels:
+            task, op, func, entry = grouped_kernel(wl, q, plan.target, plan.records, bias is not None, relu)
+            name = f"k{len(plan.kernels):02d}_{wl.name}__{task.variant}"
+            func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
+            gv = bb.add_func(func, name)
+            entry.update(name=name, layers=[])
+            plan.kernels[key] = (op, gv, name, entry)
+            plan.entries.append(entry)
+        op, gv, name, entry = plan.kernels[key]
+        args_in = layer_args(wl, op, L.quant, q, L.act, bias)
+    except TvmqError as e:
+        print(f"tvmq export: note: layer {L.node!r}: no grouped kernel ({e})", file=sys.stderr)
+        return None
+    if wl.name not in entry["layers"]:
+        entry["layers"].append(wl.name)
+    cb = op.params["cb"]
+    x = call.args[0]
+    keep = plan.blocked.get(x)
+    laid_out = keep is not None and keep[1] == cb and not QUANTIZATIONS[q].integer_activations
+    if laid_out:
+        xin = keep[0]
+    else:
+        if QUANTIZATIONS[q].integer_activations:
+            s, zp = L.act["scale"], L.act["zero_point"]
+            xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
+            x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
+        xin = _to_layout(bb, x, "nchwc", cb)
+    names = {}
+    args = [xin]
+    for role_key, arr, role in args_in:
+        v = plan.new_input(f"{L.safe}_{role_key}", arr, role, L.node)
+        names[role_key] = v.name
+        args.append(v)
+    oa = op.out_arg
+    y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
+    out = _from_layout(bb, y, "nchwc", wl.c_out)
+    plan.blocked[out] = (y, cb)
+    plan.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=name,
+                                schedule=entry["schedule"], layout="nchwc", groups=wl.groups,
+                                pieces=[dict(kernel=name, out_channels=[0, wl.c_out], c_out_padded=wl.c_out,
+                                             inputs=names)],
+                                fused_epilogue={"bias": bias is not None, "relu": relu} if epi else None,
+                                input_layout="kept" if laid_out else "converted",
+                                **L.report, **({"activation": L.act} if L.act else {})))
+    return out, bool(epi)
