@@ -27,3 +27,12 @@ def test_api_examples_run_as_written(tmp_path, monkeypatch):
 def test_unknown_option_is_one_line():
     with pytest.raises(TvmqError, match="unknown option 'triels'"):
         api.bench("alexnet.conv3", triels=3)
+
+
+def test_a_string_flag_is_parsed_as_on_the_cli():
+    a = api._flags("tune", [], threads="2", batch_size="4", measure="model")
+    assert (a.threads, a.batch_size, a.measure) == (2, 4, "model")
+    with pytest.raises(TvmqError, match=r"^tvmq.tune: --threads=two: .*invalid int value"):
+        api._flags("tune", [], threads="two")
+    with pytest.raises(TvmqError, match="invalid choice"):
+        api._flags("tune", [], measure="guess")

@@ -7,7 +7,6 @@ measurer, or replay a log.
 from __future__ import annotations
 
 import abc
-import json
 
 import numpy as np
 
