@@ -69,6 +69,18 @@ def test_direct_operators_refuse_grouped_workloads():
         make_op("grouped_float", resolve("alexnet.conv3")[0])
 
 
+def test_tasks_refuse_a_variant_of_the_other_family_in_one_line():
+    from tvmq.targets import get_target
+    from tvmq.task import Task
+
+    target = get_target("host")
+    with pytest.raises(TvmqError, match="groups=32 and variant 'float' is for ordinary convolutions; grouped"):
+        Task.make(SHAPES[0], "float", target)
+    with pytest.raises(TvmqError, match="variant 'depthwise_float' is for grouped convolutions only"):
+        Task.make(resolve("alexnet.conv3")[0], "depthwise_float", target)
+    assert Task.make(SHAPES[0], "depthwise_int8", target).template == "conv2d_grouped"
+
+
 def test_space_resolves_for_grouped_workloads():
     from tvmq.space import Space
 
@@ -187,3 +199,19 @@ def test_conv_depthwise_conv_exports_on_the_grouped_kernel_and_matches_onnxrunti
     assert "grouped_float" in text
     assert main(["run", str(out), "--compare-onnx", str(src)]) == 0
     assert "-> ok" in capsys.readouterr().out
+
+
+@pytest.mark.llvm
+def test_layer_export_of_depthwise_variants_runs_verified(tmp_path, capsys):
+    from tvmq.cli import main
+
+    layer = tmp_path / "dw.json"
+    layer.write_text(json.dumps([{"name": "dw", "c_in": 32, "h": 10, "w": 10, "c_out": 32, "k": 3, "pad": 1,
+                                  "groups": 32}]))
+    out = tmp_path / "lay"
+    assert main(["export", "--target", "host", "--workload-file", str(layer), "--variants",
+                 "depthwise_float,depthwise_int8", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert "all 2 function(s) match numpy" in cap.out + cap.err

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import variants
+from .errors import TvmqError
 from .space import Space
 from .targets import TargetInfo
 from .workload import ConvWorkload
@@ -23,7 +24,15 @@ class Task:
 
     @classmethod
     def make(cls, workload, variant, target, **params):
-        return cls(workload, variant, target, {**variants.get(variant).defaults, **params})
+        v = variants.get(variant)
+        grouped = v.template == "conv2d_grouped"
+        if (workload.groups != 1) != grouped:
+            raise TvmqError(
+                f"workload {workload.name!r} has groups={workload.groups} and variant {variant!r} is for "
+                + ("grouped convolutions only (groups > 1)" if grouped else
+                   "ordinary convolutions; grouped and depthwise layers take grouped_float, grouped_int8, "
+                   "depthwise_float or depthwise_int8"))
+        return cls(workload, variant, target, {**v.defaults, **params})
 
     @property
     def op_name(self) -> str:

@@ -44,13 +44,13 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("im2col_codebook", "im2col_codebook", _GEMM, {"bits": 5}, exportable=False,
             help="im2col + GEMM with codebook weights"),
     # grouped / depthwise convolutions (workloads with groups > 1): tvmq/ops/grouped.py
-    Variant("grouped_float", "grouped_float", "conv2d_grouped", exportable=False,
+    Variant("grouped_float", "grouped_float", "conv2d_grouped",
             help="fp32 grouped convolution (C_in/groups channels per group), NCHWc"),
-    Variant("grouped_int8", "grouped_int8", "conv2d_grouped", integer=True, exportable=False,
+    Variant("grouped_int8", "grouped_int8", "conv2d_grouped", integer=True,
             help="grouped convolution, uint8 activations, int8 weights, int32 accumulation, requantized"),
-    Variant("depthwise_float", "grouped_float", "conv2d_grouped", exportable=False,
+    Variant("depthwise_float", "grouped_float", "conv2d_grouped",
             help="fp32 depthwise convolution (groups == C_in == C_out): the grouped_float operator"),
-    Variant("depthwise_int8", "grouped_int8", "conv2d_grouped", integer=True, exportable=False,
+    Variant("depthwise_int8", "grouped_int8", "conv2d_grouped", integer=True,
             help="int8 depthwise convolution: the grouped_int8 operator"),
 )}
 

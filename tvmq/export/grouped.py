@@ -4,8 +4,14 @@
 (today: more than 4 groups); it returns None when the grouped family does not cover the conv either, and
 the conv then stays Relax's conv2d as before.
 
-``grouped_kernel`` is the routing on its own: the conv's attributes and weights in, the workload, task,
-operator and the kernel's input arrays out (no Relax), so it can be checked alone.
+The routing on its own, without Relax: ``workload_of`` (the conv's attributes -> a grouped workload),
+``grouped_kernel`` (workload -> task, operator, scheduled PrimFunc and manifest entry, from this machine's
+records or the space's default) and ``layer_args`` (the layer's weights -> the kernel's input arrays).
+``tvmq/export/compare.py`` decodes the weights back for the onnxruntime check.
+
+Not covered yet: codebook quantizations (kmeans, kmeans_int8) keep the fallback, and ``tune --model``'s
+task extraction (the plan's dry run) does not list grouped kernels, so they run their default schedule
+unless tuned as layers (``tune --workload-file`` with ``groups``).
 """
 
 from __future__ import annotations
