@@ -81,6 +81,17 @@ def test_tasks_refuse_a_variant_of_the_other_family_in_one_line():
     assert Task.make(SHAPES[0], "depthwise_int8", target).template == "conv2d_grouped"
 
 
+def test_export_routing_workload_and_task_variant():
+    from tvmq.export.grouped import task_variant, workload_of
+
+    wl = workload_of("blk/dw", (1, 96, 112, 112), (96, 1, 3, 3), 96, (2, 2), (1, 1, 1, 1))
+    assert wl.name == "blk_dw" and wl.depthwise and (wl.out_h, wl.out_w) == (56, 56)
+    assert task_variant(wl, "int8", "int8", {}) == ("grouped_int8", {})
+    assert task_variant(wl, "kmeans", "codebook", {"bits": 5}) == ("codebook", {"bits": 5})  # not covered: fallback
+    with pytest.raises(TvmqError, match="dilation"):
+        workload_of("d", (1, 8, 8, 8), (8, 1, 3, 3), 8, (1, 1), (2, 2, 2, 2), (2, 2))
+
+
 def test_space_resolves_for_grouped_workloads():
     from tvmq.space import Space
 

@@ -89,6 +89,28 @@ def layer_args(wl: ConvWorkload, op, quant: dict, quantize: str, act: dict | Non
     return args
 
 
+def dry_workload(plan, call, L) -> ConvWorkload | None:
+    """For ``tune --model``'s task extraction (the plan's dry run): the grouped workload of ``call``
+    when ``grouped_call`` would put it on a grouped kernel, else None."""
+    a = call.attrs
+    if int(a.groups) <= 1 or plan.opts.quantize not in GROUPED_VARIANTS:
+        return None
+    if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
+        return None
+    try:
+        return workload_of(L.node, call.args[0].ty.shape, L.w.shape, int(a.groups), a.strides, a.padding, a.dilation)
+    except TvmqError:
+        return None
+
+
+def task_variant(wl: ConvWorkload, quantize: str, variant: str, params: dict) -> tuple[str, dict]:
+    """(variant, operator parameters) of a model's kernel for ``wl``: the grouped variant for a grouped
+    workload (its records are the grouped task's), the model's own otherwise."""
+    if wl.groups > 1 and quantize in GROUPED_VARIANTS:
+        return GROUPED_VARIANTS[quantize], {}
+    return variant, params
+
+
 def grouped_call(plan, bb, call, L, epi: dict | None = None):
     """The hook of ``relax_kernels._Plan.rewrite``: ``call`` (a Relax conv2d with groups > 1) on a grouped
     tvmq kernel; returns (NCHW output, whether ``epi`` was fused), or None to leave it to the fallback."""
