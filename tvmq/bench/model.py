@@ -261,7 +261,7 @@ def side_relax(export_dir, model_path, threads, repeat, seed) -> dict:
 
 
 def table(r: dict) -> str:
-    q = r["quantize"] + ("" if r["bits"] is None else f" {r['bits']}-bit")
+    q = "float" if r["quantize"] == "none" else r["quantize"] + ("" if r["bits"] is None else f" {r['bits']}-bit")
     rows = [("tvmq export (" + q + ")", r["tvmq_ms"], r["tvmq_bytes"], r.get("top1_tvmq")),
             ("onnxruntime (float)", r["onnxruntime_ms"], r["onnx_bytes"], r.get("top1_onnx_float")),
             ("onnxruntime int8 (its own static quantization, QDQ)", r.get("onnxruntime_int8_ms"),
@@ -307,7 +307,7 @@ def main(argv=None) -> int:
     elif a.side == "breakdown":
         from .breakdown import profile_export
 
-        r = profile_export(a.dir, runs=max(5, a.repeat), repeat=a.repeat, seed=a.seed)
+        r = profile_export(a.dir, runs=max(5, a.repeat), seed=a.seed)
     elif a.side == "onnxruntime_int8":
         r = side_onnxruntime_int8(a.dir, a.model, a.data, a.threads, a.repeat, a.seed, a.calib)
     else:

@@ -20,11 +20,16 @@ def _q(b: dict) -> str:
 def markdown(b: dict) -> str:
     q = _q(b)
     out = [f"# Where the time goes: {b['model']} ({q}), input {b['input_shape']}", "",
-           f"Network {b['network_ms']:.3f} ms (time_evaluator, no instrument); the {b['vm_calls'] - b['builtin_calls']} "
-           f"timed calls sum to {b['sum_calls_ms']:.3f} ms (median of {b['runs']} instrumented runs each, less "
-           f"{b['instrument_overhead_us']:.2f} us of instrument per call); the VM's {b['builtin_calls']} builtin calls "
-           "and its dispatch are the rest. Shares are of the larger of the two totals.", "",
-           "## By kind", "", "| kind | functions | calls | time us | share |", "|---|---|---|---|---|"]
+           f"Network {b['network_ms']:.3f} ms (time_evaluator, no instrument, one sample before each instrumented "
+           f"run); the {b['vm_calls'] - b['builtin_calls']} timed calls sum to {b['sum_calls_ms']:.3f} ms (mean of "
+           f"{b['runs']} instrumented runs each, 10% trimmed both ends, less {b['instrument_overhead_us']:.2f} us of "
+           f"instrument per call); the VM's {b['builtin_calls']} builtin calls and its dispatch are the rest. Shares "
+           "are of the larger of the two totals.", ""]
+    la = b.get("load_average")
+    if la is not None and la > b.get("cores", 1) + 0.5:  # this measurement itself loads up to its threads
+        out += [f"Load average {la} on {b['cores']} cores while measuring: other work shared the machine, and its "
+                "interference lands in the VM row; measure on a quiet machine for a clean split.", ""]
+    out += ["## By kind", "", "| kind | functions | calls | time us | share |", "|---|---|---|---|---|"]
     for k in b["kinds"]:
         out.append(f"| {k['kind']} | {k['functions']} | {k['calls']} | {_us(k['ms'])} | {100 * k['share']:.1f}% |")
     out += ["", "## By function", "",
