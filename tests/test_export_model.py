@@ -106,7 +106,9 @@ def run_digits(out: Path, tmp_path, capsys) -> dict:
 def test_int8_model_with_calibration_keeps_accuracy(tmp_path, capsys):
     out = export_digits(tmp_path, "int8")
     man = json.loads((out / "manifest.json").read_text())
-    assert all(f["variant"] == "int8" and f["epilogue_override"] == {"epilogue": "dequant"} for f in man["functions"])
+    # dequantize, with the conv's bias (and ReLU) fused into the same epilogue
+    assert all(f["variant"] == "int8" and f["epilogue_override"]["epilogue"] == "dequant" and f["epilogue_override"]["bias"]
+               for f in man["functions"])
     with np.load(out / "weights.npz", allow_pickle=False) as z:
         assert z["w001_q"].dtype == np.int8 and z["w001_xzp"].dtype == np.int32
     r = run_digits(out, tmp_path, capsys)

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..build.lower import compile_mod
 from ..errors import TvmqError
 from ..variants import QUANTIZATIONS
 from . import LIB_NAME, WEIGHTS_NAME
@@ -43,6 +42,7 @@ from .onnx_prep import (  # noqa: F401  (the model export's public names)
     check_supported, conv_layers, data_input, float_source_sha, gemm_to_conv, materialize, prepare,
     quantize_layers, with_weights)
 from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq run and the bench)
+from .glue import compile_model
 from .relax_kernels import build_relax, model_variant_params, relax_import
 from ..build.cross import export_lib
 from . import manifest as M
@@ -74,14 +74,11 @@ def _plan_workloads(model_path, target, opts: ModelOptions) -> list[tuple]:
     return [(wl, plan.counts.get(k, 1)) for k, wl in plan.workloads.items()]
 
 
-def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet: bool = False) -> dict:
-    import onnx
-
+def model_module(model_path, target, records, opts: ModelOptions) -> dict:
+    """Steps 1-4 of the export: the Relax module with tvmq's kernels in place, before compiling; a dict
+    of it (``mod``), its ``plan``, the graph inputs kept (``old``) and what the manifest needs."""
 
     opts.check()
-    t0 = time.time()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     src, prep, layers, in_name, dims, graph_info = prepare(model_path, opts)
     shape = [opts.batch, *dims[1:]]
     quantize_layers(layers, opts)
@@ -101,9 +98,23 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
     as_in, arrays = as_inputs(prep, layers)
     shapes = {in_name: shape, **{k: v[0] for k, v in arrays.items()}}
     mod = relax_import(as_in, shapes)
-    mod, plan, old = build_relax(mod, layers, opts, target, records)
+    mod, plan, old = build_relax(mod, layers, opts, target, records, arrays=arrays, fuse=opts.fuse)
+    return dict(src=src, layers=layers, in_name=in_name, shape=shape, x_range=x_range, calib=calib,
+                graph_info=graph_info, arrays=arrays, mod=mod, plan=plan, old=old)
+
+
+def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet: bool = False) -> dict:
+    import onnx
+
+    t0 = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    b = model_module(model_path, target, records, opts)
+    src, layers, in_name, shape, x_range, calib, graph_info, arrays, mod, plan, old = (
+        b[k] for k in ("src", "layers", "in_name", "shape", "x_range", "calib", "graph_info", "arrays", "mod", "plan",
+                       "old"))
     try:
-        ex = compile_mod(mod, target.tvm_target())
+        ex, glue = compile_model(mod, target.tvm_target(), schedule=opts.schedule_glue)
     except Exception as e:  # noqa: BLE001
         msg = [ln for ln in str(e).strip().splitlines() if ln.strip()]
         raise TvmqError(f"compiling the model for target {target.name!r} failed: {msg[-1][:300] if msg else e}") \
@@ -149,6 +160,8 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
                       "against": "onnxruntime on the same model with the exported (dequantized) weights"},
         "graph": graph_info,
         "layers": plan.layer_rows,
+        "glue": {**glue, "how": "legalized, fused (FuseOps/FuseTIR), then parallelized and vectorized "
+                                "(MetaSchedule's RewriteParallelVectorizeUnroll, untuned)"},
         "weights_bytes": int(sum(a.nbytes for a in warrays.values())),
     }
     man = M.make("model", target, plan.entries, out, model=model_info, build_s=round(time.time() - t0, 2))

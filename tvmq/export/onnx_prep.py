@@ -36,6 +36,8 @@ class ModelOptions:
     calib_samples: int = 64
     random_weights: int | None = None
     seed: int = 0
+    fuse: bool = True  # bias/ReLU in the kernels' epilogues, NCHWc kept between kernels (relax_kernels)
+    schedule_glue: bool = True  # the ops between kernels parallelized and vectorized (glue)
 
     def check(self) -> "ModelOptions":
         if self.quantize not in QUANTIZATIONS:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from ..errors import TvmqError
 from ..variants import QUANTIZATIONS, model_variant
 from ..task import Task
 from ..workload import ConvWorkload
+from ..build.from_log import best_record
 from .layers import function_entry, scheduled_function
 from ..ops import direct as D
 from ..ops import reference as Ref
@@ -58,6 +60,25 @@ def _to_layout(bb, x, layout: str, ib: int):
         return bb.emit(R.reshape(x, [n, c // ib, 1, 1, ib]))
     y = bb.emit(R.reshape(x, [n, c // ib, ib, h, w]))
     return bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2]))
+
+
+BLOCKED = ("nchwc", "nchwc_vnni")  # kernel layouts whose data and output are NCHW{block}c
+
+
+def _reblock(bb, x, ob: int, ib: int):
+    """NCHW{ob}c -> NCHW{ib}c (one block a multiple of the other): one transpose, not two."""
+    from tvm import relax
+
+    R = relax.op
+    n, co, h, w, _ = [int(v) for v in x.ty.shape]
+    c = co * ob
+    if ob % ib == 0:
+        y = bb.emit(R.reshape(x, [n, co, h, w, ob // ib, ib]))
+        y = bb.emit(R.permute_dims(y, [0, 1, 4, 2, 3, 5]))
+    else:
+        y = bb.emit(R.reshape(x, [n, c // ib, ib // ob, h, w, ob]))
+        y = bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2, 5]))
+    return bb.emit(R.reshape(y, [n, c // ib, h, w, ib]))
 
 
 def _from_layout(bb, y, layout: str, c: int):
@@ -97,6 +118,43 @@ def _const_float(e):
         return float(e.value)
     except (AttributeError, TypeError, ValueError):
         return None
+
+
+def _te_bound(value: dict, call, func: str, x):
+    """The frontend's Clip (opset 11+) is ``call_tir(maximum|minimum, (x, b))`` with ``b`` bound to
+    ``where(isnan(c), inf, c)`` for a constant ``c``: that constant when ``call`` is such a call on ``x``."""
+    from tvm import relax
+
+    if not (_op_is(call, "relax.call_tir") and isinstance(call.args[0], relax.GlobalVar)
+            and re.fullmatch(func + r"\d*", call.args[0].name_hint) and isinstance(call.args[1], relax.Tuple)
+            and len(call.args[1].fields) == 2 and call.args[1].fields[0].same_as(x)):
+        return None
+    b = value.get(call.args[1].fields[1])
+    return _const_scalar(b.args[2]) if b is not None and _op_is(b, "relax.where") else None
+
+
+def _const_scalar(e):
+    """The value of a scalar float constant expression, else None."""
+    from tvm import ir
+
+    if not isinstance(e, ir.expr.Constant):
+        return None
+    v = getattr(e, "value", None)
+    if v is None:
+        return None
+    a = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+    return float(a.reshape(-1)[0]) if a.size == 1 and a.dtype.kind == "f" else None
+
+
+def _scalar_const(args):
+    """(value, the other argument) of a binary op with one scalar float constant argument, else None."""
+    from tvm import relax
+
+    for k in (0, 1):
+        v = _const_scalar(args[k])
+        if v is not None:
+            return v, args[1 - k]
+    return None
 
 
 def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
@@ -141,6 +199,12 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
         if u is not None and _op_is(value[u], "relax.nn.relu"):
             relu, cur = True, u
             eaten.append(u)
+        elif u is not None and _te_bound(value, value[u], "maximum", cur) == 0.0:  # ONNX Clip(x, 0, hi)
+            u2 = only_user(u)
+            hi = _te_bound(value, value[u2], "minimum", u) if u2 is not None else None
+            if hi is not None and hi > 0.0:
+                relu, cur = hi, u2
+                eaten += [u, u2]
         elif u is not None and _op_is(value[u], "relax.clip"):
             lo, hi = _const_float(value[u].args[1]), _const_float(value[u].args[2])
             if lo == 0.0 and hi is not None and 0.0 < hi < float("inf"):
@@ -150,6 +214,21 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
             groups[b.var] = dict(bias=bias, relu=relu, final=cur, absorbed=eaten)
             absorbed.update({v: b.var for v in eaten})
     return groups, absorbed
+
+
+_SPACES: dict = {}
+
+
+@dataclass(frozen=True)
+class _ExportTask(Task):
+    """A Task whose search space is loaded once per export process (shape, operator, target features):
+    the export asks for it several times per kernel, and loading fits the default config anew."""
+
+    def space(self):
+        k = (self.workload.key, self.op_name, repr(self.target.target), tuple(sorted(self.target.features())))
+        if k not in _SPACES:
+            _SPACES[k] = Task.space(self)
+        return _SPACES[k]
 
 
 class _Plan:
@@ -185,7 +264,7 @@ class _Plan:
 
         variant, params = self._variant()
         try:
-            Task.make(wl, variant, self.target, **params).space()
+            _ExportTask.make(wl, variant, self.target, **params).space()
         except TvmqError as e:
             return str(e).split(" for {")[0]
         return None
@@ -227,8 +306,12 @@ class _Plan:
         task (and so the records it is built from) is the plain convolution's."""
 
         variant, params = self._variant()
-        task = Task.make(wl, variant, self.target, **params)
+        task = _ExportTask.make(wl, variant, self.target, **params)
         overrides = {"epilogue": "dequant"} if variant in ("int8", "codebook_int8") else {}
+        if epi and self.records:
+            rec = best_record(task, self.records)
+            if rec is not None and rec.get("tuner") == "metaschedule":  # its schedule is not tvmq's template's
+                raise TvmqError("its best record is MetaSchedule's, which takes no fused epilogue")
         if epi:
             overrides.update({**({"bias": True} if epi["bias"] is not None else {}),
                               **({"relu": epi["relu"]} if epi["relu"] else {})})
@@ -283,8 +366,9 @@ class _Plan:
         o = L.w.shape[0]
         og = o // groups
         # the input as the previous kernel left it (NCHWc with the block this kernel reads): no layout change
-        keep = self.blocked.get(x) if groups == 1 else None
-        if keep is not None and not (op.layout == "nchwc" and keep[1] == op.params["ib"]):
+        keep = self.blocked.get(x) if groups == 1 and op.layout in BLOCKED else None
+        ib = op.params.get("ib")
+        if keep is not None and not (keep[1] % ib == 0 or ib % keep[1] == 0):
             keep = None
         if keep is not None:
             x = keep[0]
@@ -292,6 +376,8 @@ class _Plan:
             s, zp = L.act["scale"], L.act["zero_point"]
             xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
             x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
+        if keep is not None and keep[1] != ib:  # NCHW{ob}c -> NCHW{ib}c in one transpose (after the quantize)
+            x = _reblock(bb, x, keep[1], ib)
         xs = [x] if groups == 1 else [bb.emit(relax.TupleGetItem(bb.emit(R.split(x, groups, axis=1)), g))
                                       for g in range(groups)]
         outs, pieces = [], []
@@ -307,7 +393,9 @@ class _Plan:
         fused = {"bias": fuse["bias"] is not None, "relu": fuse["relu"]} if fuse else None
         self.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
                                     schedule=entry["schedule"], layout=op.layout, groups=groups, pieces=pieces,
-                                    fused_epilogue=fused, input_layout="kept" if keep is not None else "converted",
+                                    fused_epilogue=fused,
+                                    input_layout="converted" if keep is None else "kept" if keep[1] == ib else
+                                    f"reblocked {keep[1]}c->{ib}c",
                                     **L.report, **({"activation": L.act} if L.act else {})))
         return y, bool(fuse)
 
@@ -367,7 +455,7 @@ class _Plan:
             raise TvmqError(f"internal: layer {L.node!r}: kernel arguments {got} != {want}")
         y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
         out = _from_layout(bb, y, layout, c_pad)
-        if layout == "nchwc" and g is None and c_pad == hi - lo:
+        if layout in BLOCKED and g is None and c_pad == hi - lo:
             self.blocked[out] = (y, ob)
         return out, names
 
@@ -385,6 +473,11 @@ class _Plan:
         if name in ("relax.nn.relu", "relax.clip") and args[0] in self.blocked:
             xb, ob = self.blocked[args[0]]
             twin = R.nn.relu(xb) if name == "relax.nn.relu" else R.clip(xb, args[1], args[2])
+        elif name in ("relax.minimum", "relax.maximum") and (c := _scalar_const(args)) is not None \
+                and c[1] in self.blocked:
+            xb, ob = self.blocked[c[1]]
+            twin = getattr(R, name.split(".")[-1])(xb, relax.const(np.float32(c[0])))
+            args = [c[1]]
         elif name in ("relax.add", "relax.maximum") and all(a in self.blocked for a in args):
             (ab, oa), (cb, oc) = self.blocked[args[0]], self.blocked[args[1]]
             if oa == oc and [int(v) for v in ab.ty.shape] == [int(v) for v in cb.ty.shape]:

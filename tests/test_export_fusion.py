@@ -1,0 +1,115 @@
+"""Whole-model export across layers: bias/ReLU fused into the kernels, NCHWc kept between them, glue scheduled."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tvmq.cli import main
+
+DATA = Path(__file__).resolve().parents[1] / "tvmq" / "data"
+DIGITS = DATA / "digits_cnn.onnx"
+
+
+def _script(mod) -> str:
+    return mod["main"].script()
+
+
+def _run(out: Path, model: Path, tmp_path, capsys) -> dict:
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-onnx", str(model), "--json", str(tmp_path / "r.json")]) == 0
+    return json.loads((tmp_path / "r.json").read_text())
+
+
+def residual_net(path: Path) -> Path:
+    """x -> conv0 -> relu (a) -> conv1 -> clip(0, 1) -> conv2 (+ a) -> relu -> conv3 (1x1): a tiny residual net."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def conv(name, i, o, k, inp, out):
+        w = rng.normal(0, np.sqrt(2 / (i * k * k)), (o, i, k, k)).astype(np.float32)
+        b = rng.uniform(-0.1, 0.1, o).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, f"{name}_w"), numpy_helper.from_array(b, f"{name}_b")])
+        return helper.make_node("Conv", [inp, f"{name}_w", f"{name}_b"], [out], name=name, kernel_shape=[k, k],
+                                pads=[k // 2] * 4)
+
+    inits = [numpy_helper.from_array(np.float32(0.0), "lo"), numpy_helper.from_array(np.float32(1.0), "hi")]
+    nodes = [conv("conv0", 3, 16, 3, "x", "c0"), helper.make_node("Relu", ["c0"], ["a"], name="relu0"),
+             conv("conv1", 16, 16, 3, "a", "c1"), helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"], name="clip1"),
+             conv("conv2", 16, 16, 3, "r1", "c2"), helper.make_node("Add", ["c2", "a"], ["s"], name="skip"),
+             helper.make_node("Relu", ["s"], ["r2"], name="relu2"), conv("conv3", 16, 32, 1, "r2", "y")]
+    g = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.mark.llvm
+def test_digits_convs_carry_their_bias_and_relu_and_match_onnxruntime(tmp_path, capsys):
+    from tvmq.export.model import ModelOptions, model_module
+    from tvmq.targets import get_target
+
+    b = model_module(DIGITS, get_target("host"), [], ModelOptions(quantize="none"))
+    text = _script(b["mod"])
+    # no separate bias add or ReLU is left in the graph: both run in the kernels' epilogues
+    assert "R.nn.relu" not in text and "R.add(" not in text
+    assert text.count("R.call_tir(") == 3
+    # conv1 -> conv2 keep the blocked layout: one layout change in (the input), none between them
+    assert text.count("R.permute_dims(") == 2  # the input to NCHWc, conv2's output back for the flatten
+    out = tmp_path / "digits"
+    assert main(["export", "--model", str(DIGITS), "--quantize", "none", "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    rows = {r["node"]: r for r in man["model"]["layers"]}
+    assert rows["conv1"]["fused_epilogue"] == {"bias": True, "relu": True}
+    assert rows["conv2"]["fused_epilogue"] == {"bias": True, "relu": True}
+    assert rows["conv2"]["input_layout"] == "kept"
+    assert rows["fc"]["fused_epilogue"] == {"bias": True, "relu": False}
+    funcs = {f["name"]: f for f in man["functions"]}
+    assert all(f["make_op"]["bias"] for f in funcs.values())
+    # the biases are kernel inputs now, the graph's own bias inputs are gone
+    roles = [p["role"] for p in man["model"]["params"]]
+    assert "bias" not in roles and roles.count("bias (fused epilogue)") == 3
+    r = _run(out, DIGITS, tmp_path, capsys)  # also checks each fused kernel against its numpy reference
+    assert r["compare_onnx"]["relative"] <= 1e-4
+
+
+@pytest.mark.llvm
+def test_residual_net_float_and_int8_match_onnxruntime(tmp_path, capsys):
+    model = residual_net(tmp_path / "res.onnx")
+    for q in ("none", "int8"):
+        out = tmp_path / q
+        assert main(["export", "--model", str(model), "--quantize", q, "--out", str(out)]) == 0
+        man = json.loads((out / "manifest.json").read_text())
+        rows = {r["node"]: r for r in man["model"]["layers"]}
+        assert rows["conv0"]["fused_epilogue"] == {"bias": True, "relu": True}
+        assert rows["conv1"]["fused_epilogue"] == {"bias": True, "relu": 1.0}  # Clip(0, 1): a capped ReLU
+        assert rows["conv2"]["fused_epilogue"] == {"bias": True, "relu": False}  # the add comes first
+        # the skip add and its ReLU run on NCHWc, so conv3 reads conv2's blocked output directly (int8's VNNI
+        # kernels read 4-channel blocks: one transpose from the 16-channel output blocks, not two)
+        assert rows["conv1"]["input_layout"] != "converted" and rows["conv3"]["input_layout"] != "converted"
+        if q == "none":
+            assert rows["conv3"]["input_layout"] == "kept"
+        r = _run(out, model, tmp_path, capsys)
+        assert r["compare_onnx"]["relative"] <= (1e-4 if q == "none" else 5e-2)
+
+
+@pytest.mark.llvm
+def test_glue_primfuncs_are_parallel(tmp_path):
+    from tvmq.export.glue import glue_funcs
+    from tvmq.export.model import ModelOptions, model_module
+    from tvmq.targets import get_target
+
+    model = residual_net(tmp_path / "res.onnx")
+    b = model_module(model, get_target("host"), [], ModelOptions(quantize="int8"))
+    funcs = glue_funcs(b["mod"])
+    assert funcs  # the input's quantize + layout change at least
+
+    for name, f in funcs.items():
+        assert "T.parallel(" in f.script(), name
+    assert any("T.vectorized(" in f.script() for f in funcs.values())

@@ -1,0 +1,107 @@
+"""The glue around tvmq's kernels in a model export, scheduled: parallel and vectorized, not serial.
+
+TVM 0.27's default Relax pipeline for ``llvm`` legalizes pooling, concat, add, layout changes,
+softmax, LRN... into TIR loop nests and fuses neighbours (``FuseOps``/``FuseTIR``), but leaves them
+unscheduled: one serial loop nest each (dlight's CPU rules cover only GEMV and reductions). Here,
+after that same legalization and fusion, every PrimFunc that is not one of tvmq's (already scheduled)
+kernels gets MetaSchedule's parallelize-vectorize rule without any tuning: producers that can be are
+inlined into their consumers (the padding before a pooling), the root block is annotated with a
+maximal parallel extent and vector width, and ``RewriteParallelVectorizeUnroll`` fuses each block's
+outer spatial loops into one parallel loop and vectorizes the innermost spatial ones. Then the rest
+of the default pipeline runs unchanged.
+"""
+
+from __future__ import annotations
+
+MAX_PARALLEL = 256  # cap on a fused parallel loop's extent (MetaSchedule's jobs per core x cores)
+MAX_VECTOR = 64     # cap on a vectorized loop's extent (elements)
+GLUE_ATTR = "tvmq.glue_scheduled"
+
+
+def _inline_producers(sch) -> None:
+    """Inline every block that can be (injective producers such as padding) into its consumers."""
+    from tvm import tirx  # noqa: F401  (loads the schedule's TIR types)
+
+    changed = True
+    while changed:
+        changed = False
+        root = sch.get_sblock("root")
+        for blk in sch.get_child_blocks(root):
+            if not sch.get_consumers(blk):  # an output
+                continue
+            try:
+                sch.compute_inline(blk)
+                changed = True
+                break
+            except Exception:  # noqa: BLE001  (TVM refuses: a reduction, or not inlinable)
+                continue
+
+
+def schedule_glue_func(func):
+    """``func`` (an unscheduled PrimFunc) parallelized and vectorized, or None where that fails."""
+    from tvm.s_tir import Schedule
+    from tvm.s_tir.meta_schedule.postproc import RewriteParallelVectorizeUnroll
+
+    try:
+        sch = Schedule(func)
+        _inline_producers(sch)
+        root = sch.get_sblock("root")
+        sch.annotate(root, "meta_schedule.parallel", MAX_PARALLEL)
+        sch.annotate(root, "meta_schedule.vectorize", MAX_VECTOR)
+        if not RewriteParallelVectorizeUnroll().apply(sch):
+            return None
+        return sch.mod["main"].with_attr("tir.is_scheduled", True).with_attr(GLUE_ATTR, True)
+    except Exception:  # noqa: BLE001  (a func the rule cannot take stays as it was)
+        return None
+
+
+def schedule_glue(mod) -> tuple[object, int, int]:
+    """Schedule every unscheduled PrimFunc of ``mod``: (module, scheduled, left as they were)."""
+    from tvm import tirx
+
+    done = left = 0
+    for gv, f in list(mod.functions_items()):
+        if not isinstance(f, tirx.PrimFunc) or (f.attrs is not None and f.attrs.get("tir.is_scheduled")):
+            continue
+        new = schedule_glue_func(f)
+        if new is None:
+            left += 1
+            continue
+        mod[gv] = new
+        done += 1
+    return mod, done, left
+
+
+def compile_model(mod, target, schedule: bool = True):
+    """``tvm.compile`` of a model's Relax module (tvmq's TIR pipeline) with its glue scheduled;
+    (executable, glue stats)."""
+    import tvm
+    from tvm.relax.backend.cpu_generic import pipeline as cpu  # the llvm pipeline, in its stages
+
+    from ..build.lower import pipeline_for
+
+    if not isinstance(target, tvm.target.Target):
+        target = tvm.target.Target(target)
+    with target:
+        mod = tvm.transform.Sequential(cpu.library_dispatch_passes(target)
+                                       + cpu.legalize_passes(target))(mod)
+    mod, done, left = schedule_glue(mod) if schedule else (mod, 0, 0)
+    rest = tvm.transform.Sequential(cpu.dataflow_lower_passes(target)
+                                    + cpu.finalize_passes(target))
+    with target:
+        ex = tvm.compile(mod, target=target, relax_pipeline=rest, tir_pipeline=pipeline_for(target))
+    return ex, {"scheduled": done, "unscheduled": left}
+
+
+def glue_funcs(mod) -> dict:
+    """name -> PrimFunc of the glue that ``compile_model`` schedules (after legalization and fusion)."""
+    import tvm
+    from tvm import tirx
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    target = tvm.target.Target("llvm")
+    with target:
+        mod = tvm.transform.Sequential(cpu.legalize_passes(target))(mod)
+    mod, _, _ = schedule_glue(mod)
+    return {gv.name_hint: f for gv, f in mod.functions_items()
+            if isinstance(f, tirx.PrimFunc) and f.attrs is not None and f.attrs.get(GLUE_ATTR)}
