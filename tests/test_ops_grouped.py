@@ -212,6 +212,28 @@ def test_conv_depthwise_conv_exports_on_the_grouped_kernel_and_matches_onnxrunti
     assert "-> ok" in capsys.readouterr().out
 
 
+
+@pytest.mark.llvm
+@pytest.mark.slow
+def test_int8_export_runs_the_depthwise_layer_on_grouped_int8(tmp_path, capsys):
+    """--quantize int8: the depthwise conv on grouped_int8 (dequant epilogue with bias and ReLU6 fused),
+    its input kept in the previous kernel's NCHWc; within int8 tolerance of onnxruntime (about 50 s)."""
+    import onnx
+
+    from tvmq.cli import main
+
+    src = tmp_path / "tiny_dw.onnx"
+    onnx.save(_tiny_dw_net(), str(src))
+    out = tmp_path / "export8"
+    assert main(["export", "--model", str(src), "--quantize", "int8", "--out", str(out)]) == 0
+    rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
+    assert rows["dw"]["kernel"].endswith("__grouped_int8") and rows["dw"]["input_layout"] == "kept"
+    assert rows["dw"]["fused_epilogue"] == {"bias": True, "relu": 6.0}
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-onnx", str(src)]) == 0
+    cap = capsys.readouterr()
+    assert "-> ok" in cap.out + cap.err
+
 @pytest.mark.llvm
 def test_layer_export_of_depthwise_variants_runs_verified(tmp_path, capsys):
     from tvmq.cli import main

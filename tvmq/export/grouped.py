@@ -148,15 +148,14 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
     cb = op.params["cb"]
     x = call.args[0]
     keep = plan.blocked.get(x)
-    laid_out = keep is not None and keep[1] == cb and not QUANTIZATIONS[q].integer_activations
+    laid_out = keep is not None and keep[1] == cb  # the previous kernel's NCHWc output, same block: no change
     if laid_out:
-        xin = keep[0]
-    else:
-        if QUANTIZATIONS[q].integer_activations:
-            s, zp = L.act["scale"], L.act["zero_point"]
-            xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
-            x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
-        xin = _to_layout(bb, x, "nchwc", cb)
+        x = keep[0]
+    if QUANTIZATIONS[q].integer_activations:  # elementwise: in either layout
+        s, zp = L.act["scale"], L.act["zero_point"]
+        xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
+        x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
+    xin = x if laid_out else _to_layout(bb, x, "nchwc", cb)
     names = {}
     args = [xin]
     for role_key, arr, role in args_in:
