@@ -4,8 +4,9 @@ TVM 0.27's Relax VM has no profiler any more (``tvm.runtime.profiling`` and ``pr
 gone), but it keeps ``VirtualMachine.set_instrument``: a function called before and after every
 Call instruction of the VM with the callee's symbol and arguments. ``profile_export`` runs the
 exported network ``runs`` times with an instrument that reads a clock on each side of every call,
-takes each call's mean over the runs (10% trimmed at both ends), subtracts the instrument's own
-cost (the median time of ``vm.builtin.null_value``, a call that does nothing), and groups the calls:
+takes each call's interquartile mean over the runs (robust to preemptions, and its sum is close to
+the mean of the runs' sums), subtracts the instrument's own cost (the median time of
+``vm.builtin.null_value``, a call that does nothing), and groups the calls:
 
 * by function: each tvmq kernel (``kNN_layer__variant``, the layers it serves from the manifest),
   each glue PrimFunc that Relax legalized (``transpose1``, ``add``, ``relu``, ``max_pool2d``, ...);
@@ -131,8 +132,8 @@ def _quantize_chains(syms: list[str]) -> set[int]:
     return out
 
 
-def _trimmed_mean(a: np.ndarray, cut: float = 0.1) -> np.ndarray:
-    """Mean over axis 0 without the lowest and highest ``cut`` of the samples (one-off preemptions)."""
+def _trimmed_mean(a: np.ndarray, cut: float = 0.25) -> np.ndarray:
+    """Mean over axis 0 without the lowest and highest ``cut`` of the samples (preemptions)."""
     a = np.sort(a, axis=0)
     k = int(len(a) * cut)
     return a[k:len(a) - k].mean(axis=0)
@@ -191,8 +192,8 @@ def profile_export(export_dir, runs: int = 20, seed: int = 0, sample_ms: int = 2
     total_ms = float(_trimmed_mean(np.asarray(net[1:]))) * 1e3
     if any(len(t) != len(calls) for t in times):
         raise RuntimeError("the VM made a different number of calls from one run to the next")
-    # trimmed means, not medians: a sum of medians is not the median of the sums (a load that hits
-    # some calls of every run would vanish from the calls and stay in the network's time)
+    # interquartile means, not medians: a sum of medians is not the median of the sums (a load that
+    # hits some calls of every run would vanish from the calls and stay in the network's time)
     med = _trimmed_mean(np.asarray(times, dtype=np.float64)) / 1e6  # ms per call index
     nulls = [m for (s, _), m in zip(calls, np.median(np.asarray(times, np.float64), axis=0) / 1e6)
              if s == "vm.builtin.null_value"]

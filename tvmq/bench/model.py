@@ -307,7 +307,7 @@ def main(argv=None) -> int:
     elif a.side == "breakdown":
         from .breakdown import profile_export
 
-        r = profile_export(a.dir, runs=max(5, a.repeat), seed=a.seed)
+        r = profile_export(a.dir, runs=max(20, a.repeat), seed=a.seed)
     elif a.side == "onnxruntime_int8":
         r = side_onnxruntime_int8(a.dir, a.model, a.data, a.threads, a.repeat, a.seed, a.calib)
     else:

@@ -21,8 +21,8 @@ def markdown(b: dict) -> str:
     q = _q(b)
     out = [f"# Where the time goes: {b['model']} ({q}), input {b['input_shape']}", "",
            f"Network {b['network_ms']:.3f} ms (time_evaluator, no instrument, one sample before each instrumented "
-           f"run); the {b['vm_calls'] - b['builtin_calls']} timed calls sum to {b['sum_calls_ms']:.3f} ms (mean of "
-           f"{b['runs']} instrumented runs each, 10% trimmed both ends, less {b['instrument_overhead_us']:.2f} us of "
+           f"run); the {b['vm_calls'] - b['builtin_calls']} timed calls sum to {b['sum_calls_ms']:.3f} ms "
+           f"(interquartile mean of {b['runs']} instrumented runs each, less {b['instrument_overhead_us']:.2f} us of "
            f"instrument per call); the VM's {b['builtin_calls']} builtin calls and its dispatch are the rest. Shares "
            "are of the larger of the two totals.", ""]
     la = b.get("load_average")
