@@ -38,11 +38,13 @@ def knob_of(var: str, kind: str, cfg: dict) -> str:
         "co": "c_in / ib", "ico": "c_in / ib", "oo": "c_out / ob",
         "r": "kernel rows", "s": "kernel cols",
     }
+    if "cb" in cfg:  # the grouped template (tvmq/templates/conv2d_grouped.py): one channel block
+        table.update(oi=f"cb={cfg['cb']}", oo="c_out / cb", rc="c_in / groups")
     if v in table:
         notes.append(table[v])
     if kind.startswith("T.unroll") and v in ("r", "s"):
         notes.append(f"unroll={cfg.get('unroll')}")
-    if kind.startswith("T.vectorized") and v in ("oi", "x_i"):
+    if kind.startswith("T.vectorized") and v in ("oi", "x_i") and "vector" in cfg:
         notes.append(f"vector={cfg.get('vector')}")
     return ", ".join(notes)
 
