@@ -66,6 +66,8 @@ def _record(trials, settings, ms=1.0):
 def test_resume_skips_a_task_tuned_at_the_same_trials_only(tmp_path, monkeypatch):
     settings, log = MeasureSettings(threads=1), tmp_path / "host.jsonl"
     recordlog.append(log, _record(4, settings, ms=2.0))
+    recordlog.append(log, recordlog.make_record(TASK, {"metaschedule_workdir": "y"}, RunResult("build_error"), "local",
+                                                settings, "metaschedule", 4))  # a later run that found nothing
     calls = []
     monkeypatch.setattr(msmod, "tune_metaschedule", lambda task, trials, *a, **kw: calls.append((trials, kw)))
 
@@ -110,7 +112,7 @@ def test_metaschedule_tunes_verifies_and_records_its_best_and_resumes(tmp_path):
     log = tmp_path / "host.jsonl"
     runner = LocalRunner()
     opts = TuneOptions(trials=2, tuner="metaschedule", resume=True, progress=False)
-    settings = MeasureSettings(repeat=2, min_repeat_ms=5, timeout_s=60, build_timeout_s=120)
+    settings = MeasureSettings(repeat=2, min_repeat_ms=5, timeout_s=60, build_workers=1, build_timeout_s=120)
     try:
         (res,) = tune_tasks([TASK], opts, settings, runner, this_machine(), log, logs=None)
         (again,) = tune_tasks([TASK], opts, settings, runner, this_machine(), log, logs=None)  # --resume: no tuning

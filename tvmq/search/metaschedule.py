@@ -86,7 +86,7 @@ def resumed(task, trials: int, prior: list[dict], machine, threads: int) -> Tune
             and r.get("failure") != "board"]
     if not done:
         return None
-    r = done[-1]
+    r = min(done, key=median_time)  # the fastest verified one, if any
     ok = r.get("status") == "ok"
     return TuneResult(task, best_config=r["config"] if ok else None, best_time=median_time(r),
                       best_err=r.get("max_abs_err"), trials=trials, new_trials=0, statuses={r["status"]: 1})
