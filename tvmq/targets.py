@@ -35,7 +35,7 @@ class TargetInfo:
     extra: dict = field(default_factory=dict)
 
     def tvm_target(self):
-        import tvm
+        import tvm  # lazy: TVM stays out of start-up (the pure-Python tier never loads it)
 
         return tvm.target.Target(self.target)
 
@@ -50,7 +50,7 @@ class TargetInfo:
 
     def features(self) -> set[str]:
         """The target's CPU features that search spaces may ask for (as LLVM names them)."""
-        import tvm
+        import tvm  # lazy: TVM stays out of start-up (the pure-Python tier never loads it)
 
         has = tvm.get_global_func("target.target_has_feature")
         t = self.tvm_target()
@@ -86,7 +86,7 @@ def cpu_has(feature: str) -> bool:
 
 
 def _resolve_host(d: dict) -> dict:
-    import tvm
+    import tvm  # lazy: TVM stays out of start-up (the pure-Python tier never loads it)
 
     d = dict(d)
     t = dict(d["target"])
@@ -111,7 +111,7 @@ HOST_EXTENSIONS = ("avx512vnni", "avx512vbmi", "avx512bf16", "avx512fp16", "avxv
 
 def _host_extensions(mcpu: str) -> list[str]:
     """``+feature`` for each extension this CPU has that ``mcpu`` does not enable."""
-    import tvm
+    import tvm  # lazy: TVM stays out of start-up (the pure-Python tier never loads it)
 
     host = tvm.get_global_func("tvm.codegen.llvm.GetHostCPUFeatures")()
     implied = tvm.target.codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))

@@ -48,7 +48,7 @@ class Task:
     @property
     def key(self) -> str:
         """What is computed and searched: workload, operator, parameters, target, resolved space, versions."""
-        import tvm
+        import tvm  # lazy: TVM stays out of start-up (the pure-Python tier never loads it)
 
 
         blob = json.dumps(dict(wl=self.workload.key, v=self.op_name, p=self.params, t=self.target.target,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -121,9 +122,6 @@ def run(a):
 
 
 def _run_model(a):
-    import json
-
-
     threads = sorted({int(t) for t in _csv_list(a.threads)})[-1]
     r = bench_model(a.export, a.model, a.data, threads, max(a.repeat, 3), a.seed, calib=a.calib)
     text = table(r)

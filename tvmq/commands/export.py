@@ -10,6 +10,7 @@ one ``lib.so``, with ``weights.npz`` (models) and ``manifest.json``. See docs/DE
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -129,9 +130,6 @@ def _options(a):
 
 
 def _workloads_out(a, target):
-    import json
-
-
     if not a.model:
         raise TvmqError("--workloads-out applies to --model")
     opts = _options(a)

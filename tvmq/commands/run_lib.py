@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -144,8 +145,6 @@ def _run_model(a, ex):
 
 def _write_json(a, obj):
     if a.json:
-        from pathlib import Path
-
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(obj, indent=1, default=float) + "\n")
         print(f"tvmq run: wrote {a.json}", file=sys.stderr)

@@ -11,7 +11,7 @@ _COLORS = {}
 
 
 def _color(name):
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is heavy and only plotting needs it
 
     if name not in _COLORS:
         cyc = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors + plt.get_cmap("Set1").colors
@@ -57,11 +57,11 @@ def _bars(ax, rows, layers, names, key, title, ylabel, hline=None, hlabel=None, 
 
 
 def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is heavy and only plotting needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    import matplotlib.pyplot as plt  # lazy: matplotlib is heavy and only plotting needs it
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib is heavy and only plotting needs it
 
     emu = " (EMULATED)" if meta["runner"] == "rpc-emulated" else ""
     t = max(meta["threads"])
@@ -148,7 +148,7 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
             ax.grid(alpha=0.3)
         for j in range(len(layers), nrow * ncol):
             axs[j // ncol][j % ncol].axis("off")
-        from matplotlib.lines import Line2D
+        from matplotlib.lines import Line2D  # lazy: matplotlib is heavy and only plotting needs it
 
         handles = [Line2D([], [], color=_color(n), marker="o", label=n) for n in _order(rows)]
         handles.append(Line2D([], [], color="k", ls="--", label="measured fp32 peak"))
@@ -178,7 +178,7 @@ def make_plots(out: Path, rows, peak, meta, curves) -> list[Path]:
         for r in (r for r in pts if r["workload"] == wl):
             ax.scatter(r["intensity"], r["gflops"], color=_color(r["variant"]), marker=markers[i % len(markers)],
                        s=40, edgecolors="k", linewidths=0.4)
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # lazy: matplotlib is heavy and only plotting needs it
 
     handles = [Line2D([], [], color=_color(n), marker="o", ls="", label=n) for n in names]
     handles += [Line2D([], [], color="gray", marker=markers[i % len(markers)], ls="", label=wl)

@@ -47,10 +47,10 @@ def markdown(b: dict) -> str:
 
 def plot(b: dict, path) -> Path:
     """Two panels: share by kind, and the TOP functions by time (coloured by kind)."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is heavy and only plotting needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is heavy and only plotting needs it
 
     cmap = plt.get_cmap("tab20").colors
     color = {k["kind"]: cmap[i % len(cmap)] for i, k in enumerate(b["kinds"])}
