@@ -51,7 +51,11 @@ def apply(sch, op, cfg: dict, orders: dict):
     if cfg["accumulate"] == "local":
         writeback = sch.cache_write(conv, 0, "local")
         sch.reverse_compute_at(writeback, acc_at_loop)
-        sch.vectorize(sch.get_loops(writeback)[-1])
+        wb = sch.get_loops(writeback)
+        at = next(i for i, lp in enumerate(wb) if sch.get(lp).same_as(sch.get(acc_at_loop)))
+        for lp in wb[at + 1:-1]:  # constant indices into the tile: LLVM keeps the accumulators in registers
+            sch.unroll(lp)
+        sch.vectorize(wb[-1])
 
     place_epilogues(sch, [b for b in EPILOGUES if b in blocks], writeback, 2)
 
