@@ -26,7 +26,7 @@ _registered: set[str] = set()
 
 @functools.cache
 def _types():
-    from tvm import tirx
+    from tvm import tirx  # lazy: TVM is heavy and stays out of start-up
 
     i0, i1 = tirx.IntImm("int32", 0), tirx.IntImm("int32", 1)
     load = tirx.BufferLoad(tirx.decl_buffer((4,), "float32"), [i0])
@@ -40,8 +40,8 @@ def permute_codebook_lookups(func, vbmi: bool = False):
 
     Returns (new function, number of lookups rewritten).
     """
-    import tvm_ffi
-    from tvm import tirx
+    import tvm_ffi  # lazy: TVM is heavy and stays out of start-up
+    from tvm import tirx  # lazy: TVM is heavy and stays out of start-up
 
     load_t, ramp_t = _types()
     count = 0
@@ -99,9 +99,9 @@ def permute_codebook_lookups(func, vbmi: bool = False):
 
 
 def _register(vbmi: bool) -> str:
-    import tvm
-    from tvm import tirx
-    from tvm.tirx import compilation_pipeline as tp
+    import tvm  # lazy: TVM is heavy and stays out of start-up
+    from tvm import tirx  # lazy: TVM is heavy and stays out of start-up
+    from tvm.tirx import compilation_pipeline as tp  # lazy: TVM is heavy and stays out of start-up
 
     name = PIPELINE + ("_vbmi" if vbmi else "")
     if name in _registered:
@@ -128,7 +128,7 @@ def _register(vbmi: bool) -> str:
 def pipeline_for(target) -> str:
     """The TIR pipeline name for a ``tvm.target.Target``: tvmq's on x86 with AVX-512F (with byte
     permutes where it also has AVX-512 VBMI), else TVM's default."""
-    import tvm
+    import tvm  # lazy: TVM is heavy and stays out of start-up
 
     has = tvm.get_global_func("target.target_has_feature")
 
@@ -145,7 +145,7 @@ def pipeline_for(target) -> str:
 
 def compile_mod(mod, target):
     """``tvm.compile`` with tvmq's pipeline for ``target`` (a ``tvm.target.Target`` or its JSON dict)."""
-    import tvm
+    import tvm  # lazy: TVM is heavy and stays out of start-up
 
     if not isinstance(target, tvm.target.Target):
         target = tvm.target.Target(target)

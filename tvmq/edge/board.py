@@ -72,7 +72,7 @@ def ensure_installed(quiet: bool = False):
 
 # -- process records -------------------------------------------------------------------
 def _create_time(pid: int) -> float | None:
-    import psutil
+    import psutil  # lazy: only the board's process management needs it
 
     try:
         return psutil.Process(pid).create_time()
@@ -82,7 +82,7 @@ def _create_time(pid: int) -> float | None:
 
 def _alive(rec: dict) -> bool:
     """Is the recorded process still the one we started (not a reused pid)?"""
-    import psutil
+    import psutil  # lazy: only the board's process management needs it
 
     if rec.get("pid") in _CHILDREN:
         _CHILDREN[rec["pid"]].poll()
@@ -133,7 +133,7 @@ def _spawn(cmd: list[str], log: Path, env: dict | None = None) -> dict:
 
 def _stop(rec: dict, grace_s: float = 5.0):
     """SIGTERM the recorded process's group and children, then SIGKILL what is left."""
-    import psutil
+    import psutil  # lazy: only the board's process management needs it
 
     if not _alive(rec):
         return

@@ -19,6 +19,7 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import runpy  # noqa: E402
 import socket  # noqa: E402
+import time  # noqa: E402
 
 
 def main():
@@ -30,7 +31,7 @@ def main():
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        from tvm.rpc.server import _listen_loop
+        from tvm.rpc.server import _listen_loop  # lazy: TVM is heavy and stays out of start-up
     except ImportError:
         logging.warning("tvm.rpc.server._listen_loop not found; falling back to tvm.exec.rpc_server")
         sys.argv = ["rpc_server", "--tracker", args.tracker, "--key", args.key, "--host", args.host,
@@ -43,7 +44,6 @@ def main():
     sock.bind((args.host, args.port))
     sock.listen(1)
     logging.info("bind to %s:%d, key %s, tracker %s", args.host, args.port, args.key, args.tracker)
-    import time
 
     while True:
         # TVM's loop raises RuntimeError when a session's process exits non-zero

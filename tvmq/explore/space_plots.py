@@ -128,7 +128,7 @@ def _plt():
     import matplotlib  # lazy: plotting is optional and slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is heavy and stays out of start-up
 
     return plt
 

@@ -41,7 +41,7 @@ def fold_batchnorms(model) -> list[str]:
     The folded weights get new initializer names (``<conv>.bnfold.w/b``) so a
     tensor shared with another node is left alone. Returns the folded Conv names.
     """
-    from onnx import helper, numpy_helper
+    from onnx import helper, numpy_helper  # lazy: onnx is heavy and stays out of start-up
 
     g = model.graph
     inits = {t.name: t for t in g.initializer}

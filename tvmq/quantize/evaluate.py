@@ -44,7 +44,7 @@ def load_dataset(path, model) -> tuple[np.ndarray, np.ndarray]:
 
 def session(model):
     """An onnxruntime CPU session on one thread (the machine is shared; results do not depend on it)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: onnxruntime is heavy and stays out of start-up
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -94,8 +94,8 @@ def top1(model, x: np.ndarray, y: np.ndarray) -> float:
 
 def activation_sparsity(model, tensors: list[str], x: np.ndarray) -> dict[str, float]:
     """Fraction of zeros in each named intermediate tensor over the whole dataset."""
-    import onnx
-    from onnx import TensorProto, helper
+    import onnx  # lazy: onnx is heavy and stays out of start-up
+    from onnx import TensorProto, helper  # lazy: onnx is heavy and stays out of start-up
 
     m = onnx.ModelProto()
     m.CopyFrom(model)

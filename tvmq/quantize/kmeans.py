@@ -84,7 +84,7 @@ def init_centroids(x: np.ndarray, k: int, init: str, rng: np.random.Generator) -
     elif init == "random":
         c = rng.choice(x, size=k, replace=x.size < k)
     elif init == "density":
-        from scipy.special import ndtri
+        from scipy.special import ndtri  # lazy: scipy is heavy and stays out of start-up
 
         c = np.clip(x.mean() + x.std() * ndtri((np.arange(k) + 0.5) / k), lo, hi)
     elif init == "log":

@@ -123,7 +123,7 @@ class ModelQuant:
 # -- reading ---------------------------------------------------------------
 def load_model(path):
     """Read an ONNX model; a missing or non-ONNX file is a :class:`TvmqError`."""
-    import onnx
+    import onnx  # lazy: onnx is heavy and stays out of start-up
 
     p = Path(path)
     if not p.is_file():
@@ -159,7 +159,7 @@ def _channel_axis(node, ndim: int) -> int:
 
 def weight_layers(model) -> list[WeightLayer]:
     """Float weight tensors (input 1) of Conv, Gemm and MatMul nodes, once per tensor."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # lazy: onnx is heavy and stays out of start-up
 
     consts = _constants(model.graph)
     layers: dict[str, WeightLayer] = {}
@@ -209,7 +209,7 @@ def quantize_layer(layer: WeightLayer, spec: QuantSpec, index: int) -> LayerResu
 
 def quantize_model(model, spec: QuantSpec, fold_bn: bool = True, source: str = "MODEL") -> ModelQuant:
     """Quantize every Conv/Gemm/MatMul weight of ``model`` (a copy; the argument is untouched)."""
-    import onnx
+    import onnx  # lazy: onnx is heavy and stays out of start-up
 
     spec.check()
     m = onnx.ModelProto()
@@ -224,7 +224,7 @@ def quantize_model(model, spec: QuantSpec, fold_bn: bool = True, source: str = "
 
 
 def _replace_weights(model, results: list[LayerResult]):
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # lazy: onnx is heavy and stays out of start-up
 
     byname = {r.layer.tensor: r for r in results}
 
@@ -258,7 +258,7 @@ def write_outputs(mq: ModelQuant, out_dir, model_path: str | None = None) -> Pat
     at the end, so an interrupted run never leaves a complete-looking folder.
     An existing ``out_dir`` is replaced only if it is empty or a previous tvmq output.
     """
-    import onnx
+    import onnx  # lazy: onnx is heavy and stays out of start-up
 
     out = Path(out_dir)
     check_out_dir(out)

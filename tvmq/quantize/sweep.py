@@ -57,10 +57,10 @@ def table(result: dict) -> str:
 
 def plot(result: dict, path, title: str = "Top-1 vs bits") -> Path:
     """Two panels: top-1 against bits, and whole-model weight NRMSE against bits (log scale)."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is heavy and stays out of start-up
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is heavy and stays out of start-up
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, rows in result["series"].items():

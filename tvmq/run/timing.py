@@ -36,7 +36,7 @@ def time_module(mod, dev, inputs, out_spec, settings, func="main"):
 
     Works for local and RPC modules alike (``dev`` may be a remote device).
     """
-    import tvm
+    import tvm  # lazy: TVM is heavy and stays out of start-up
 
     args = [tvm.runtime.tensor(a, dev) for a in inputs]
     out = tvm.runtime.tensor(np.zeros(out_spec[0], out_spec[1]), dev)

@@ -19,7 +19,7 @@ class TrackerError(TvmqError):
 
 
 def _open(host: str, port: int, timeout: float) -> socket.socket:
-    from tvm.rpc import base
+    from tvm.rpc import base  # lazy: TVM is heavy and stays out of start-up
 
     addr = f"{host}:{port}"
     try:
@@ -41,7 +41,7 @@ def _open(host: str, port: int, timeout: float) -> socket.socket:
 
 def summary(host: str, port: int, timeout: float = 10.0) -> dict:
     """The tracker's summary: ``{"queue_info": {key: {"free", "pending"}}, "server_info": [...]}``."""
-    from tvm.rpc import base
+    from tvm.rpc import base  # lazy: TVM is heavy and stays out of start-up
 
     sock = _open(host, port, timeout)
     try:
@@ -99,8 +99,8 @@ def request_server(host: str, port: int, key: str, *, priority: int = 1, session
     Waits at most ``wait_s`` for a free server (the tracker queues the request);
     on timeout the request is withdrawn (the socket closes) and TrackerError says so.
     """
-    from tvm import rpc
-    from tvm.rpc import base
+    from tvm import rpc  # lazy: TVM is heavy and stays out of start-up
+    from tvm.rpc import base  # lazy: TVM is heavy and stays out of start-up
 
     sock = _open(host, port, connect_timeout)
     try:
