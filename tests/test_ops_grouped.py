@@ -248,3 +248,25 @@ def test_layer_export_of_depthwise_variants_runs_verified(tmp_path, capsys):
     assert main(["run", str(out)]) == 0
     cap = capsys.readouterr()
     assert "all 2 function(s) match numpy" in cap.out + cap.err
+
+
+@pytest.mark.llvm
+def test_edge_kernels_use_neon_fma_and_widening_int8_multiply_adds():
+    """Compiled for the Cortex-A53 (no board needed to read the assembly): NEON FMAs for float,
+    smlal/smull widening multiply-adds for int8."""
+    import re
+
+    import tvm
+
+    from tvmq.build.cross import asm
+    from tvmq.space import Space
+    from tvmq.targets import get_target
+    from tvmq.templates import instantiate
+
+    t = get_target("edge")
+    wl = SHAPES[3]  # 960x7x7 depthwise
+    for variant, pattern in (("grouped_float", r"fmla\tv\d+\.4s"), ("grouped_int8", r"smlal2?\tv|smull2?\tv")):
+        sp = Space.load(wl, variant, features=t.features())
+        _, sch = instantiate(sp, variant, wl, {}, sp.default)
+        text = asm(tvm.compile(sch.mod, target=tvm.target.Target(t.target)))
+        assert len(re.findall(pattern, text)) >= 16, variant
