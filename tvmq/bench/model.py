@@ -164,8 +164,10 @@ def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:
     """``model`` (float ONNX) quantized by onnxruntime's static quantizer into ``out_path``: QDQ format,
     per-channel symmetric int8 weights, uint8 activations (onnxruntime's advice for x86 with VNNI),
     MinMax ranges from ``x_calib`` fed at the model's own batch size. ``quant_pre_process`` (shape
-    inference, graph optimization) first, as onnxruntime recommends; skipped with a note if it fails."""
+    inference, graph optimization) first, as onnxruntime recommends; skipped with a note if it fails.
+    A model below opset 13 is converted to 13 first (per-channel DequantizeLinear needs ``axis``)."""
     import onnx
+    import onnxruntime as ort
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quant_pre_process, quantize_static)
 
@@ -186,6 +188,12 @@ def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:
             c = next(self.it, None)
             return None if c is None else {name: c}
 
+    ort.set_default_logger_severity(3)  # no warning per unused initializer of the onnx light models
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    converted = None
+    if opset < 13:  # per-channel QDQ needs DequantizeLinear's axis (opset 13); the light models are opset 9
+        model = onnx.version_converter.convert_version(model, 13)
+        converted = f"converted from opset {opset} to 13 first"
     out_path = Path(out_path)
     src = out_path.with_name("float.onnx")
     onnx.save(model, str(src))
@@ -198,13 +206,14 @@ def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:
     quantize_static(str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
-    # (not CalibMaxIntermediateOutputs: onnxruntime 1.32 drops each full group unmeasured; its memory
-    # is every intermediate tensor of every calibration sample, about 3 GB for ResNet-50 x 64)
+    # (not CalibMaxIntermediateOutputs: onnxruntime 1.32 drops each full group unmeasured; so its
+    # memory holds every intermediate tensor of every calibration sample: large models need GBs)
     qm = onnx.load(str(out_path))
     ops = {}
     for n in qm.graph.node:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
-    return {"quantize_s": round(time.time() - t0, 2), "preprocessed": note is None, "note": note,
+    note = "; ".join(x for x in (converted, note) if x) or None
+    return {"quantize_s": round(time.time() - t0, 2), "preprocessed": pre != src, "note": note,
             "qdq_nodes": {k: v for k, v in ops.items() if k in ("QuantizeLinear", "DequantizeLinear")},
             "calibration_runs": len(chunks)}
 
