@@ -128,3 +128,24 @@ def test_bench_export_breakdown_and_int8_row(digits_int8, tmp_path, capsys):
     assert sum(k["share"] for k in b["kinds"]) == pytest.approx(1.0, abs=1e-6)
     assert b["output_unchanged"] and b["network_ms"] > 0
     assert "## By kind" in md and "## By function" in md and "breakdown.md" in report
+
+
+def test_ort_quantize_converts_old_opsets(tmp_path):
+    """A float model below opset 13 (the onnx light models are opset 9) is converted before
+    quantize_static: per-channel DequantizeLinear needs its axis attribute."""
+    import onnx
+    import onnxruntime as ort
+
+    from tvmq.bench.model import ort_quantize_int8
+
+    model = load_model(str(DIGITS))  # Conv, Relu, Flatten, Gemm: the same at opset 11
+    model.opset_import[0].version = 11
+    onnx.checker.check_model(model)
+    x = np.load(DIGITS_TEST)["x"][:32].astype(np.float32)
+    q = ort_quantize_int8(model, x, tmp_path / "int8.onnx")
+    assert q["note"] == "converted from opset 11 to 13 first" and q["preprocessed"]
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    y = ort.InferenceSession(str(tmp_path / "int8.onnx"), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    yf = ort.InferenceSession(str(DIGITS), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.abs(y - yf).max() / np.abs(yf).max() < QUANTIZATIONS["int8"].tolerance
