@@ -48,7 +48,8 @@ class _Builder:
         self.bn = batchnorm
         self.nodes, self.inits = [], []
         # ReLU6's bounds: two scalars shared by every Clip
-        self.relu6 = [self.init("relu6.min", np.array(0.0, np.float32)), self.init("relu6.max", np.array(6.0, np.float32))]
+        self.relu6 = [self.init("relu6.min", np.array(0.0, np.float32)),
+                      self.init("relu6.max", np.array(6.0, np.float32))]
 
     def init(self, name: str, arr: np.ndarray) -> str:
         self.inits.append(self.nh.from_array(arr if arr.ndim == 0 else np.ascontiguousarray(arr), name))

@@ -200,7 +200,7 @@ def profile_export(export_dir, runs: int = 20, seed: int = 0, sample_ms: int = 2
     overhead_ms = float(np.median(nulls)) if nulls else 0.0
     med = np.maximum(med - overhead_ms, 0.0)
 
-    funcs: dict[str, dict] = {}
+    funcs: dict[tuple, dict] = {}  # (symbol, kind) -> row
     builtins = sum(classify(sym, [], kernels) == "VM" for sym, _ in calls)
     timed = [(sym, shapes, ms) for (sym, shapes), ms in zip(calls, med) if classify(sym, [], kernels) != "VM"]
     quant = _quantize_chains([sym for sym, _, _ in timed])
@@ -232,7 +232,8 @@ def profile_export(export_dir, runs: int = 20, seed: int = 0, sample_ms: int = 2
            "quantize": mr.info["quantize"]["method"], "bits": mr.info["quantize"]["bits"],
            "input_shape": list(x.shape), "runs": runs, "network_ms": total_ms, "sum_calls_ms": sum_ms,
            "instrument_overhead_us": overhead_ms * 1e3,
-           "load_average": round(os.getloadavg()[0], 2), "cores": available_cores(), "vm_calls": len(calls), "builtin_calls": builtins,
+           "load_average": round(os.getloadavg()[0], 2), "cores": available_cores(), "vm_calls": len(calls),
+           "builtin_calls": builtins,
            "output_unchanged": bool(np.array_equal(ref, out_after)),
            "functions": rows, "kinds": sorted(kinds.values(), key=lambda k: -k["ms"])}
     ex.close()

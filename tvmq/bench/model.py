@@ -275,7 +275,8 @@ def table(r: dict) -> str:
             ("onnxruntime (float)", r["onnxruntime_ms"], r["onnx_bytes"], r.get("top1_onnx_float")),
             ("onnxruntime int8 (its own static quantization, QDQ)", r.get("onnxruntime_int8_ms"),
              r.get("onnxruntime_int8_bytes"), r.get("top1_onnxruntime_int8")),
-            ("TVM Relax untuned (float)", r.get("relax_untuned_ms"), r.get("relax_untuned_bytes"), r.get("top1_onnx_float")
+            ("TVM Relax untuned (float)", r.get("relax_untuned_ms"), r.get("relax_untuned_bytes"),
+             r.get("top1_onnx_float")
              if r.get("top1_onnx_float") is not None and r.get("relax_untuned_vs_onnx_max_abs", 1.0) < 1e-3 else None)]
     out = [f"model {r['model']}, input {r['input_shape']}, {r['threads']} threads, median of {r['repeat']}, "
            "each side in a process of its own",
