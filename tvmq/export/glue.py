@@ -37,8 +37,8 @@ def _inline_producers(sch) -> None:
                 continue
 
 
-def schedule_glue_func(func):
-    """``func`` (an unscheduled PrimFunc) parallelized and vectorized, or None where that fails."""
+def schedule_glue_func(func, vectorize: bool = True):
+    """``func`` (an unscheduled PrimFunc) parallelized (and vectorized), or None where that fails."""
     from tvm.s_tir import Schedule
     from tvm.s_tir.meta_schedule.postproc import RewriteParallelVectorizeUnroll
 
@@ -47,7 +47,8 @@ def schedule_glue_func(func):
         _inline_producers(sch)
         root = sch.get_sblock("root")
         sch.annotate(root, "meta_schedule.parallel", MAX_PARALLEL)
-        sch.annotate(root, "meta_schedule.vectorize", MAX_VECTOR)
+        if vectorize:
+            sch.annotate(root, "meta_schedule.vectorize", MAX_VECTOR)
         if not RewriteParallelVectorizeUnroll().apply(sch):
             return None
         return sch.mod["main"].with_attr("tir.is_scheduled", True).with_attr(GLUE_ATTR, True)
@@ -63,7 +64,9 @@ def schedule_glue(mod) -> tuple[object, int, int]:
     for gv, f in list(mod.functions_items()):
         if not isinstance(f, tirx.PrimFunc) or (f.attrs is not None and f.attrs.get("tir.is_scheduled")):
             continue
-        new = schedule_glue_func(f)
+        # a transpose's innermost loop reads with a stride: vectorized, it becomes gathers, slower than
+        # scalar code (measured: SqueezeNet's last NCHW8c -> NCHW change 0.08 -> 0.36 ms on one core)
+        new = schedule_glue_func(f, vectorize="transpose" not in gv.name_hint)
         if new is None:
             left += 1
             continue

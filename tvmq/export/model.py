@@ -16,10 +16,13 @@ Pipeline (``export_model``):
    default) around the call, and the kernel reads the stored arrays (codebook indices and
    codebook, int8 weights) at run time. One kernel per distinct (workload, variant). A layer
    no kernel fits (no valid schedule, groups, dilation) keeps Relax's conv2d, fed by weights
-   decoded in the graph at run time (codebook lookup / int8 * scale), and is listed as such;
-5. compile the Relax module (bias, ReLU, pooling, LRN, concat... through TVM's legalization)
-   into one ``lib.so`` (cross-linked for edge); ``weights.npz`` holds every function input
-   after the data, in call order; ``manifest.json`` says all of it.
+   decoded in the graph at run time (codebook lookup / int8 * scale), and is listed as such.
+   Across layers (``opts.fuse``): a conv's bias add and ReLU (or Clip(0, x)) run in its kernel's
+   epilogue, and NCHWc stays between kernels and through ReLU/add/max pool/concat;
+5. compile the Relax module (pooling, LRN, concat... through TVM's legalization and fusion, then
+   parallelized and vectorized: ``glue``) into one ``lib.so`` (cross-linked for edge);
+   ``weights.npz`` holds every function input after the data, in call order; ``manifest.json``
+   says all of it.
 
 Steps 1-3 live in ``onnx_prep``, step 4 in ``relax_kernels``, the check against onnxruntime in
 ``compare``; this module ties them together.
