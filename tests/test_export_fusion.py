@@ -107,11 +107,14 @@ def test_glue_primfuncs_are_parallel(tmp_path):
 
     model = residual_net(tmp_path / "res.onnx")
     # fused int8: what is left between kernels (quantize + layout change) runs parallel
-    funcs = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="int8"))["mod"])
+    funcs = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="int8"))["mod"], 0)
     assert funcs and all("T.parallel(" in f.script() for f in funcs.values())
     # unfused float: bias adds, ReLUs and layout changes; all parallel, all but the transposes vectorized
-    funcs = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="none", fuse=False))["mod"])
+    funcs = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="none", fuse=False))["mod"], 0)
     assert len(funcs) >= 4
     for name, f in funcs.items():
         assert "T.parallel(" in f.script(), name
         assert ("T.vectorized(" in f.script()) == ("transpose" not in name), name
+    # at their real size (8x8 pixels, 16 channels) they are too small to be worth a second thread
+    small = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="none", fuse=False))["mod"])
+    assert not any("T.parallel(" in f.script() for f in small.values())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 MAX_PARALLEL = 256  # cap on a fused parallel loop's extent (MetaSchedule's jobs per core x cores)
 MAX_VECTOR = 64     # cap on a vectorized loop's extent (elements)
+MIN_PARALLEL = 1 << 14  # elements: smaller glue stays on one thread (waking the pool costs more; digits CNN)
 GLUE_ATTR = "tvmq.glue_scheduled"
 
 
@@ -37,8 +38,22 @@ def _inline_producers(sch) -> None:
                 continue
 
 
-def schedule_glue_func(func, vectorize: bool = True):
-    """``func`` (an unscheduled PrimFunc) parallelized (and vectorized), or None where that fails."""
+def _iterations(sch) -> int:
+    """The largest iteration count of a block's loop nest under the root (0 where one is not constant)."""
+    best = 0
+    for blk in sch.get_child_blocks(sch.get_sblock("root")):
+        n = 1
+        for loop in sch.get_loops(blk):
+            try:
+                n *= int(sch.get(loop).extent)
+            except TypeError:
+                return 0
+        best = max(best, n)
+    return best
+
+
+def schedule_glue_func(func, vectorize: bool = True, min_parallel: int = MIN_PARALLEL):
+    """``func`` (an unscheduled PrimFunc) parallelized and/or vectorized, or None where that fails."""
     from tvm.s_tir import Schedule
     from tvm.s_tir.meta_schedule.postproc import RewriteParallelVectorizeUnroll
 
@@ -46,7 +61,11 @@ def schedule_glue_func(func, vectorize: bool = True):
         sch = Schedule(func)
         _inline_producers(sch)
         root = sch.get_sblock("root")
-        sch.annotate(root, "meta_schedule.parallel", MAX_PARALLEL)
+        parallel = _iterations(sch) >= min_parallel
+        if not (parallel or vectorize):
+            return None
+        if parallel:
+            sch.annotate(root, "meta_schedule.parallel", MAX_PARALLEL)
         if vectorize:
             sch.annotate(root, "meta_schedule.vectorize", MAX_VECTOR)
         if not RewriteParallelVectorizeUnroll().apply(sch):
@@ -56,7 +75,7 @@ def schedule_glue_func(func, vectorize: bool = True):
         return None
 
 
-def schedule_glue(mod) -> tuple[object, int, int]:
+def schedule_glue(mod, min_parallel: int = MIN_PARALLEL) -> tuple[object, int, int]:
     """Schedule every unscheduled PrimFunc of ``mod``: (module, scheduled, left as they were)."""
     from tvm import tirx
 
@@ -66,7 +85,7 @@ def schedule_glue(mod) -> tuple[object, int, int]:
             continue
         # a transpose's innermost loop reads with a stride: vectorized, it becomes gathers, slower than
         # scalar code (measured: SqueezeNet's last NCHW8c -> NCHW change 0.08 -> 0.36 ms on one core)
-        new = schedule_glue_func(f, vectorize="transpose" not in gv.name_hint)
+        new = schedule_glue_func(f, vectorize="transpose" not in gv.name_hint, min_parallel=min_parallel)
         if new is None:
             left += 1
             continue
@@ -96,7 +115,7 @@ def compile_model(mod, target, schedule: bool = True):
     return ex, {"scheduled": done, "unscheduled": left}
 
 
-def glue_funcs(mod) -> dict:
+def glue_funcs(mod, min_parallel: int = MIN_PARALLEL) -> dict:
     """name -> PrimFunc of the glue that ``compile_model`` schedules (after legalization and fusion)."""
     import tvm
     from tvm import tirx
@@ -105,6 +124,6 @@ def glue_funcs(mod) -> dict:
     target = tvm.target.Target("llvm")
     with target:
         mod = tvm.transform.Sequential(cpu.legalize_passes(target))(mod)
-    mod, _, _ = schedule_glue(mod)
+    mod, _, _ = schedule_glue(mod, min_parallel)
     return {gv.name_hint: f for gv, f in mod.functions_items()
             if isinstance(f, tirx.PrimFunc) and f.attrs is not None and f.attrs.get(GLUE_ATTR)}
