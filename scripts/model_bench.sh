@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole-model table (issue 14, docs/MODELS.md): export each model for each quantization, then
+# time the export against onnxruntime fp32, onnxruntime's own int8 model and untuned TVM Relax,
+# each side in a process of its own, with the per-layer breakdown. Run on a quiet machine.
+#   bash scripts/model_bench.sh                      (every model, none/int8/kmeans_int8)
+#   MODELS="squeezenet resnet50" QUANT="none int8" bash scripts/model_bench.sh
+#   EXPORT_ONLY=1 bash scripts/model_bench.sh       (only the exports: they need no quiet machine)
+#   python scripts/model_table.py out/models        (the markdown table)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-out/models}
+MODELS=${MODELS:-"digits squeezenet resnet50 inception_v1 alexnet shufflenet mobilenet_v2"}
+QUANT=${QUANT:-"none int8 kmeans_int8"}
+REPEAT=${REPEAT:-10}
+LIGHT=$($PY -c "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend/test/data/light'))")
+mkdir -p "$OUT"
+step() { echo "== $(date +%T) $*" >&2; }
+model_path() {
+  case $1 in
+    digits) echo tvmq/data/digits_cnn.onnx ;;
+    alexnet) echo "$LIGHT/light_bvlc_alexnet.onnx" ;;
+    mobilenet_v2) [[ -e $OUT/mobilenet_v2.onnx ]] || $PY scripts/make_mobilenet_v2.py "$OUT/mobilenet_v2.onnx" >&2
+                  echo "$OUT/mobilenet_v2.onnx" ;;
+    *) echo "$LIGHT/light_$1.onnx" ;;
+  esac
+}
+for M in $MODELS; do
+  SRC=$(model_path "$M")
+  EXTRA=(); DATA=()
+  if [[ $M == digits ]]; then DATA=(--data tvmq/data/digits_test.npz); else EXTRA=(--random-weights 0); fi
+  for Q in $QUANT; do
+    D=$OUT/$M-$Q
+    if [[ ! -e $D/manifest.json ]]; then
+      step "export $M $Q"
+      BITS=(); [[ $Q == kmeans_int8 ]] && BITS=(--bits 4)
+      $PY -m tvmq export --model "$SRC" --quantize "$Q" "${BITS[@]}" "${EXTRA[@]}" --out "$D" 2> "$D.export.log" \
+        || { step "FAILED export $M $Q (see $D.export.log)"; continue; }
+    fi
+    [[ -n ${EXPORT_ONLY:-} ]] && continue
+    [[ -e $D/bench/results.json ]] && { step "skip bench $M $Q (done)"; continue; }
+    step "bench $M $Q"
+    $PY -m tvmq bench --export "$D" "${DATA[@]}" --repeat "$REPEAT" --breakdown --out "$D/bench" \
+      > "$D.bench.txt" 2> "$D.bench.log" || step "FAILED bench $M $Q (see $D.bench.log)"
+  done
+done
+step done

@@ -1,0 +1,46 @@
+"""The whole-model table from scripts/model_bench.sh's results (docs/MODELS.md, issue 14).
+
+    python scripts/model_table.py out/models
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _f(v, d=2):
+    return f"{v:.{d}f}" if isinstance(v, (int, float)) else "-"
+
+
+def main(argv=None) -> int:
+    root = Path((argv or sys.argv[1:] or ["out/models"])[0])
+    rows = []
+    for res in sorted(root.glob("*/bench/results.json")):
+        r = json.loads(res.read_text())
+        model, quant = res.parent.parent.name.rsplit("-", 1) if "-" in res.parent.parent.name else (res.parent.parent.name, "?")
+        man = json.loads((res.parent.parent / "manifest.json").read_text())
+        layers = man.get("model", {}).get("layers") or []
+        on_tvmq = sum(1 for L in layers if L.get("kernel"))
+        kinds = (r.get("breakdown") or {}).get("kinds") or []
+        rows.append(dict(model=model, quant=quant, r=r, layers=f"{on_tvmq}/{len(layers)}" if layers else "-",
+                         top=", ".join(f"{k['kind']} {100 * k['share']:.0f}%" for k in kinds[:3])))
+    print("| model | export | tvmq ms | onnxruntime fp32 ms | onnxruntime int8 ms | Relax untuned ms "
+          "| vs ort fp32 | vs ort int8 | size vs float onnx | convs on tvmq kernels | where the time goes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for x in rows:
+        r = x["r"]
+        t = r.get("tvmq_ms")
+        q = "float" if x["quant"] == "none" else x["quant"] + (f" {r['bits']}-bit" if r.get("bits") else "")
+        print(f"| {x['model']} | {q} | {_f(t, 3)} | {_f(r.get('onnxruntime_ms'), 3)} | {_f(r.get('onnxruntime_int8_ms'), 3)} "
+              f"| {_f(r.get('relax_untuned_ms'), 3)} "
+              f"| {_f(r['onnxruntime_ms'] / t if t and r.get('onnxruntime_ms') else None)}x "
+              f"| {_f(r['onnxruntime_int8_ms'] / t if t and r.get('onnxruntime_int8_ms') else None)}x "
+              f"| {_f(r['onnx_bytes'] / r['tvmq_bytes'] if r.get('tvmq_bytes') and r.get('onnx_bytes') else None, 1)}x smaller "
+              f"| {x['layers']} | {x['top']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
