@@ -203,13 +203,14 @@ class Space:
                 cfg[k.name] = min(k.values, key=lambda v: (abs(math.log2(v) - math.log2(max(want, 1))), -v))
             else:
                 cfg[k.name] = k.values[0]
-        cfg = self.canonical(cfg)
+        raw, cfg = cfg, self.canonical(cfg)
         for name, prefs in [(k.name, default[k.name]) for k in self.knobs if isinstance(default.get(k.name), list)]:
             if self.is_valid(cfg):
                 break
-            # a preference this layer cannot take (e.g. AMX tiles on c_in % 64 != 0): the next one
+            # a preference this layer cannot take (e.g. AMX tiles on c_in % 64 != 0): the next one, applied
+            # to the file's default (not to what the refused value implied, e.g. AMX's serial loop knobs)
             for want in [w for w in prefs if w in dict((k.name, k.values) for k in self.knobs)[name]]:
-                alt = self.canonical(dict(cfg, **{name: want}))
+                alt = self.canonical(dict(raw, **{name: want}))
                 if self.is_valid(alt):
                     cfg = alt
                     break
