@@ -36,3 +36,26 @@ def test_budget_and_bad_model_are_one_line(tmp_path, capsys):
     assert main(["tune", "--model", str(bad), "--trials", "4"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.onnx" in err
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("quantize,grouped", [("none", "grouped_float"), ("int8", "grouped_int8")])
+def test_model_tasks_include_the_depthwise_layers_as_grouped_tasks(tmp_path, quantize, grouped):
+    """tune --model extracts the grouped kernels too (MobileNet-v2's depthwise layers), once per layer."""
+    import importlib.util
+
+    from tvmq.export.model import ModelOptions, model_tasks
+    from tvmq.targets import get_target
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_mobilenet_v2", root / "scripts" / "make_mobilenet_v2.py")
+    mb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mb)
+    path = tmp_path / "tiny.onnx"
+    import onnx
+
+    onnx.save(mb.tiny(), str(path))
+    tasks = model_tasks(path, get_target("host"), ModelOptions(quantize=quantize))
+    g = [(t, n) for t, n in tasks if t.workload.groups > 1]
+    assert g and all(t.variant == grouped and n == 1 for t, n in g)
+    assert any(t.workload.groups == 1 for t, _ in tasks)

@@ -46,6 +46,7 @@ from .onnx_prep import (  # noqa: F401  (the model export's public names)
     quantize_layers, with_weights)
 from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq run and the bench)
 from .glue import compile_model
+from .grouped import task_variant
 from .relax_kernels import build_relax, model_variant_params, relax_import
 from ..build.cross import export_lib
 from . import manifest as M
@@ -65,7 +66,11 @@ def model_tasks(model_path, target, opts: ModelOptions) -> list[tuple]:
 
     found = _plan_workloads(model_path, target, opts)  # checks opts (and sets the default bits) first
     variant, params = model_variant_params(opts)
-    return [(Task.make(wl, variant, target, **params), n) for wl, n in found]
+    tasks = []
+    for wl, n in found:
+        v, p = task_variant(wl, opts.quantize, variant, params)  # grouped layers: the grouped variant
+        tasks.append((Task.make(wl, v, target, **p), n))
+    return tasks
 
 
 def _plan_workloads(model_path, target, opts: ModelOptions) -> list[tuple]:

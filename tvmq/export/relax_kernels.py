@@ -341,6 +341,9 @@ class _Plan:
         R = relax.op
         wl, groups = self._pieces(call, L)
         if self.dry:
+            if wl is None:  # a grouped/depthwise layer: its grouped kernel's workload (one call)
+                from .grouped import dry_workload
+                wl, groups = dry_workload(self, call, L), 1
             if wl is not None:
                 self.workloads.setdefault(wl.key, wl)
                 self.counts[wl.key] = self.counts.get(wl.key, 0) + (groups if isinstance(groups, int) and groups > 0 else 1)
