@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TvmqError
-from . import direct as D
 from . import reference as R
 from .base import OpSpec, register
-from .float import add_epilogue, blocks, finish_reference, float_tolerance
+from .float import float_like_conv, float_tolerance
 from ..templates import amx_bf16
 from ..templates.amx_bf16 import from_bf16_bits, to_bf16_bits
 
@@ -69,40 +68,12 @@ def _widen(v):
 def conv2d_bf16(wl, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False,
                 tiles=None) -> OpSpec:
     """bf16 x bf16 -> float32 direct convolution (``layout="amx"``: on AMX-BF16 tiles)."""
-    from tvm import te
-
     if layout == "amx":
         if bias or relu or padding != "hard":
             raise TvmqError("the AMX bf16 kernel has no epilogue and pads hard")
         return _amx(wl, tiles)
-    ib, ob = blocks(wl, ib, ob)
-    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
-    X = te.placeholder(dshape, "uint16", name="data")
-    W = te.placeholder(wshape, "uint16", name="weight")
-    read, _ = D.padded_reader(X, wl, hw, 0, padding)  # bits 0 are bf16 +0.0
-    out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: _widen(a) * _widen(b), "float32", ib, ob)
-    out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out)
-
-    def make_inputs(rng):
-        x = to_bf16_bits(rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32"))
-        w = to_bf16_bits(rng.uniform(-1, 1, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("float32"))
-        ins = [D.to_layout_data(x, layout, ib), D.to_layout_weight(w, layout, ib, ob)]
-        if bias:
-            ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
-        return ins
-
-    def reference(ins):
-        x = from_bf16_bits(D.from_layout_data(ins[0], layout))
-        w = from_bf16_bits(D.from_layout_weight(ins[1], layout, wl, ib, ob))
-        y = finish_reference(R.conv2d_nchw(x, w, wl), ins[2] if bias else None, relu)
-        return D.to_layout_out(y, layout, ob)
-
-    atol, rtol = float_tolerance(wl)
-    return OpSpec(
-        name=f"conv2d_{layout}_bf16", variant="bf16", layout=layout, workload=wl,
-        params=dict(padding=padding, ib=ib, ob=ob, bias=bias, relu=relu),
-        tensors=[X, W, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
-    )
+    return float_like_conv(wl, "bf16", layout, padding, ib, ob, bias, relu, storage="uint16", widen=_widen,
+                           encode=to_bf16_bits, decode=from_bf16_bits)
 
 
 def error_vs_float(wl, seed: int = 0) -> dict:

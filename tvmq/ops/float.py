@@ -76,33 +76,45 @@ def finish_reference(y_nchw, bias_arr, relu):
 @register("float")
 def conv2d_float(wl, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False) -> OpSpec:
     """float32 direct convolution with hard (pad stage) or soft (bounds check) padding."""
+    return float_like_conv(wl, "float", layout, padding, ib, ob, bias, relu)
+
+
+def _same(v):
+    return v
+
+
+def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False,
+                    storage="float32", widen=_same, encode=_same, decode=_same) -> OpSpec:
+    """A direct convolution accumulated in float32 whose data and weights are stored as ``storage``:
+    ``widen`` turns a stored TIR value into float32, ``encode``/``decode`` do the same for numpy arrays
+    (float32 itself; bf16 as uint16 bits, tvmq.ops.bf16)."""
     from tvm import te
 
     ib, ob = blocks(wl, ib, ob)
     dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
-    X = te.placeholder(dshape, "float32", name="data")
-    W = te.placeholder(wshape, "float32", name="weight")
-    read, _ = D.padded_reader(X, wl, hw, 0.0, padding)
-    out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: a * b, "float32", ib, ob)
+    X = te.placeholder(dshape, storage, name="data")
+    W = te.placeholder(wshape, storage, name="weight")
+    read, _ = D.padded_reader(X, wl, hw, 0.0 if storage == "float32" else 0, padding)  # bits 0: +0.0
+    out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: widen(a) * widen(b), "float32", ib, ob)
     out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out)
 
     def make_inputs(rng):
-        x = rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32")
-        w = rng.uniform(-1, 1, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("float32")
+        x = encode(rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32"))
+        w = encode(rng.uniform(-1, 1, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("float32"))
         ins = [D.to_layout_data(x, layout, ib), D.to_layout_weight(w, layout, ib, ob)]
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
         return ins
 
     def reference(ins):
-        x = D.from_layout_data(ins[0], layout)
-        w = D.from_layout_weight(ins[1], layout, wl, ib, ob)
+        x = decode(D.from_layout_data(ins[0], layout))
+        w = decode(D.from_layout_weight(ins[1], layout, wl, ib, ob))
         y = finish_reference(R.conv2d_nchw(x, w, wl), ins[2] if bias else None, relu)
         return D.to_layout_out(y, layout, ob)
 
     atol, rtol = float_tolerance(wl)
     return OpSpec(
-        name=f"conv2d_{layout}_float", variant="float", layout=layout, workload=wl,
+        name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
         params=dict(padding=padding, ib=ib, ob=ob, bias=bias, relu=relu),
         tensors=[X, W, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
     )

@@ -67,6 +67,20 @@ def place_epilogues(sch, epilogues: list[str], fused_into: str | None, depth: in
             parallel_outer(sch, blk, depth)
 
 
+DIRECT_EPILOGUES = ("epilogue", "requant", "dequant", "zp_correct")  # the direct and grouped ops' stages
+
+
+def place_epilogues_and_pad(sch, blocks, writeback, pad: str):
+    """The direct and grouped templates' last stages: their epilogues into the write-back block (or
+    parallel in place), and the pad stage inlined (``pad="inline"``: soft padding) or parallel."""
+    place_epilogues(sch, [b for b in DIRECT_EPILOGUES if b in blocks], writeback, 2)
+    if "pad" in blocks:
+        if pad == "inline":
+            sch.compute_inline(sch.get_sblock("pad"))
+        else:
+            parallel_outer(sch, sch.get_sblock("pad"), 2)
+
+
 def lead_names(order: list[str], spatial: set, depth: int) -> list[str]:
     """The leading spatial loops of ``order`` (at most ``depth``) that ``parallel_lead`` fuses."""
     lead = []

@@ -8,12 +8,11 @@ r, s (reduction) whatever the layout, then split, ordered, and annotated.
 from __future__ import annotations
 
 from .intrinsics import DOTS  # tensorized 16x4 int8 dot products
-from .common import (InvalidConfig, block_names, lead_names, parallel_lead, parallel_outer, place_epilogues,
+from .common import (InvalidConfig, block_names, lead_names, parallel_lead, parallel_outer, place_epilogues_and_pad,
                      vectorize_lanes)
 
 OP_KNOBS = ("layout", "ib", "ob", "pad")
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
-EPILOGUES = ("epilogue", "requant", "dequant", "zp_correct")
 
 
 def amx_tiles(cfg: dict) -> tuple | None:
@@ -101,13 +100,7 @@ def apply(sch, op, cfg: dict, orders: dict):
         wl_loops = sch.get_loops(writeback)
         sch.vectorize(wl_loops[-1])
 
-    place_epilogues(sch, [b for b in EPILOGUES if b in blocks], writeback, 2)
-
-    if "pad" in blocks:
-        if cfg["pad"] == "inline":
-            sch.compute_inline(sch.get_sblock("pad"))
-        else:
-            parallel_outer(sch, sch.get_sblock("pad"), 2)
+    place_epilogues_and_pad(sch, blocks, writeback, cfg["pad"])
 
     if "decode" in blocks:
         where = cfg.get("decode_at", "inline")

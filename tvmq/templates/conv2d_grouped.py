@@ -8,11 +8,9 @@ kernel window unrolled (``unroll``) and the channel block ``oi`` vectorized.
 
 from __future__ import annotations
 
-from .common import InvalidConfig, block_names, parallel_lead, parallel_outer, place_epilogues
+from .common import InvalidConfig, block_names, parallel_lead, place_epilogues_and_pad
 
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
-EPILOGUES = ("epilogue", "requant", "dequant", "zp_correct")
-
 
 def op_params(cfg: dict) -> dict:
     """The knobs that change the operator's definition: the channel block."""
@@ -57,13 +55,7 @@ def apply(sch, op, cfg: dict, orders: dict):
             sch.unroll(lp)
         sch.vectorize(wb[-1])
 
-    place_epilogues(sch, [b for b in EPILOGUES if b in blocks], writeback, 2)
-
-    if "pad" in blocks:
-        if cfg["pad"] == "inline":
-            sch.compute_inline(sch.get_sblock("pad"))
-        else:
-            parallel_outer(sch, sch.get_sblock("pad"), 2)
+    place_epilogues_and_pad(sch, blocks, writeback, cfg["pad"])
 
     sch.decompose_reduction(conv, L[order[first_red]])
     return sch
