@@ -38,6 +38,7 @@ import time
 import numpy as np
 
 from ..machine import available_cores
+from ..export import runtime as RT
 
 KINDS = (
     "tvmq kernel", "Relax conv2d (no tvmq kernel)", "Relax matmul", "quantize activations", "layout change",
@@ -148,7 +149,6 @@ def _shape(a):
 
 def profile_export(export_dir, runs: int = 20, seed: int = 0, sample_ms: int = 20) -> dict:
     """Per-call times of an exported model (see the module doc), as a JSON-able dict."""
-    from ..export import runtime as RT
 
     ex = RT.open_export(export_dir)
     mr = RT.ModelRunner(ex)

@@ -41,6 +41,7 @@ from ..quantize.evaluate import fixed_batch
 from ..export.model import evaluate
 from ..export.relax_kernels import relax_import
 from ..targets import get_target
+from .breakdown import profile_export
 
 SIDES = ("tvmq", "onnxruntime", "onnxruntime_int8", "relax")
 
@@ -166,8 +167,9 @@ def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:
     MinMax ranges from ``x_calib`` fed at the model's own batch size. ``quant_pre_process`` (shape
     inference, graph optimization) first, as onnxruntime recommends; skipped with a note if it fails.
     A model below opset 13 is converted to 13 first (per-channel DequantizeLinear needs ``axis``)."""
-    import onnx
-    import onnxruntime as ort
+    import onnx  # lazy: heavy (onnx)
+    import onnxruntime as ort  # lazy: heavy (onnxruntime)
+    # lazy: heavy (onnxruntime)
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quant_pre_process, quantize_static)
 
@@ -219,7 +221,7 @@ def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:
 
 
 def side_onnxruntime_int8(export_dir, model_path, data, threads, repeat, seed, calib=None) -> dict:
-    import onnx
+    import onnx  # lazy: heavy (onnx)
 
     RT, ex, mr, model_path, model = _open(export_dir, model_path)
     x = RT.random_input(mr.info, seed)
@@ -247,7 +249,7 @@ def side_onnxruntime_int8(export_dir, model_path, data, threads, repeat, seed, c
 
 
 def side_relax(export_dir, model_path, threads, repeat, seed) -> dict:
-    import tvm
+    import tvm  # lazy: heavy (TVM)
 
 
     RT, ex, mr, model_path, model = _open(export_dir, model_path)
@@ -315,7 +317,6 @@ def main(argv=None) -> int:
     elif a.side == "onnxruntime":
         r = side_onnxruntime(a.dir, a.model, a.threads, a.repeat, a.seed)
     elif a.side == "breakdown":
-        from .breakdown import profile_export
 
         r = profile_export(a.dir, runs=max(20, a.repeat), seed=a.seed)
     elif a.side == "onnxruntime_int8":

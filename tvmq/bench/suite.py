@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import tempfile
 import platform
 import sys
 import time
@@ -41,9 +42,6 @@ def _tune_first(a, target, layers, variants, peers, threads, log_dir: Path) -> P
                   f"{target.name}", file=sys.stderr)
     tasks = [Task.make(wl, v, target) for wl in layers for v in variants]
     settings = _settings(a, max(threads))
-    if "torch" in peers and not torch_conv.available():
-        peers = [x for x in peers if x != "torch"]
-        notes.append("torch (oneDNN) peer: torch is not installed here (`pip install torch==2.13.0`, CPU build).")
     runner = make_runner(target, RPCSettings.from_flags(a, target))
     try:
         machine = for_runner(target, runner)
@@ -215,7 +213,6 @@ def _perf(a, ctx):
         return {"available": False, "why": "counters are only read for local targets"}
     t = max(ctx["threads"])
     out = {"available": True, "threads": t, "rows": []}
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="tvmq-perf-") as d:
         for b in ctx["builds"]:

@@ -17,7 +17,7 @@ def best_schedule(task, work_dir):
     """The best schedule in a MetaSchedule database, or None."""
     import tvm  # lazy: TVM and MetaSchedule stay out of start-up until a schedule is rebuilt
     import tvm.s_tir.tensor_intrin  # noqa: F401  (registers the intrinsics a trace may name, e.g. dot_16x4_vnni)
-    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir import meta_schedule as ms  # lazy: heavy (TVM)
 
     mod, _ = ms_module(task)
     db = ms.database.JSONDatabase(work_dir=str(work_dir), allow_missing=False)

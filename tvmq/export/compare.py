@@ -19,6 +19,7 @@ from . import weights as W
 from ..quantize.evaluate import run as ort_run
 from ..dataset import read_xy
 from ..quantize.evaluate import top1
+from ..ops.grouped import weight_from_layout
 
 
 def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], functions: list[dict]) -> dict:
@@ -60,7 +61,6 @@ def _decode_piece(q, f, wl, a: dict, act) -> np.ndarray:
     """OIHW weights (padded output channels included) of one kernel call, from its stored arrays."""
 
     if f.get("op_variant", "").startswith("grouped_"):  # tvmq/ops/grouped.py's weight layout
-        from ..ops.grouped import weight_from_layout
 
         w = weight_from_layout(a["w"] if q == "none" else a["q"], wl)
         return w if q == "none" else w.astype(np.float32) * (a["scale"] / np.float32(act["scale"])).reshape(-1, 1, 1, 1)
@@ -97,7 +97,7 @@ def reference_models(mr, model_path):
         warn = (f"{model_path} is not the float model this export was built from (sha256 differs)"
                 + (f"; it was exported with --random-weights: use {mr.ex.path / 'source.onnx'}"
                    if info["source"].get("random_weights") is not None else ""))
-    import onnx
+    import onnx  # lazy: heavy (onnx)
 
     prep = onnx.ModelProto()
     prep.CopyFrom(src)

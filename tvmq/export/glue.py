@@ -12,6 +12,7 @@ of the default pipeline runs unchanged.
 """
 
 from __future__ import annotations
+from ..build.lower import pipeline_for
 
 MAX_PARALLEL = 256  # cap on a fused parallel loop's extent (MetaSchedule's jobs per core x cores)
 MAX_VECTOR = 64     # cap on a vectorized loop's extent (elements)
@@ -54,8 +55,8 @@ def _iterations(sch) -> int:
 
 def schedule_glue_func(func, vectorize: bool = True, min_parallel: int = MIN_PARALLEL):
     """``func`` (an unscheduled PrimFunc) parallelized and/or vectorized, or None where that fails."""
-    from tvm.s_tir import Schedule
-    from tvm.s_tir.meta_schedule.postproc import RewriteParallelVectorizeUnroll
+    from tvm.s_tir import Schedule  # lazy: heavy (TVM)
+    from tvm.s_tir.meta_schedule.postproc import RewriteParallelVectorizeUnroll  # lazy: heavy (TVM)
 
     try:
         sch = Schedule(func)
@@ -77,7 +78,7 @@ def schedule_glue_func(func, vectorize: bool = True, min_parallel: int = MIN_PAR
 
 def schedule_glue(mod, min_parallel: int = MIN_PARALLEL) -> tuple[object, int, int]:
     """Schedule every unscheduled PrimFunc of ``mod``: (module, scheduled, left as they were)."""
-    from tvm import tirx
+    from tvm import tirx  # lazy: heavy (TVM)
 
     done = left = 0
     for gv, f in list(mod.functions_items()):
@@ -97,10 +98,9 @@ def schedule_glue(mod, min_parallel: int = MIN_PARALLEL) -> tuple[object, int, i
 def compile_model(mod, target, schedule: bool = True):
     """``tvm.compile`` of a model's Relax module (tvmq's TIR pipeline) with its glue scheduled;
     (executable, glue stats)."""
-    import tvm
+    import tvm  # lazy: heavy (TVM)
     from tvm.relax.backend.cpu_generic import pipeline as cpu  # the llvm pipeline, in its stages
 
-    from ..build.lower import pipeline_for
 
     if not isinstance(target, tvm.target.Target):
         target = tvm.target.Target(target)
@@ -117,9 +117,9 @@ def compile_model(mod, target, schedule: bool = True):
 
 def glue_funcs(mod, min_parallel: int = MIN_PARALLEL) -> dict:
     """name -> PrimFunc of the glue that ``compile_model`` schedules (after legalization and fusion)."""
-    import tvm
-    from tvm import tirx
-    from tvm.relax.backend.cpu_generic import pipeline as cpu
+    import tvm  # lazy: heavy (TVM)
+    from tvm import tirx  # lazy: heavy (TVM)
+    from tvm.relax.backend.cpu_generic import pipeline as cpu  # lazy: heavy (TVM)
 
     target = tvm.target.Target("llvm")
     with target:

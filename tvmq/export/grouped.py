@@ -23,9 +23,11 @@ import numpy as np
 
 from ..errors import TvmqError
 from ..ops.grouped import weight_to_layout
+from .layouts import _from_layout, _to_layout
 from ..task import Task
 from ..variants import QUANTIZATIONS
 from ..workload import ConvWorkload
+from .layers import function_entry, scheduled_function
 
 # --quantize -> the grouped variant its kernels run (codebook weights have no grouped kernel yet)
 GROUPED_VARIANTS = {"none": "grouped_float", "int8": "grouped_int8"}
@@ -46,7 +48,6 @@ def workload_of(name: str, data_shape, weight_shape, groups: int, strides, paddi
 def grouped_kernel(wl: ConvWorkload, quantize: str, target, records, bias: bool = False, relu=False):
     """(task, op, scheduled PrimFunc, manifest entry) of the tuned (or default) grouped kernel for ``wl``;
     ``bias``/``relu`` are fused into its epilogue (int8: the dequant epilogue, float out)."""
-    from .layers import function_entry, scheduled_function
 
     if quantize not in GROUPED_VARIANTS:
         raise TvmqError(f"--quantize {quantize} has no grouped kernel (only {sorted(GROUPED_VARIANTS)})")
@@ -114,9 +115,7 @@ def task_variant(wl: ConvWorkload, quantize: str, variant: str, params: dict) ->
 def grouped_call(plan, bb, call, L, epi: dict | None = None):
     """The hook of ``relax_kernels._Plan.rewrite``: ``call`` (a Relax conv2d with groups > 1) on a grouped
     tvmq kernel; returns (NCHW output, whether ``epi`` was fused), or None to leave it to the fallback."""
-    from tvm import relax
-
-    from .relax_kernels import _from_layout, _to_layout
+    from tvm import relax  # lazy: heavy (TVM)
 
     R = relax.op
     a = call.attrs

@@ -80,7 +80,7 @@ def function_entry(name, task, op, cfg, rec, op_kwargs) -> dict:
 
 def compile_functions(funcs: dict, target) -> object:
     """One IRModule of PrimFuncs (name -> PrimFunc), compiled for ``target``: an Executable."""
-    import tvm
+    import tvm  # lazy: heavy (TVM)
 
     mod = tvm.IRModule({name: f.with_attr("global_symbol", name) for name, f in funcs.items()})
     try:

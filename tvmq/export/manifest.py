@@ -17,6 +17,7 @@ from ..errors import TvmqError
 from . import LIB_NAME, MANIFEST_NAME, WEIGHTS_NAME
 from .. import __version__
 from ..targets import TargetInfo, get_target
+import numpy as np
 
 FORMAT = "tvmq-export/1"
 
@@ -30,7 +31,7 @@ def sha256_file(path) -> str:
 
 
 def versions() -> dict:
-    import tvm
+    import tvm  # lazy: heavy (TVM)
 
 
     return {"tvmq": __version__, "tvm": tvm.__version__}
@@ -66,7 +67,6 @@ def write(out_dir, man: dict) -> Path:
 
 
 def _jsonable(o):
-    import numpy as np
 
     if isinstance(o, np.generic):
         return o.item()

@@ -112,7 +112,7 @@ def model_module(model_path, target, records, opts: ModelOptions) -> dict:
 
 
 def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet: bool = False) -> dict:
-    import onnx
+    import onnx  # lazy: heavy (onnx)
 
     t0 = time.time()
     out = Path(out_dir)

@@ -111,8 +111,8 @@ def materialize(model, random_seed: int | None = None):
     """A copy whose ``ConstantOfShape`` constants are initializers, with only data tensors as graph
     inputs; with ``random_seed``, every weight, bias and BN statistic gets seeded random values
     (He-normal weights) so that two implementations cannot agree by accident."""
-    import onnx
-    from onnx import helper, numpy_helper
+    import onnx  # lazy: heavy (onnx)
+    from onnx import helper, numpy_helper  # lazy: heavy (onnx)
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -160,7 +160,7 @@ def materialize(model, random_seed: int | None = None):
 def gemm_to_conv(model) -> list[str]:
     """Rewrite each Gemm with a constant 2-D weight (alpha = beta = 1, transA = 0, bias constant 1-D)
     as Reshape -> 1x1 Conv -> Flatten, in place; returns the rewritten node names."""
-    from onnx import helper, numpy_helper
+    from onnx import helper, numpy_helper  # lazy: heavy (onnx)
 
     g = model.graph
     inits = _inits(g)
@@ -209,7 +209,7 @@ def gemm_to_conv(model) -> list[str]:
 def dropouts_as_identity(model) -> int:
     """Dropout (inference: the identity) whose mask output is unused becomes Identity, in place, so the
     graph's layout stays blocked through it; returns how many."""
-    from onnx import helper
+    from onnx import helper  # lazy: heavy (onnx)
 
     g = model.graph
     used = {x for nd in g.node for x in nd.input} | {o.name for o in g.output}
@@ -240,7 +240,7 @@ class ConvLayer:
 
 
 def conv_layers(model) -> list[ConvLayer]:
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # lazy: heavy (onnx)
 
     g = model.graph
     inits = _inits(g)
@@ -309,8 +309,8 @@ def _kmeans_layer(L: ConvLayer, bits: int, seed: int) -> tuple[np.ndarray, np.nd
 
 def with_weights(model, layers: list[ConvLayer], use_deq: bool = True):
     """A copy of the prepared model with each conv weight replaced by its dequantized values."""
-    import onnx
-    from onnx import numpy_helper
+    import onnx  # lazy: heavy (onnx)
+    from onnx import numpy_helper  # lazy: heavy (onnx)
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -340,8 +340,8 @@ def calibrate(model_deq, layers: list[ConvLayer], x: np.ndarray):
     """Per-layer uint8 activation scale and zero point from the min/max of each conv's input."""
 
     names = list(dict.fromkeys(L.data_input for L in layers))
-    import onnx
-    from onnx import TensorProto, helper
+    import onnx  # lazy: heavy (onnx)
+    from onnx import TensorProto, helper  # lazy: heavy (onnx)
 
     m = onnx.ModelProto()
     m.CopyFrom(model_deq)
@@ -368,7 +368,7 @@ def prepare(model_path, opts: ModelOptions):
     check_supported(src)
     src = materialize(src, opts.random_weights)
     name, dims = data_input(src)
-    import onnx
+    import onnx  # lazy: heavy (onnx)
 
     prep = onnx.ModelProto()
     prep.CopyFrom(src)
@@ -383,8 +383,8 @@ def prepare(model_path, opts: ModelOptions):
 
 def as_inputs(model, layers):
     """The prepared model with conv weights and biases as graph inputs named w000, w000_b, ..."""
-    import onnx
-    from onnx import helper, numpy_helper
+    import onnx  # lazy: heavy (onnx)
+    from onnx import helper, numpy_helper  # lazy: heavy (onnx)
 
     m = onnx.ModelProto()
     m.CopyFrom(model)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TvmqError
+from .. import variants
 from ..variants import QUANTIZATIONS, model_variant
 from ..task import Task
 from ..workload import ConvWorkload
@@ -30,12 +31,16 @@ from .layers import function_entry, scheduled_function
 from ..ops import direct as D
 from ..ops import reference as Ref
 from ..ops.codebook import PACKABLE
+from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
+from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin  # noqa: F401
+import warnings
+from .grouped import dry_workload
+from .grouped import grouped_call
 
 
 def relax_import(model, shapes: dict):
-    from tvm.relax.frontend.onnx import from_onnx
+    from tvm.relax.frontend.onnx import from_onnx  # lazy: heavy (TVM)
 
-    import warnings
 
     try:
         with warnings.catch_warnings():
@@ -47,173 +52,15 @@ def relax_import(model, shapes: dict):
             from None
 
 
-def _to_layout(bb, x, layout: str, ib: int):
-    from tvm import relax
-
-    R = relax.op
-    n, c, h, w = [int(v) for v in x.ty.shape]
-    if layout == "nchw":
-        return x
-    if layout == "nhwc":
-        return bb.emit(R.permute_dims(x, [0, 2, 3, 1]))
-    if h == 1 and w == 1:
-        return bb.emit(R.reshape(x, [n, c // ib, 1, 1, ib]))
-    y = bb.emit(R.reshape(x, [n, c // ib, ib, h, w]))
-    return bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2]))
-
-
-BLOCKED = ("nchwc", "nchwc_vnni")  # kernel layouts whose data and output are NCHW{block}c
-
-
-def _reblock(bb, x, ob: int, ib: int):
-    """NCHW{ob}c -> NCHW{ib}c (one block a multiple of the other): one transpose, not two."""
-    from tvm import relax
-
-    R = relax.op
-    n, co, h, w, _ = [int(v) for v in x.ty.shape]
-    c = co * ob
-    if ob % ib == 0:
-        y = bb.emit(R.reshape(x, [n, co, h, w, ob // ib, ib]))
-        y = bb.emit(R.permute_dims(y, [0, 1, 4, 2, 3, 5]))
-    else:
-        y = bb.emit(R.reshape(x, [n, c // ib, ib // ob, h, w, ob]))
-        y = bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2, 5]))
-    return bb.emit(R.reshape(y, [n, c // ib, h, w, ib]))
-
-
-def _from_layout(bb, y, layout: str, c: int):
-    from tvm import relax
-
-    R = relax.op
-    if layout == "nchw":
-        return y
-    if layout == "nhwc":
-        return bb.emit(R.permute_dims(y, [0, 3, 1, 2]))
-    n, co, h, w, cb = [int(v) for v in y.ty.shape]
-    if h == 1 and w == 1:
-        return bb.emit(R.reshape(y, [n, c, 1, 1]))
-    z = bb.emit(R.permute_dims(y, [0, 1, 4, 2, 3]))
-    return bb.emit(R.reshape(z, [n, c, h, w]))
-
-
 def model_variant_params(opts) -> tuple[str, dict]:
     """(variant, operator parameters) of a model's kernels for its ``--quantize`` and ``--bits``."""
 
     variant = model_variant(opts.quantize, opts.bits)
-    if variant in ("codebook", "codebook4"):
+    if variants.get(variant).op == "codebook":  # float codebooks: codebook, codebook4
         return variant, {"bits": opts.bits}
     if variant == "codebook_int8":
         return variant, {"bits": opts.bits, **({} if opts.bits in PACKABLE else {"planar": 0})}
     return variant, {}
-
-
-def _op_is(expr, name: str) -> bool:
-    from tvm import relax
-
-    return isinstance(expr, relax.Call) and isinstance(expr.op, __import__("tvm").ir.Op) and expr.op.name == name
-
-
-def _const_float(e):
-    try:
-        return float(e.value)
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _te_bound(value: dict, call, func: str, x):
-    """The frontend's Clip (opset 11+) is ``call_tir(maximum|minimum, (x, b))`` with ``b`` bound to
-    ``where(isnan(c), inf, c)`` for a constant ``c``: that constant when ``call`` is such a call on ``x``."""
-    from tvm import relax
-
-    if not (_op_is(call, "relax.call_tir") and isinstance(call.args[0], relax.GlobalVar)
-            and re.fullmatch(func + r"\d*", call.args[0].name_hint) and isinstance(call.args[1], relax.Tuple)
-            and len(call.args[1].fields) == 2 and call.args[1].fields[0].same_as(x)):
-        return None
-    b = value.get(call.args[1].fields[1])
-    return _const_scalar(b.args[2]) if b is not None and _op_is(b, "relax.where") else None
-
-
-def _const_scalar(e):
-    """The value of a scalar float constant expression, else None."""
-    from tvm import ir
-
-    if not isinstance(e, ir.expr.Constant):
-        return None
-    v = getattr(e, "value", None)
-    if v is None:
-        return None
-    a = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
-    return float(a.reshape(-1)[0]) if a.size == 1 and a.dtype.kind == "f" else None
-
-
-def _scalar_const(args):
-    """(value, the other argument) of a binary op with one scalar float constant argument, else None."""
-    from tvm import relax
-
-    for k in (0, 1):
-        v = _const_scalar(args[k])
-        if v is not None:
-            return v, args[1 - k]
-    return None
-
-
-def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
-    """conv2d bindings whose output goes (only) through a bias add and/or a ReLU: ({conv var: epilogue},
-    {absorbed binding var: conv var}). An epilogue is dict(bias=array or None, relu=False/True/cap,
-    final=the var that ends the chain, absorbed=[vars])."""
-    from tvm import relax
-
-    bindings = [b for blk in main.body.blocks for b in blk.bindings if isinstance(b, relax.VarBinding)]
-    value = {b.var: b.value for b in bindings}
-    users: dict = {}
-    for b in bindings:
-        for v in relax.analysis.free_vars(b.value):
-            users.setdefault(v, []).append(b.var)
-    for v in relax.analysis.free_vars(main.body.body):
-        users.setdefault(v, []).append(None)
-
-    def only_user(v):
-        u = users.get(v, [])
-        return u[0] if len(u) == 1 and u[0] is not None else None
-
-    groups, absorbed = {}, {}
-    for b in bindings:
-        c = b.value
-        if not (_op_is(c, "relax.nn.conv2d") and isinstance(c.args[1], relax.Var) and c.args[1].name in by_safe):
-            continue
-        L = by_safe[c.args[1].name]
-        cur, eaten, bias, relu = b.var, [], None, False
-        u = only_user(cur)
-        bname = f"{L.safe}_b"
-        if u is not None and _op_is(value[u], "relax.add") and bname in arrays:
-            a0, a1 = value[u].args
-            other = a1 if a0.same_as(cur) else a0
-            ov = value.get(other)
-            if (isinstance(other, relax.Var) and ov is not None and _op_is(ov, "relax.reshape")
-                    and isinstance(ov.args[0], relax.Var) and ov.args[0].name == bname
-                    and users.get(other) == [u]):
-                bias = np.asarray(arrays[bname][1], np.float32).reshape(-1)
-                eaten += [other, u]
-                cur = u
-        u = only_user(cur)
-        if u is not None and _op_is(value[u], "relax.nn.relu"):
-            relu, cur = True, u
-            eaten.append(u)
-        elif u is not None and _te_bound(value, value[u], "maximum", cur) == 0.0:  # ONNX Clip(x, 0, hi)
-            u2 = only_user(u)
-            hi = _te_bound(value, value[u2], "minimum", u) if u2 is not None else None
-            if hi is not None and hi > 0.0:
-                relu, cur = hi, u2
-                eaten += [u, u2]
-        elif u is not None and _op_is(value[u], "relax.clip"):
-            lo, hi = _const_float(value[u].args[1]), _const_float(value[u].args[2])
-            if lo == 0.0 and hi is not None and 0.0 < hi < float("inf"):
-                relu, cur = hi, u
-                eaten.append(u)
-        if eaten:
-            groups[b.var] = dict(bias=bias, relu=relu, final=cur, absorbed=eaten)
-            absorbed.update({v: b.var for v in eaten})
-    return groups, absorbed
 
 
 _SPACES: dict = {}
@@ -250,7 +97,7 @@ class _Plan:
         self.blocked: dict = {}  # NCHW var -> (the same tensor in NCHW{ob}c, ob)
 
     def new_input(self, name, arr, role, layer):
-        from tvm import relax
+        from tvm import relax  # lazy: heavy (TVM)
 
         v = relax.Var(name, relax.TensorType(list(arr.shape), str(arr.dtype)))
         self.inputs.append((v, np.ascontiguousarray(arr), role, layer))
@@ -336,13 +183,12 @@ class _Plan:
 
     def rewrite(self, bb, call, L, epi: dict | None = None):
         """The conv2d ``call`` on tvmq kernels: (NCHW output, whether ``epi`` was fused into the kernel)."""
-        from tvm import relax
+        from tvm import relax  # lazy: heavy (TVM)
 
         R = relax.op
         wl, groups = self._pieces(call, L)
         if self.dry:
             if wl is None:  # a grouped/depthwise layer: its grouped kernel's workload (one call)
-                from .grouped import dry_workload
                 wl, groups = dry_workload(self, call, L), 1
             if wl is not None:
                 self.workloads.setdefault(wl.key, wl)
@@ -350,7 +196,6 @@ class _Plan:
             return call, False
         if wl is None:
             # -- grouped/depthwise hook (tvmq/export/grouped.py): a grouped kernel, else the fallback --
-            from .grouped import grouped_call
             done = grouped_call(self, bb, call, L, epi)
             if done is not None:
                 return done
@@ -405,7 +250,7 @@ class _Plan:
     def _call(self, bb, op, gv, x, L, g, lo, hi, c_pad, fuse=None, laid_out=False):
         """One kernel call on ``x`` (NCHW, or already in the kernel's layout with ``laid_out``) for output
         channels lo:hi (padded to c_pad); returns the NCHW output (its blocked form goes to ``blocked``)."""
-        from tvm import relax
+        from tvm import relax  # lazy: heavy (TVM)
 
 
         p = op.params
@@ -463,48 +308,14 @@ class _Plan:
         return out, names
 
     def propagate(self, bb, value, out):
-        """Glue that works on NCHWc as well (ReLU, elementwise add, max pooling, concat on channels) gets
-        a blocked twin when its inputs have one; the NCHW original stays for whoever needs it."""
-        from tvm import relax
-
-        R = relax.op
-        if not isinstance(value, relax.Call) or not isinstance(value.op, __import__("tvm").ir.Op):
-            return
-        name = value.op.name
-        args = value.args
-        twin = None
-        if name in ("relax.nn.relu", "relax.clip") and args[0] in self.blocked:
-            xb, ob = self.blocked[args[0]]
-            twin = R.nn.relu(xb) if name == "relax.nn.relu" else R.clip(xb, args[1], args[2])
-        elif name in ("relax.minimum", "relax.maximum") and (c := _scalar_const(args)) is not None \
-                and c[1] in self.blocked:
-            xb, ob = self.blocked[c[1]]
-            twin = getattr(R, name.split(".")[-1])(xb, relax.const(np.float32(c[0])))
-            args = [c[1]]
-        elif name in ("relax.add", "relax.maximum") and all(a in self.blocked for a in args):
-            (ab, oa), (cb, oc) = self.blocked[args[0]], self.blocked[args[1]]
-            if oa == oc and [int(v) for v in ab.ty.shape] == [int(v) for v in cb.ty.shape]:
-                twin = (R.add if name == "relax.add" else R.maximum)(ab, cb)
-        elif name == "relax.nn.max_pool2d" and args[0] in self.blocked and str(value.attrs.layout) == "NCHW" \
-                and str(value.attrs.out_layout) == "NCHW":
-            xb, ob = self.blocked[args[0]]
-            a = value.attrs
-            twin = R.nn.max_pool2d(xb, a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode),
-                                   bool(a.count_include_pad), layout=f"NCHW{ob}c", out_layout=f"NCHW{ob}c")
-        elif name == "relax.concat" and isinstance(args[0], relax.Tuple) and value.attrs.axis is not None \
-                and int(value.attrs.axis) == 1 and all(f in self.blocked for f in args[0].fields):
-            parts = [self.blocked[f] for f in args[0].fields]
-            if len({ob for _, ob in parts}) == 1:
-                twin = R.concat([p for p, _ in parts], axis=1)
-                ob = parts[0][1]
+        """Glue that works on NCHWc as well gets a blocked twin when its inputs have one (layouts.py)."""
+        twin = blocked_twin(bb, value, self.blocked)
         if twin is not None:
-            if name != "relax.concat":
-                ob = self.blocked[args[0]][1]
-            self.blocked[out] = (bb.emit(twin), ob)
+            self.blocked[out] = twin
 
     def fallback(self, bb, call, L, why):
         """Relax's own conv2d, its weight decoded from the stored form inside the graph (at run time)."""
-        from tvm import relax
+        from tvm import relax  # lazy: heavy (TVM)
 
         R = relax.op
         q = self.opts.quantize
@@ -538,8 +349,8 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
 
     ``arrays``: the graph inputs' arrays (name -> (shape, array)), for the biases fused into kernels;
     ``fuse``: fuse bias/ReLU into the kernels and keep blocked layouts between them."""
-    import tvm
-    from tvm import relax
+    import tvm  # lazy: heavy (TVM)
+    from tvm import relax  # lazy: heavy (TVM)
 
     plan = _Plan(layers, opts, target, records)
     plan.dry = dry

@@ -48,7 +48,7 @@ class Export:
         return self.manifest["functions"]
 
     def tensor(self, a: np.ndarray):
-        import tvm
+        import tvm  # lazy: heavy (TVM)
 
         return tvm.runtime.tensor(np.ascontiguousarray(a), self.dev)
 
@@ -66,7 +66,7 @@ def open_export(export_dir, rpc=None, expect_target: str | None = None, emulated
     M.check_files(d, man)
     lib = d / man["files"]["lib"]["path"]
     if rpc is None:
-        import tvm
+        import tvm  # lazy: heavy (TVM)
 
         if uses_amx(man):  # a tile instruction without the OS's permission kills the process (SIGILL)
             amx_permission.require()
@@ -163,7 +163,7 @@ class ModelRunner:
     """An exported model on the TVM runtime's VM, its weights loaded once onto the device."""
 
     def __init__(self, ex: Export):
-        import tvm
+        import tvm  # lazy: heavy (TVM)
 
         if ex.kind != "model":
             raise TvmqError(f"{ex.path} is a {ex.kind} export, not a model (export one with --model)")
@@ -222,7 +222,7 @@ def random_input(info: dict, seed: int = 0) -> np.ndarray:
 def set_threads(n: int | None):
     """Size this process's TVM thread pool to ``n`` (default: the cores available), without touching
     its environment (``runtime.config_threadpool``, big-core affinity as TVM's own default)."""
-    import tvm
+    import tvm  # lazy: heavy (TVM)
 
 
     tvm.get_global_func("runtime.config_threadpool")(1, int(n or available_cores()))

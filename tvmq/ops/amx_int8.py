@@ -33,7 +33,7 @@ class AmxOpSpec(OpSpec):
 
 def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles, bias: bool = False,
              relu=False) -> AmxOpSpec:
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     from ..templates import amx  # op <-> template cycle
     from .float import finish_reference  # lazy: ops.integer imports this module

@@ -62,12 +62,12 @@ class OpSpec:
         return self.args[-1]
 
     def prim_func(self):
-        from tvm import te
+        from tvm import te  # lazy: heavy (TVM)
 
         return te.create_prim_func(self.tensors).with_attr("global_symbol", "main")
 
     def irmodule(self):
-        import tvm
+        import tvm  # lazy: heavy (TVM)
 
         return tvm.IRModule({"main": self.prim_func()})
 

@@ -20,6 +20,8 @@ from .base import OpSpec, register
 from .float import float_like_conv, float_tolerance
 from ..templates import amx_bf16
 from ..templates.amx_bf16 import from_bf16_bits, to_bf16_bits
+from ..templates import amx
+from ..templates.common import InvalidConfig
 
 
 @dataclass
@@ -34,10 +36,8 @@ class AmxBf16OpSpec(OpSpec):
 
 
 def _amx(wl, tiles) -> AmxBf16OpSpec:
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
-    from ..templates import amx
-    from ..templates.common import InvalidConfig
 
     if tiles is None or len(tiles) != 4:
         raise TvmqError(f"layout 'amx' needs tiles=(rows, m_tiles, n_tiles, flat), got {tiles!r}")
@@ -59,7 +59,7 @@ def _amx(wl, tiles) -> AmxBf16OpSpec:
 
 def _widen(v):
     """bf16 bits -> the float32 they denote (exact)."""
-    from tvm import tirx
+    from tvm import tirx  # lazy: heavy (TVM)
 
     return tirx.reinterpret("float32", v.astype("uint32") << tirx.const(16, "uint32"))
 

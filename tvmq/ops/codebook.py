@@ -42,7 +42,7 @@ def index_reader(wshape, bits: int, packed: bool, name="indices", planar: int = 
     ``planar``: the packing of ``reference.pack_bits`` (0: neighbours share a byte; L: groups of L
     bytes, so a vector of L consecutive codes is one contiguous load and one shift).
     """
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     if isinstance(planar, bool) or not isinstance(planar, int) or planar < 0:
         raise TvmqError(f"planar must be a non-negative integer (bytes per group; 0: interleaved), got {planar!r}")
@@ -74,7 +74,7 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
 
     Packed indices are planar in groups of 16 bytes by default (``reference.pack_bits``): 16
     consecutive codes, one float32 vector of lookups, come from one contiguous load."""
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     packed = bits in PACKABLE if packed is None else packed
     planar = (16 if packed else 0) if planar is None else planar

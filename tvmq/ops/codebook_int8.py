@@ -30,7 +30,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
 
     Packed indices are planar (``reference.pack_bits``) in groups of 64 bytes by default, the width
     of one decoded vector (16 o x 4 i in the VNNI layout)."""
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     packed = bits in PACKABLE if packed is None else packed
     planar = (TABLE if packed else 0) if planar is None else planar

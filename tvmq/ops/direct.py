@@ -45,7 +45,7 @@ def padded_reader(data, wl: ConvWorkload, hw_axes, pad_value, padding: str):
     ``hard`` materialises a pad stage (a separate block the schedule may
     inline); ``soft`` bounds-checks inside the convolution itself.
     """
-    from tvm import te, tirx
+    from tvm import te, tirx  # lazy: heavy (TVM)
 
     top, left, bottom, right = wl.pad
     ha, wa = hw_axes
@@ -94,7 +94,7 @@ def padded_reader(data, wl: ConvWorkload, hw_axes, pad_value, padding: str):
 
 def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: int = 1, ob: int = 1, name="conv"):
     """The convolution block: ``sum(mul(read(...), weight(...)))`` in ``acc_dtype``."""
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     _, _, oshape, _ = shapes(wl, layout, ib, ob)
     sh, sw = wl.stride

@@ -34,7 +34,7 @@ def channel_of(layout, idx, ob):
 
 def add_epilogue(out, layout, ob, bias, relu, c_out, name="epilogue"):
     """Optional bias and ReLU as one elementwise stage; returns (out, extra inputs)."""
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     if not (bias or relu):
         return out, []
@@ -54,7 +54,7 @@ def add_epilogue(out, layout, ob, bias, relu, c_out, name="epilogue"):
 
 def relu_value(v, relu):
     """ReLU of a float32 TIR value: ``relu`` True, or a number: the upper clip too (6.0: ReLU6)."""
-    from tvm import tirx
+    from tvm import tirx  # lazy: heavy (TVM)
 
     if relu:
         v = tirx.max(v, tirx.const(0.0, "float32"))
@@ -88,7 +88,7 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
     """A direct convolution accumulated in float32 whose data and weights are stored as ``storage``:
     ``widen`` turns a stored TIR value into float32, ``encode``/``decode`` do the same for numpy arrays
     (float32 itself; bf16 as uint16 bits, tvmq.ops.bf16)."""
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     ib, ob = blocks(wl, ib, ob)
     dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)

@@ -61,7 +61,7 @@ def weight_from_layout(w: np.ndarray, wl) -> np.ndarray:
 
 def _conv(wl, cb, X, W, pad_value, mul, acc_dtype):
     """(conv tensor, pad tensor or None): the grouped convolution in NCHWc over a hard pad stage."""
-    from tvm import te, tirx
+    from tvm import te, tirx  # lazy: heavy (TVM)
 
     top, left, bottom, right = wl.pad
     dshape, _, oshape = shapes(wl, cb)
@@ -99,7 +99,7 @@ def _to_data(x, cb):
 @register("grouped_float")
 def conv2d_grouped_float(wl, cb=None, padding="hard", bias=False, relu=False) -> OpSpec:
     """float32 grouped / depthwise convolution in NCHWc (``padding`` is always a pad stage)."""
-    from tvm import te, tirx
+    from tvm import te, tirx  # lazy: heavy (TVM)
 
     cb = cb or default_cb(wl)
     check(wl, cb)
@@ -136,7 +136,7 @@ def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requ
                         relu=False) -> OpSpec:
     """uint8 activations (zero point) x int8 weights, int32 accumulation, then the integer epilogue of
     ``tvmq.ops.integer`` (requantize to int8 by default; ``dequant`` for float out with bias/ReLU)."""
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     if act != "uint8":
         raise TvmqError(f"grouped_int8: activations must be uint8, got {act!r}")

@@ -20,7 +20,7 @@ from .integer import epilogue_inputs, epilogue_reference, int_epilogue
 
 
 def _im2col(wl, X, pad_value):
-    from tvm import te, tirx
+    from tvm import te, tirx  # lazy: heavy (TVM)
 
     K, P = wl.c_in * wl.kh * wl.kw, wl.out_h * wl.out_w
     (sh, sw), (top, left, _, _) = wl.stride, wl.pad
@@ -36,7 +36,7 @@ def _im2col(wl, X, pad_value):
 
 def _gemm(wl, col, weight, mul, acc_dtype, K, P):
     """out[n, o, y, x] = sum over k = (c, r, s) of W[o, k] * col[n, k, (y, x)]."""
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     c = te.reduce_axis((0, wl.c_in), name="c")
     r = te.reduce_axis((0, wl.kh), name="r")
@@ -59,7 +59,7 @@ def _x(rng, wl):
 
 @register("im2col_float")
 def conv2d_im2col_float(wl) -> OpSpec:
-    from tvm import te, tirx
+    from tvm import te, tirx  # lazy: heavy (TVM)
 
     X = te.placeholder((wl.n, wl.c_in, wl.h, wl.w), "float32", name="data")
     col, K, P = _im2col(wl, X, tirx.const(0.0, "float32"))
@@ -79,7 +79,7 @@ def conv2d_im2col_float(wl) -> OpSpec:
 
 @register("im2col_codebook")
 def conv2d_im2col_codebook(wl, bits=5, entries=None) -> OpSpec:
-    from tvm import te, tirx
+    from tvm import te, tirx  # lazy: heavy (TVM)
 
     entries = check_codebook(bits, entries, False)
     X = te.placeholder((wl.n, wl.c_in, wl.h, wl.w), "float32", name="data")
@@ -104,7 +104,7 @@ def conv2d_im2col_codebook(wl, bits=5, entries=None) -> OpSpec:
 
 @register("im2col_int8")
 def conv2d_im2col_int8(wl, epilogue="requant", shift=30) -> OpSpec:
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     X = te.placeholder((wl.n, wl.c_in, wl.h, wl.w), "uint8", name="data")
     XZ = te.placeholder((1,), "int32", name="x_zp")

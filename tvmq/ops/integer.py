@@ -43,7 +43,7 @@ def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=F
 
     ``dequant`` may also add a float bias and apply ReLU (``relu``: True or the upper clip), fused
     into the same stage (a model export's conv -> bias -> ReLU)."""
-    from tvm import te, tirx
+    from tvm import te, tirx  # lazy: heavy (TVM)
 
     if (bias or relu) and epilogue != "dequant":
         raise TvmqError(f"a fused bias/ReLU needs the dequant epilogue (float output), not {epilogue!r}")
@@ -97,7 +97,7 @@ def epilogue_reference(acc_nchw, zp, wsum, epilogue, extra, shift):
 
 
 def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift, bias=False, relu=False) -> OpSpec:
-    from tvm import te
+    from tvm import te  # lazy: heavy (TVM)
 
     check_int(act, weight, epilogue, shift)
     ib, ob = blocks(wl, ib, ob)

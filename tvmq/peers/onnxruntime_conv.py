@@ -36,7 +36,7 @@ def _attrs(wl):
 
 
 def _model(graph):
-    from onnx import helper
+    from onnx import helper  # lazy: heavy (onnx)
 
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tvmq")
     m.ir_version = IR_VERSION
@@ -45,7 +45,7 @@ def _model(graph):
 
 def conv_model(wl, w: np.ndarray):
     """fp32 ``Conv`` (no bias) with the weights as an initializer; input ``x``, output ``y``."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # lazy: heavy (onnx)
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [wl.n, wl.c_in, wl.h, wl.w])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [wl.n, wl.c_out, wl.out_h, wl.out_w])
@@ -67,7 +67,7 @@ class QParams:
 
 def qlinearconv_model(wl, w_q: np.ndarray, q: QParams):
     """``QLinearConv`` u8 x s8 -> u8 with per-tensor scales as initializers."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # lazy: heavy (onnx)
 
     x = helper.make_tensor_value_info("x", TensorProto.UINT8, [wl.n, wl.c_in, wl.h, wl.w])
     y = helper.make_tensor_value_info("y", TensorProto.UINT8, [wl.n, wl.c_out, wl.out_h, wl.out_w])
@@ -86,7 +86,7 @@ def qlinearconv_model(wl, w_q: np.ndarray, q: QParams):
 
 def session(model, threads: int):
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: heavy (onnxruntime)
     except ImportError:
         raise TvmqError("onnxruntime is not installed: pip install onnxruntime (or tvmq[bench])") from None
     so = ort.SessionOptions()

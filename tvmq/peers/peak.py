@@ -49,7 +49,7 @@ def has_amx(target_info) -> bool:
 
 
 def _has(target_info, feature: str) -> bool:
-    import tvm
+    import tvm  # lazy: heavy (TVM)
 
     if not _is_x86(target_info):
         return False
@@ -84,7 +84,7 @@ class _KernelVerifier(Verifier):
 
 
 def _build(sch, target_info, path):
-    import tvm
+    import tvm  # lazy: heavy (TVM)
 
 
     mod = sch if isinstance(sch, tvm.IRModule) else sch.mod

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ..templates import amx
 
 
 def vector_lanes(target) -> int:
     """fp32 lanes of the widest vector unit the TVM target enables (16 AVX-512, 8 AVX2, 4 NEON/SSE)."""
-    import tvm
+    import tvm  # lazy: heavy (TVM)
 
     has = tvm.get_global_func("target.target_has_feature")
     t = tvm.target.Target(target) if isinstance(target, dict) else target
@@ -46,8 +47,8 @@ class FmaKernel:
         return 2 * self.blocks * self.reps * self.k * self.rows * self.cols
 
     def irmodule(self):
-        import tvm
-        from tvm import te
+        import tvm  # lazy: heavy (TVM)
+        from tvm import te  # lazy: heavy (TVM)
 
         P, K, R, C, Rp = self.blocks, self.k, self.rows, self.cols, self.reps
         a = te.placeholder((P, K, R), "float32", name="A")
@@ -58,7 +59,7 @@ class FmaKernel:
         return tvm.IRModule({"main": te.create_prim_func([a, b, c]).with_attr("global_symbol", "main")})
 
     def schedule(self):
-        import tvm
+        import tvm  # lazy: heavy (TVM)
 
         sch = tvm.s_tir.Schedule(self.irmodule())
         blk = sch.get_sblock("C")
@@ -99,15 +100,15 @@ class CopyKernel:
         return 2 * 4 * self.n
 
     def irmodule(self):
-        import tvm
-        from tvm import te
+        import tvm  # lazy: heavy (TVM)
+        from tvm import te  # lazy: heavy (TVM)
 
         a = te.placeholder((self.n,), "float32", name="A")
         b = te.compute((self.n,), lambda i: a[i], name="B")
         return tvm.IRModule({"main": te.create_prim_func([a, b]).with_attr("global_symbol", "main")})
 
     def schedule(self):
-        import tvm
+        import tvm  # lazy: heavy (TVM)
 
         sch = tvm.s_tir.Schedule(self.irmodule())
         (i,) = sch.get_loops(sch.get_sblock("B"))
@@ -166,8 +167,8 @@ class VnniKernel:
 def _vnni_module(P: int, K: int, REPS: int, CV: int):
     """The VNNI microkernel as TVMScript; two 3-row halves keep each accumulator buffer small enough for
     LLVM to keep in registers."""
-    import tvm
-    from tvm.script import tirx as T
+    import tvm  # lazy: heavy (TVM)
+    from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     N = 3 * CV * 16
 
@@ -229,9 +230,8 @@ class AmxKernel:
         return "int32" if self.kind == "int8" else "float32"
 
     def schedule(self):
-        import tvm
+        import tvm  # lazy: heavy (TVM)
 
-        from ..templates import amx
 
         return tvm.IRModule({"main": amx.peak_func(self.iters, self.blocks, self.kind)})
 

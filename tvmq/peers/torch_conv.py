@@ -44,7 +44,7 @@ def _bf16_round(a: np.ndarray) -> np.ndarray:
 
 def _float(wl, threads, repeat, number, min_repeat_ms, seed, bf16: bool) -> PeerResult:
     import torch  # lazy: optional dependency, imported only in the child that measures it
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # lazy: optional (torch)
 
     name = NAMES["conv_bf16" if bf16 else "conv"]
     x, w = conv_inputs(wl, seed)
@@ -84,7 +84,7 @@ def _float(wl, threads, repeat, number, min_repeat_ms, seed, bf16: bool) -> Peer
 
 def _qconv(wl, threads, repeat, number, min_repeat_ms, seed) -> PeerResult:
     import torch  # lazy: optional dependency
-    from torch.ao.nn.quantized import Conv2d
+    from torch.ao.nn.quantized import Conv2d  # lazy: optional (torch)
 
     name = NAMES["qconv"]
     xq, wq, q = qlinear_inputs(wl, seed)

@@ -20,7 +20,7 @@ def instantiate(space: Space, variant: str, wl, variant_params: dict, cfg: dict)
 
     Raises ``InvalidConfig`` for a config the space or the template rejects.
     """
-    import tvm
+    import tvm  # lazy: heavy (TVM)
 
     why = space.violation(cfg)
     if why:

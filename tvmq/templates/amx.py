@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TvmqError
+from types import SimpleNamespace
 
 
 FEATURES = ("amx-tile", "amx-int8")  # LLVM feature names a target needs for these kernels
@@ -29,13 +30,13 @@ K_BYTES = 64  # bytes per tile row: 64 u8/s8 (A, B) or 16 int32 (C)
 
 # -- building blocks: TIR calls of the AMX intrinsics -------------------------------------------
 def _call(name, *args):
-    from tvm import tirx
+    from tvm import tirx  # lazy: heavy (TVM)
 
     return tirx.call_llvm_intrin("void", name, *args)
 
 
 def _tile(t):
-    from tvm import tirx
+    from tvm import tirx  # lazy: heavy (TVM)
 
     return tirx.Cast("int8", t)
 
@@ -51,7 +52,7 @@ def tilezero(t):
 
 def tileload(t, ptr, stride_bytes: int):
     """Load tile ``t`` from ``ptr``, its rows ``stride_bytes`` apart."""
-    from tvm import tirx
+    from tvm import tirx  # lazy: heavy (TVM)
 
     return _call("llvm.x86.tileloadd64", _tile(t), ptr, tirx.const(stride_bytes, "int64"))
 
@@ -70,7 +71,7 @@ DOT = {"int8": (tdpbusd, "int32", 64), "bf16": (tdpbf16ps, "float32", 32)}  # op
 
 
 def tilestore(t, ptr, stride_bytes: int):
-    from tvm import tirx
+    from tvm import tirx  # lazy: heavy (TVM)
 
     return _call("llvm.x86.tilestored64", _tile(t), ptr, tirx.const(stride_bytes, "int64"))
 
@@ -94,7 +95,7 @@ def tile_config(rows: list[int]) -> list[int]:
 
 def _config_macro():
     """A TIR macro that stores the configuration words on the stack and loads them (``ldtilecfg``)."""
-    from tvm.script import tirx as T
+    from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     @T.macro
     def load_config(words):
@@ -150,9 +151,8 @@ def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: st
     is ``q + r * WP + s``, so a block may cross rows and every tile has ``rows`` rows (16); the
     ``WP - out_w`` grid columns past the output are computed and dropped.
     """
-    from types import SimpleNamespace
 
-    from tvm.script import tirx as T
+    from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     why = check(wl, rows, m_tiles, n_tiles, flat, kind)
     if why:
@@ -207,7 +207,7 @@ def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: st
 def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shift: int = 30, flat: bool = False):
     """The PrimFunc ``main(data, weight, x_zp, wsum, multiplier, y_zp, out)`` (see the module doc and
     :func:`kernel_parts`): int8 tiles, then the block requantized per task while in cache."""
-    from tvm.script import tirx as T
+    from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
     fill_pad, task_tiles = p.fill_pad, p.task_tiles
@@ -241,7 +241,7 @@ def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int =
     """The PrimFunc ``main(data, weight, x_zp, wsum, scale[, bias], out)``: int8 tiles, then the block
     dequantized per task to float32 (``(acc - x_zp * wsum[o]) * scale[o] + bias[o]``, then ReLU, or
     clipped to [0, relu] when ``relu`` is a number): a model export's conv -> bias -> ReLU in one kernel."""
-    from tvm.script import tirx as T
+    from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
     fill_pad, task_tiles = p.fill_pad, p.task_tiles
@@ -326,7 +326,7 @@ def peak_func(iters: int, tasks: int, kind: str = "int8"):
     (bf16) on 4 accumulator tiles (2 A x 2 B tiles loaded once from ``src[task]``), stored to
     ``acc[task]``: ``tasks * iters * 4 * 16*16*K * 2`` ops (K = 64 int8 or 32 bf16 per tile row).
     With every source element 1 (bytes 0x01, or bf16 0x3F80), each accumulator is ``iters * K``."""
-    from tvm.script import tirx as T
+    from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     if kind not in DOT:
         raise TvmqError(f"unknown AMX peak kind {kind!r}; valid are {sorted(DOT)}")

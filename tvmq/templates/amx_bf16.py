@@ -15,7 +15,7 @@ from . import amx
 
 def conv2d_amx_bf16(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat: bool = False):
     """The PrimFunc ``main(data, weight, out)``."""
-    from tvm.script import tirx as T
+    from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     p = amx.kernel_parts(wl, rows, m_tiles, n_tiles, flat, "bf16")
     fill_pad, task_tiles = p.fill_pad, p.task_tiles

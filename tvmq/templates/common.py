@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import TvmqError
+import re
 
 
 class InvalidConfig(TvmqError):
@@ -14,7 +15,6 @@ KNOWN_BLOCKS = ("pad", "decode", "im2col", "conv", "epilogue", "requant", "dequa
 
 def block_names(sch) -> list[str]:
     """Which of the operators' known block names exist in ``main``."""
-    import re
 
     script = sch.mod["main"].script()
     found = set(re.findall(r'T\.sblock\("([A-Za-z_0-9]+)"', script))

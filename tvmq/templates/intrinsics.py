@@ -26,9 +26,9 @@ def register():
     global _registered
     if _registered:
         return
-    from tvm import tirx
-    from tvm.s_tir import TensorIntrin
-    from tvm.script import tirx as T
+    from tvm import tirx  # lazy: heavy (TVM)
+    from tvm.s_tir import TensorIntrin  # lazy: heavy (TVM)
+    from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     def intrin(name, dtype, *args):
         return tirx.call_llvm_pure_intrin(dtype, name, *args)

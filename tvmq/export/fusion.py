@@ -1,0 +1,115 @@
+"""Which Relax bindings of an imported model fuse into a tvmq kernel's epilogue: a conv2d followed
+(only) by its bias add and/or a ReLU, or ONNX ``Clip(x, 0, hi)`` as a ReLU capped at hi."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+
+def _op_is(expr, name: str) -> bool:
+    from tvm import relax  # lazy: heavy (TVM)
+
+    return isinstance(expr, relax.Call) and isinstance(expr.op, __import__("tvm").ir.Op) and expr.op.name == name
+
+
+def _const_float(e):
+    try:
+        return float(e.value)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _te_bound(value: dict, call, func: str, x):
+    """The frontend's Clip (opset 11+) is ``call_tir(maximum|minimum, (x, b))`` with ``b`` bound to
+    ``where(isnan(c), inf, c)`` for a constant ``c``: that constant when ``call`` is such a call on ``x``."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    if not (_op_is(call, "relax.call_tir") and isinstance(call.args[0], relax.GlobalVar)
+            and re.fullmatch(func + r"\d*", call.args[0].name_hint) and isinstance(call.args[1], relax.Tuple)
+            and len(call.args[1].fields) == 2 and call.args[1].fields[0].same_as(x)):
+        return None
+    b = value.get(call.args[1].fields[1])
+    return _const_scalar(b.args[2]) if b is not None and _op_is(b, "relax.where") else None
+
+
+def _const_scalar(e):
+    """The value of a scalar float constant expression, else None."""
+    from tvm import ir  # lazy: heavy (TVM)
+
+    if not isinstance(e, ir.expr.Constant):
+        return None
+    v = getattr(e, "value", None)
+    if v is None:
+        return None
+    a = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+    return float(a.reshape(-1)[0]) if a.size == 1 and a.dtype.kind == "f" else None
+
+
+def _scalar_const(args):
+    """(value, the other argument) of a binary op with one scalar float constant argument, else None."""
+    for k in (0, 1):
+        v = _const_scalar(args[k])
+        if v is not None:
+            return v, args[1 - k]
+    return None
+
+
+def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
+    """conv2d bindings whose output goes (only) through a bias add and/or a ReLU: ({conv var: epilogue},
+    {absorbed binding var: conv var}). An epilogue is dict(bias=array or None, relu=False/True/cap,
+    final=the var that ends the chain, absorbed=[vars])."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    bindings = [b for blk in main.body.blocks for b in blk.bindings if isinstance(b, relax.VarBinding)]
+    value = {b.var: b.value for b in bindings}
+    users: dict = {}
+    for b in bindings:
+        for v in relax.analysis.free_vars(b.value):
+            users.setdefault(v, []).append(b.var)
+    for v in relax.analysis.free_vars(main.body.body):
+        users.setdefault(v, []).append(None)
+
+    def only_user(v):
+        u = users.get(v, [])
+        return u[0] if len(u) == 1 and u[0] is not None else None
+
+    groups, absorbed = {}, {}
+    for b in bindings:
+        c = b.value
+        if not (_op_is(c, "relax.nn.conv2d") and isinstance(c.args[1], relax.Var) and c.args[1].name in by_safe):
+            continue
+        L = by_safe[c.args[1].name]
+        cur, eaten, bias, relu = b.var, [], None, False
+        u = only_user(cur)
+        bname = f"{L.safe}_b"
+        if u is not None and _op_is(value[u], "relax.add") and bname in arrays:
+            a0, a1 = value[u].args
+            other = a1 if a0.same_as(cur) else a0
+            ov = value.get(other)
+            if (isinstance(other, relax.Var) and ov is not None and _op_is(ov, "relax.reshape")
+                    and isinstance(ov.args[0], relax.Var) and ov.args[0].name == bname
+                    and users.get(other) == [u]):
+                bias = np.asarray(arrays[bname][1], np.float32).reshape(-1)
+                eaten += [other, u]
+                cur = u
+        u = only_user(cur)
+        if u is not None and _op_is(value[u], "relax.nn.relu"):
+            relu, cur = True, u
+            eaten.append(u)
+        elif u is not None and _te_bound(value, value[u], "maximum", cur) == 0.0:  # ONNX Clip(x, 0, hi)
+            u2 = only_user(u)
+            hi = _te_bound(value, value[u2], "minimum", u) if u2 is not None else None
+            if hi is not None and hi > 0.0:
+                relu, cur = hi, u2
+                eaten += [u, u2]
+        elif u is not None and _op_is(value[u], "relax.clip"):
+            lo, hi = _const_float(value[u].args[1]), _const_float(value[u].args[2])
+            if lo == 0.0 and hi is not None and 0.0 < hi < float("inf"):
+                relu, cur = hi, u
+                eaten.append(u)
+        if eaten:
+            groups[b.var] = dict(bias=bias, relu=relu, final=cur, absorbed=eaten)
+            absorbed.update({v: b.var for v in eaten})
+    return groups, absorbed

@@ -1,0 +1,99 @@
+"""Layouts of a model export's tensors between tvmq kernels: NCHW <-> the kernels' blocked NCHW{c}c
+(and NHWC), a change of block in one transpose, and the blocked twin of layout-agnostic glue."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fusion import _scalar_const
+
+def _to_layout(bb, x, layout: str, ib: int):
+    from tvm import relax  # lazy: heavy (TVM)
+
+    R = relax.op
+    n, c, h, w = [int(v) for v in x.ty.shape]
+    if layout == "nchw":
+        return x
+    if layout == "nhwc":
+        return bb.emit(R.permute_dims(x, [0, 2, 3, 1]))
+    if h == 1 and w == 1:
+        return bb.emit(R.reshape(x, [n, c // ib, 1, 1, ib]))
+    y = bb.emit(R.reshape(x, [n, c // ib, ib, h, w]))
+    return bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2]))
+
+
+BLOCKED = ("nchwc", "nchwc_vnni")  # kernel layouts whose data and output are NCHW{block}c
+
+
+def _reblock(bb, x, ob: int, ib: int):
+    """NCHW{ob}c -> NCHW{ib}c (one block a multiple of the other): one transpose, not two."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    R = relax.op
+    n, co, h, w, _ = [int(v) for v in x.ty.shape]
+    c = co * ob
+    if ob % ib == 0:
+        y = bb.emit(R.reshape(x, [n, co, h, w, ob // ib, ib]))
+        y = bb.emit(R.permute_dims(y, [0, 1, 4, 2, 3, 5]))
+    else:
+        y = bb.emit(R.reshape(x, [n, c // ib, ib // ob, h, w, ob]))
+        y = bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2, 5]))
+    return bb.emit(R.reshape(y, [n, c // ib, h, w, ib]))
+
+
+def _from_layout(bb, y, layout: str, c: int):
+    from tvm import relax  # lazy: heavy (TVM)
+
+    R = relax.op
+    if layout == "nchw":
+        return y
+    if layout == "nhwc":
+        return bb.emit(R.permute_dims(y, [0, 3, 1, 2]))
+    n, co, h, w, cb = [int(v) for v in y.ty.shape]
+    if h == 1 and w == 1:
+        return bb.emit(R.reshape(y, [n, c, 1, 1]))
+    z = bb.emit(R.permute_dims(y, [0, 1, 4, 2, 3]))
+    return bb.emit(R.reshape(z, [n, c, h, w]))
+
+
+def blocked_twin(bb, value, blocked: dict):
+    """Glue that works on NCHWc as well (ReLU, elementwise add, max pooling, concat on channels) gets
+    a blocked twin when its inputs have one: (the twin, its block), or None; the NCHW original stays
+    for whoever needs it. ``blocked``: NCHW var -> (the same tensor in NCHW{ob}c, ob)."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    R = relax.op
+    if not isinstance(value, relax.Call) or not isinstance(value.op, __import__("tvm").ir.Op):
+        return None
+    name = value.op.name
+    args = value.args
+    twin = None
+    if name in ("relax.nn.relu", "relax.clip") and args[0] in blocked:
+        xb, ob = blocked[args[0]]
+        twin = R.nn.relu(xb) if name == "relax.nn.relu" else R.clip(xb, args[1], args[2])
+    elif name in ("relax.minimum", "relax.maximum") and (c := _scalar_const(args)) is not None \
+            and c[1] in blocked:
+        xb, ob = blocked[c[1]]
+        twin = getattr(R, name.split(".")[-1])(xb, relax.const(np.float32(c[0])))
+        args = [c[1]]
+    elif name in ("relax.add", "relax.maximum") and all(a in blocked for a in args):
+        (ab, oa), (cb, oc) = blocked[args[0]], blocked[args[1]]
+        if oa == oc and [int(v) for v in ab.ty.shape] == [int(v) for v in cb.ty.shape]:
+            twin = (R.add if name == "relax.add" else R.maximum)(ab, cb)
+    elif name == "relax.nn.max_pool2d" and args[0] in blocked and str(value.attrs.layout) == "NCHW" \
+            and str(value.attrs.out_layout) == "NCHW":
+        xb, ob = blocked[args[0]]
+        a = value.attrs
+        twin = R.nn.max_pool2d(xb, a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode),
+                               bool(a.count_include_pad), layout=f"NCHW{ob}c", out_layout=f"NCHW{ob}c")
+    elif name == "relax.concat" and isinstance(args[0], relax.Tuple) and value.attrs.axis is not None \
+            and int(value.attrs.axis) == 1 and all(f in blocked for f in args[0].fields):
+        parts = [blocked[f] for f in args[0].fields]
+        if len({ob for _, ob in parts}) == 1:
+            twin = R.concat([p for p, _ in parts], axis=1)
+            ob = parts[0][1]
+    if twin is None:
+        return None
+    if name != "relax.concat":
+        ob = blocked[args[0]][1]
+    return bb.emit(twin), ob
