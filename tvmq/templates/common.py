@@ -81,6 +81,14 @@ def place_epilogues_and_pad(sch, blocks, writeback, pad: str):
             parallel_outer(sch, sch.get_sblock("pad"), 2)
 
 
+def unroll_window(sch, loops: dict, unroll: str):
+    """Fully unroll the kernel width (``unroll="s"``) or both kernel loops (``"rs"``)."""
+    if unroll in ("s", "rs"):
+        sch.unroll(loops["s"])
+    if unroll == "rs":
+        sch.unroll(loops["r"])
+
+
 def lead_names(order: list[str], spatial: set, depth: int) -> list[str]:
     """The leading spatial loops of ``order`` (at most ``depth``) that ``parallel_lead`` fuses."""
     lead = []

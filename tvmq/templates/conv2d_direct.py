@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .intrinsics import DOTS  # tensorized 16x4 int8 dot products
 from .common import (InvalidConfig, block_names, lead_names, parallel_lead, parallel_outer, place_epilogues_and_pad,
-                     vectorize_lanes)
+                     unroll_window, vectorize_lanes)
 
 OP_KNOBS = ("layout", "ib", "ob", "pad")
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
@@ -86,10 +86,7 @@ def apply(sch, op, cfg: dict, orders: dict):
     last_red = max(i for i, n in enumerate(order) if n not in SPATIAL)
     for name in order[last_red + 1:-1]:
         sch.unroll(L[name])
-    if cfg["unroll"] in ("s", "rs"):
-        sch.unroll(L["s"])
-    if cfg["unroll"] == "rs":
-        sch.unroll(L["r"])
+    unroll_window(sch, L, cfg["unroll"])
     if not vnni:
         sch.vectorize(L[order[-1]])
 

@@ -8,7 +8,7 @@ kernel window unrolled (``unroll``) and the channel block ``oi`` vectorized.
 
 from __future__ import annotations
 
-from .common import InvalidConfig, block_names, parallel_lead, place_epilogues_and_pad
+from .common import InvalidConfig, block_names, parallel_lead, place_epilogues_and_pad, unroll_window
 
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
 
@@ -39,10 +39,7 @@ def apply(sch, op, cfg: dict, orders: dict):
     last_red = max(i for i, name in enumerate(order) if name not in SPATIAL)
     for name in order[last_red + 1:-1]:  # the register tile (pixels of the tile), vector innermost
         sch.unroll(L[name])
-    if cfg["unroll"] in ("s", "rs"):
-        sch.unroll(L["s"])
-    if cfg["unroll"] == "rs":
-        sch.unroll(L["r"])
+    unroll_window(sch, L, cfg["unroll"])
     sch.vectorize(L[order[-1]])
 
     writeback = None
