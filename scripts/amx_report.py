@@ -21,9 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tvmq.build.cross import export_lib  # noqa: E402
-from tvmq.build.from_log import schedule_for  # noqa: E402
-from tvmq.build.lower import compile_mod  # noqa: E402
+from tvmq.bench.jobs import build_kernel  # noqa: E402
 from tvmq.machine import for_target  # noqa: E402
 from tvmq.ops.bf16 import error_vs_float  # noqa: E402
 from tvmq.peers import onnxruntime_conv, torch_conv  # noqa: E402
@@ -85,9 +83,7 @@ def main():
                     rows[wl.name][name] = None
                     print(f"{wl.name} {name}: no record on {machine.kind}", file=sys.stderr)
                     continue
-                op, sch, cfg = schedule_for(task, c.record)
-                lib = f"{tmp}/{wl.name}_{name.replace(' ', '_')}.so"
-                export_lib(compile_mod(sch.mod, target.tvm_target()), lib, target.cross_cc)
+                _, cfg, lib, _, _ = build_kernel(task, c.record, Path(tmp), f"{wl.name}_{name.replace(' ', '_')}")
                 (res,) = runner.run([BuildResult(cfg, "ok", lib)], TaskVerifier(task, 0), settings)
                 rows[wl.name][name] = _ms(res.median) if res.ok else None
                 rows[wl.name][name + " dot"] = cfg.get("dot", "-")

@@ -21,9 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tvmq.build.cross import export_lib  # noqa: E402
-from tvmq.build.from_log import schedule_for  # noqa: E402
-from tvmq.build.lower import compile_mod  # noqa: E402
+from tvmq.bench.jobs import build_kernel  # noqa: E402
 from tvmq.machine import this_machine  # noqa: E402
 from tvmq.run.base import BuildResult  # noqa: E402
 from tvmq.run.local import LocalRunner  # noqa: E402
@@ -78,9 +76,7 @@ def main(argv=None) -> int:
                     continue
                 key = json.dumps(rec["config"], sort_keys=True)
                 if key not in libs:
-                    op, sch, cfg = schedule_for(task, rec, warn=False)
-                    lib = f"{tmp}/{name}_{variant}_{len(libs)}.so"
-                    export_lib(compile_mod(sch.mod, target.tvm_target()), lib, target.cross_cc)
+                    _, cfg, lib, _, _ = build_kernel(task, rec, Path(tmp), f"{name}_{variant}_{len(libs)}", warn=False)
                     libs[key] = (BuildResult(cfg, "ok", lib), [])
                 row[label + " key"] = key
             ver = TaskVerifier(task, 0)

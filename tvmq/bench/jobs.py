@@ -94,7 +94,7 @@ def _peer_bytes(wl, variant) -> int:
     return wl.bytes()["total"]
 
 
-def _build_tvmq(task, record, libs: Path, name: str, warn=True):
+def build_kernel(task, record, libs: Path, name: str, warn=True):
     """Rebuild the record's schedule (default schedule without one): (op, cfg, lib path, compile s, .so bytes)."""
 
     op, sch, cfg = schedule_for(task, record, warn=warn)
@@ -117,7 +117,7 @@ def _build_job(a, ctx, wl, variant, record, tuner_label, impl) -> dict:
                          record_ms=(float(np.median(record["times"])) * 1e3 if record and record.get("times")
                                     else None)))
     try:
-        op, cfg, lib, compile_s, so_bytes = _build_tvmq(task, record, ctx["libs"], safe, warn=impl == "tvmq")
+        op, cfg, lib, compile_s, so_bytes = build_kernel(task, record, ctx["libs"], safe, warn=impl == "tvmq")
     except Exception as e:  # noqa: BLE001 - one failed build must not stop the benchmark
         msg = str(e).strip().splitlines()
         job["error"] = f"{type(e).__name__}: {msg[-1][:300] if msg else ''}"

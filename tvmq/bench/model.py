@@ -35,6 +35,7 @@ from ..errors import TvmqError, one_line
 from ..machine import available_cores
 from ..run.timing import time_callable
 from ..export import runtime as RT
+from ..export.calibration import calibration_inputs as _calibration_set
 from ..export.model import materialize
 from ..quantize import load_dataset, load_model, top1
 from ..quantize.evaluate import fixed_batch
@@ -146,19 +147,12 @@ def calibration_inputs(info: dict, model, calib=None) -> tuple[np.ndarray, dict]
     the input range (``default_rng(seed)``, the export's ``ModelOptions.seed``, 0 unless set). An export
     that did not calibrate (float, kmeans) gets what ``--quantize int8`` with its flags would have used."""
     c = info["quantize"].get("calibration") or {}
-    samples = int(c.get("samples", 64))
     path = calib or c.get("file")
-    if path:
-        if not Path(path).is_file():
-            raise TvmqError(f"the export calibrated on {path!r}, which is not a file from here; pass its path "
-                            f"with --calib")
-        x, _ = load_dataset(path, model)
-        x = x[:samples]
-        return x, {"file": str(path), "samples": int(len(x))}
-    lo, hi = c.get("random_range", info["input"].get("range", [-1.0, 1.0]))
-    rng = np.random.default_rng(int(c.get("seed", 0)))
-    x = rng.uniform(lo, hi, (samples, *info["input"]["shape"][1:])).astype(np.float32)
-    return x, {"file": None, "samples": samples, "random_range": [lo, hi], "seed": int(c.get("seed", 0))}
+    if path and not Path(path).is_file():
+        raise TvmqError(f"the export calibrated on {path!r}, which is not a file from here; pass its path "
+                        f"with --calib")
+    return _calibration_set(path, int(c.get("samples", 64)), int(c.get("seed", 0)), info["input"]["shape"], model,
+                            c.get("random_range", info["input"].get("range", [-1.0, 1.0])))
 
 
 def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:

@@ -45,13 +45,13 @@ from .onnx_prep import (  # noqa: F401  (the model export's public names)
     check_supported, conv_layers, data_input, float_source_sha, gemm_to_conv, materialize, prepare,
     quantize_layers, with_weights)
 from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq run and the bench)
+from .calibration import calibration_inputs
 from .glue import compile_model
 from .grouped import task_variant
 from .relax_kernels import build_relax, model_variant_params, relax_import
 from ..build.cross import export_lib
 from . import manifest as M
 from . import weights as W
-from ..quantize import load_dataset
 from ..task import Task
 
 
@@ -90,18 +90,12 @@ def model_module(model_path, target, records, opts: ModelOptions) -> dict:
     src, prep, layers, in_name, dims, graph_info = prepare(model_path, opts)
     shape = [opts.batch, *dims[1:]]
     quantize_layers(layers, opts)
-    x_range = [-1.0, 1.0]
-    calib = None
-    if opts.calib:
-
-        cx, _ = load_dataset(opts.calib, src)
-        cx = cx[: opts.calib_samples]
-        x_range = [float(cx.min()), float(cx.max())]
-        calib = {"file": str(opts.calib), "samples": int(len(cx))}
+    x_range, calib = [-1.0, 1.0], None
+    if opts.calib or QUANTIZATIONS[opts.quantize].integer_activations:
+        cx, calib = calibration_inputs(opts.calib, opts.calib_samples, opts.seed, shape, src)
+        if opts.calib:
+            x_range = [float(cx.min()), float(cx.max())]
     if QUANTIZATIONS[opts.quantize].integer_activations:
-        if not opts.calib:
-            cx = np.random.default_rng(opts.seed).uniform(*x_range, (opts.calib_samples, *dims[1:])).astype(np.float32)
-            calib = {"file": None, "samples": opts.calib_samples, "random_range": x_range}
         calibrate(with_weights(prep, layers), layers, cx)
     as_in, arrays = as_inputs(prep, layers)
     shapes = {in_name: shape, **{k: v[0] for k, v in arrays.items()}}

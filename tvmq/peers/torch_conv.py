@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import one_line
 from ..ops.float import float_tolerance
 from ..ops.reference import conv2d_nchw
+from ..templates.amx_bf16 import from_bf16_bits, to_bf16_bits
 from .base import PeerResult, conv_inputs, time_callable
 from .child import arg_parser, run_child, workload_of
 from .onnxruntime_conv import qlinear_inputs, qlinear_reference
@@ -38,8 +39,7 @@ def available() -> bool:
 
 
 def _bf16_round(a: np.ndarray) -> np.ndarray:
-    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
-    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint32) << 16).view(np.float32)
+    return from_bf16_bits(to_bf16_bits(a))
 
 
 def _float(wl, threads, repeat, number, min_repeat_ms, seed, bf16: bool) -> PeerResult:

@@ -204,12 +204,13 @@ class Space:
             else:
                 cfg[k.name] = k.values[0]
         raw, cfg = cfg, self.canonical(cfg)
+        values = {k.name: k.values for k in self.knobs}
         for name, prefs in [(k.name, default[k.name]) for k in self.knobs if isinstance(default.get(k.name), list)]:
             if self.is_valid(cfg):
                 break
             # a preference this layer cannot take (e.g. AMX tiles on c_in % 64 != 0): the next one, applied
             # to the file's default (not to what the refused value implied, e.g. AMX's serial loop knobs)
-            for want in [w for w in prefs if w in dict((k.name, k.values) for k in self.knobs)[name]]:
+            for want in [w for w in prefs if w in values[name]]:
                 alt = self.canonical(dict(raw, **{name: want}))
                 if self.is_valid(alt):
                     cfg = alt

@@ -89,6 +89,21 @@ def unroll_window(sch, loops: dict, unroll: str):
         sch.unroll(loops["r"])
 
 
+def local_writeback(sch, conv, at_loop, unroll_tile: bool = False):
+    """Accumulate ``conv`` in a local buffer written back (vectorized) under ``at_loop``; the write-back
+    block. ``unroll_tile``: also unroll its tile loops, so constant indices keep the accumulators in
+    registers."""
+    wb = sch.cache_write(conv, 0, "local")
+    sch.reverse_compute_at(wb, at_loop)
+    loops = sch.get_loops(wb)
+    if unroll_tile:
+        at = next(i for i, lp in enumerate(loops) if sch.get(lp).same_as(sch.get(at_loop)))
+        for lp in loops[at + 1:-1]:
+            sch.unroll(lp)
+    sch.vectorize(loops[-1])
+    return wb
+
+
 def lead_names(order: list[str], spatial: set, depth: int) -> list[str]:
     """The leading spatial loops of ``order`` (at most ``depth``) that ``parallel_lead`` fuses."""
     lead = []

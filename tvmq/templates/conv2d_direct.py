@@ -8,8 +8,8 @@ r, s (reduction) whatever the layout, then split, ordered, and annotated.
 from __future__ import annotations
 
 from .intrinsics import DOTS  # tensorized 16x4 int8 dot products
-from .common import (InvalidConfig, block_names, lead_names, parallel_lead, parallel_outer, place_epilogues_and_pad,
-                     unroll_window, vectorize_lanes)
+from .common import (InvalidConfig, block_names, lead_names, local_writeback, parallel_lead, parallel_outer,
+                     place_epilogues_and_pad, unroll_window, vectorize_lanes)
 
 OP_KNOBS = ("layout", "ib", "ob", "pad")
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
@@ -90,12 +90,7 @@ def apply(sch, op, cfg: dict, orders: dict):
     if not vnni:
         sch.vectorize(L[order[-1]])
 
-    writeback = None
-    if cfg["accumulate"] == "local":
-        writeback = sch.cache_write(conv, 0, "local")
-        sch.reverse_compute_at(writeback, acc_at_loop)
-        wl_loops = sch.get_loops(writeback)
-        sch.vectorize(wl_loops[-1])
+    writeback = local_writeback(sch, conv, acc_at_loop) if cfg["accumulate"] == "local" else None
 
     place_epilogues_and_pad(sch, blocks, writeback, cfg["pad"])
 

@@ -8,7 +8,7 @@ kernel window unrolled (``unroll``) and the channel block ``oi`` vectorized.
 
 from __future__ import annotations
 
-from .common import InvalidConfig, block_names, parallel_lead, place_epilogues_and_pad, unroll_window
+from .common import InvalidConfig, block_names, parallel_lead, local_writeback, place_epilogues_and_pad, unroll_window
 
 SPATIAL = {"n", "oo", "oi", "y_o", "y_i", "x_o", "x_i"}
 
@@ -42,15 +42,7 @@ def apply(sch, op, cfg: dict, orders: dict):
     unroll_window(sch, L, cfg["unroll"])
     sch.vectorize(L[order[-1]])
 
-    writeback = None
-    if cfg["accumulate"] == "local":
-        writeback = sch.cache_write(conv, 0, "local")
-        sch.reverse_compute_at(writeback, acc_at_loop)
-        wb = sch.get_loops(writeback)
-        at = next(i for i, lp in enumerate(wb) if sch.get(lp).same_as(sch.get(acc_at_loop)))
-        for lp in wb[at + 1:-1]:  # constant indices into the tile: LLVM keeps the accumulators in registers
-            sch.unroll(lp)
-        sch.vectorize(wb[-1])
+    writeback = local_writeback(sch, conv, acc_at_loop, unroll_tile=True) if cfg["accumulate"] == "local" else None
 
     place_epilogues_and_pad(sch, blocks, writeback, cfg["pad"])
 

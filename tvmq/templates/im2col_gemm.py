@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import InvalidConfig, block_names, parallel_lead, parallel_outer, place_epilogues
+from .common import InvalidConfig, block_names, local_writeback, parallel_lead, parallel_outer, place_epilogues
 
 SPATIAL = {"n", "oo", "oi", "po", "pi"}
 EPILOGUES = ("requant", "dequant", "zp_correct")
@@ -30,11 +30,7 @@ def apply(sch, op, cfg: dict, orders: dict):
     if cfg["unroll_k"]:
         sch.unroll(L["ki"])
     sch.vectorize(L["pi"])
-    writeback = None
-    if cfg["accumulate"] == "local":
-        writeback = sch.cache_write(conv, 0, "local")
-        sch.reverse_compute_at(writeback, acc_loop)
-        sch.vectorize(sch.get_loops(writeback)[-1])
+    writeback = local_writeback(sch, conv, acc_loop) if cfg["accumulate"] == "local" else None
     place_epilogues(sch, [b for b in EPILOGUES if b in blocks], writeback, 2)
     col = sch.get_sblock("im2col")
     cl = sch.get_loops(col)
