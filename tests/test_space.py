@@ -80,10 +80,12 @@ def test_encoding_length_is_fixed(variant):
 
 def test_default_takes_the_first_preference_the_layer_allows():
     """AMX tiles first where the target has them (row tiles: they take any stride), but a layer AMX cannot
-    take (c_in % 64 != 0) falls to VNNI, not to whatever config is nearest."""
+    take (c_in < 32) falls to VNNI, not to whatever config is nearest."""
     feats = {"avx512bw", "avx512vnni", "amx-tile", "amx-int8"}
     assert Space.load(CONV3, "int8", features=feats).default["dot"] == "amx_1x4"  # alexnet conv3: c_in 256
-    odd = ConvWorkload("c96", 1, 96, 27, 27, 256, 5, 5, (1, 1), (2, 2, 2, 2))
+    assert Space.load(ConvWorkload("c96", 1, 96, 27, 27, 256, 5, 5, (1, 1), (2, 2, 2, 2)), "int8",
+                      features=feats).default["dot"] == "amx_1x4"  # 96 channels zero-padded to 128
+    odd = ConvWorkload("c24", 1, 24, 27, 27, 256, 5, 5, (1, 1), (2, 2, 2, 2))
     vnni = Space.load(odd, "int8", features=feats).default
     assert vnni["dot"] == "vnni"
     assert vnni == Space.load(odd, "int8", features={"avx512bw", "avx512vnni"}).default  # not AMX's serial knobs

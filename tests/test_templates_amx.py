@@ -14,6 +14,8 @@ SPR = {"kind": "llvm", "mcpu": "sapphirerapids", "num-cores": 2}
 SMALL = ConvWorkload("small", 1, 64, 8, 8, 32, 3, 3, (1, 1), (1, 1, 1, 1))
 ODD = ConvWorkload("odd", 1, 128, 13, 13, 64, 3, 3, (1, 1), (1, 1, 1, 1))  # 13 x 13 out, like alexnet conv3-5
 STRIDED = ConvWorkload("strided", 1, 128, 17, 17, 64, 3, 3, (2, 2), (1, 0, 1, 0))
+C96 = ConvWorkload("c96", 1, 96, 9, 9, 32, 5, 5, (1, 1), (2, 2, 2, 2))  # like alexnet conv2: 96 = 64 + 32
+C40 = ConvWorkload("c40", 1, 40, 7, 7, 32, 3, 3, (2, 2), (1, 1, 1, 1))  # data blocks of 8, one tile row
 
 
 def amx_here() -> bool:
@@ -57,6 +59,12 @@ def test_amx_layout_round_trips_and_packs_weights_in_vnni_groups():
     assert packed.shape == (2, 32, 3, 3, 16, 4)  # [O/16][C/4][Kh][Kw][16][4], whatever the data block
     assert packed[1, 2, 0, 1, 5, 3] == w[16 + 5, 2 * 4 + 3, 0, 1]
     np.testing.assert_array_equal(D.from_layout_weight(packed, "amx", STRIDED, 64, 16), w)
+    w96 = np.arange(32 * 96 * 9).reshape(32, 96, 3, 3)  # 96 channels: zero-padded to 128
+    padded = D.to_layout_weight(w96, "amx", 64, 16)
+    assert padded.shape == (2, 32, 3, 3, 16, 4) and not padded[:, 24:].any()
+    np.testing.assert_array_equal(D.from_layout_weight(padded, "amx", C96, 64, 16), w96)
+    assert (amx.data_block(96), amx.data_block(40), amx.data_block(96, "bf16")) == (32, 8, 32)
+    assert amx.shapes(C96)[:2] == ((1, 3, 9, 9, 32), (2, 32, 5, 5, 16, 4))
     x = np.arange(128 * 2 * 3).reshape(1, 128, 2, 3)
     assert D.to_layout_data(x, "amx", 64).shape == (1, 2, 2, 3, 64)
     np.testing.assert_array_equal(D.from_layout_data(D.to_layout_data(x, "amx", 64), "amx"), x)
@@ -64,7 +72,8 @@ def test_amx_layout_round_trips_and_packs_weights_in_vnni_groups():
 
 def test_check_names_the_problem():
     assert amx.check(SMALL, 8, 1, 2) is None
-    assert "c_in" in amx.check(ConvWorkload("c", 1, 32, 8, 8, 32, 3, 3, (1, 1), (1, 1, 1, 1)), 8, 1, 2)
+    assert "c_in" in amx.check(ConvWorkload("c", 1, 16, 8, 8, 32, 3, 3, (1, 1), (1, 1, 1, 1)), 8, 1, 2)
+    assert amx.check(C96, 9, 1, 2) is None  # channels are zero-padded to whole tile rows
     assert "out_w" in amx.check(SMALL, 3, 1, 2)
     assert "tiles" in amx.check(SMALL, 8, 2, 4)
     assert "stride 1" in amx.check(STRIDED, 16, 1, 2, flat=True)
@@ -92,7 +101,8 @@ def test_permission_answer_is_one_line():
 @needs_amx
 @pytest.mark.parametrize("wl,rows,m_tiles,n_tiles,flat", [
     (SMALL, 8, 1, 2, False), (SMALL, 4, 2, 1, False), (STRIDED, 8, 1, 4, False), (STRIDED, 4, 2, 2, False),
-    (SMALL, 16, 2, 2, True), (ODD, 16, 1, 4, True), (ODD, 13, 1, 1, False)])
+    (SMALL, 16, 2, 2, True), (ODD, 16, 1, 4, True), (ODD, 13, 1, 1, False), (C96, 9, 1, 2, False),
+    (C96, 16, 1, 2, True), (C40, 4, 1, 1, False)])
 def test_conv_is_exact(wl, rows, m_tiles, n_tiles, flat):
     ex = _compile(amx.conv2d_amx_int8(wl, rows, m_tiles, n_tiles, flat=flat))
     ins = amx.make_inputs(wl, np.random.default_rng(1))
@@ -175,7 +185,7 @@ def test_amx_knob_through_the_template_uses_tdpbusd_and_is_exact_where_amx_runs(
 
 @pytest.mark.llvm
 @pytest.mark.parametrize("wl,rows,m_tiles,n_tiles,flat", [(SMALL, 8, 1, 2, False), (ODD, 16, 2, 2, True),
-                                                          (STRIDED, 4, 2, 2, False)])
+                                                          (STRIDED, 4, 2, 2, False), (C40, 4, 1, 1, False)])
 def test_bf16_conv_uses_tdpbf16ps_and_matches_numpy_where_amx_runs(wl, rows, m_tiles, n_tiles, flat):
     from tvmq.templates import amx_bf16
 

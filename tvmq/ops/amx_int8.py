@@ -1,7 +1,7 @@
 """The int8 convolution computed by Intel AMX tiles (``tvmq.templates.amx``), as an ``OpSpec``.
 
 ``conv2d_int8(..., layout="amx", tiles=(rows, m_tiles, n_tiles, flat))`` builds it: uint8 activations
-[N][C/64][H][W][64], int8 weights in the VNNI layout [O/16][C/4][Kh][Kw][16][4], the output
+[N][C/B][H][W][B] (B = 64, or ``params["ib"]`` where 64 does not divide C), int8 weights in the VNNI layout [O/16][C/4][Kh][Kw][16][4], the output
 [N][O/16][Ho][Wo][16]: requantized int8 (``epilogue="requant"``), or float32 (``"dequant"``, with an
 optional fused bias and ReLU, as a model export calls it). The kernel is written directly in TIR (tile instructions, not
 a schedule), so ``prim_func`` returns it and the template applies no schedule to it.
@@ -71,8 +71,8 @@ def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles, bias:
             return amx.to_amx_out(y)
     return AmxOpSpec(
         name="conv2d_amx_int8", variant="int8", layout="amx", workload=wl,
-        params=dict(act=act, weight="int8", epilogue=epilogue, padding=padding, ib=64, ob=16, shift=shift,
-                    tiles=list(tiles), **({"bias": bias, "relu": relu} if bias or relu else {})),
+        params=dict(act=act, weight="int8", epilogue=epilogue, padding=padding, ib=amx.data_block(wl.c_in), ob=16,
+                    shift=shift, tiles=list(tiles), **({"bias": bias, "relu": relu} if bias or relu else {})),
         tensors=[te.placeholder(s, d, name=n) for n, s, d in shapes],
         make_inputs=make_inputs, reference=reference, tiles=tiles,
         **({"atol": 1e-3, "rtol": 1e-5} if epilogue == "dequant" else {}),

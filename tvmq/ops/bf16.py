@@ -50,7 +50,7 @@ def _amx(wl, tiles) -> AmxBf16OpSpec:
     atol, rtol = float_tolerance(wl)
     return AmxBf16OpSpec(
         name="conv2d_amx_bf16", variant="bf16", layout="amx", workload=wl,
-        params=dict(padding="hard", ib=32, ob=16, tiles=list(tiles)),
+        params=dict(padding="hard", ib=amx.data_block(wl.c_in, "bf16"), ob=16, tiles=list(tiles)),
         tensors=[te.placeholder(s, d, name=n) for n, s, d in shapes],
         make_inputs=lambda rng: amx_bf16.make_inputs(wl, rng), reference=lambda ins: amx_bf16.reference(wl, ins),
         atol=atol, rtol=rtol, tiles=tiles,

@@ -7,6 +7,8 @@ one compute means one schedule template serves them all.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import TvmqError
 from ..workload import ConvWorkload
 from . import reference as R
@@ -136,8 +138,14 @@ def to_layout_weight(w_oihw, layout, ib=1, ob=1):
     return {"nchw": lambda: w_oihw, "nhwc": lambda: R.oihw_to_hwio(w_oihw),
             "nchwc": lambda: R.oihw_to_packed(w_oihw, ib, ob),
             "nchwc_vnni": lambda: R.oihw_to_packed(w_oihw, ib, ob).swapaxes(4, 5).copy(),
-            # the AMX int8 kernel (tvmq.ops.amx_int8): data blocks of ib=64, weights in 4-channel VNNI groups
-            "amx": lambda: R.oihw_to_packed(w_oihw, 4, ob).swapaxes(4, 5).copy()}[layout]()
+            # the AMX int8 kernel (tvmq.ops.amx_int8): 4-channel VNNI groups over channels zero-padded to 64k
+            "amx": lambda: R.oihw_to_packed(pad_channels(w_oihw, 64), 4, ob).swapaxes(4, 5).copy()}[layout]()
+
+
+def pad_channels(w_oihw, k: int):
+    """OIHW weights with input channels zero-padded to a multiple of ``k``."""
+    c = w_oihw.shape[1]
+    return np.pad(w_oihw, [(0, 0), (0, -c % k), (0, 0), (0, 0)]) if c % k else w_oihw
 
 
 def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
@@ -149,7 +157,7 @@ def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
     if layout in ("nchwc_vnni", "amx"):
         w = w.swapaxes(4, 5)
     oo, co, kh, kw, ci, oi = w.shape
-    return w.transpose(0, 5, 1, 4, 2, 3).reshape(oo * oi, co * ci, kh, kw)
+    return w.transpose(0, 5, 1, 4, 2, 3).reshape(oo * oi, co * ci, kh, kw)[:, :wl.c_in]  # AMX pads channels
 
 
 def from_layout_data(x, layout):

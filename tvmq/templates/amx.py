@@ -8,8 +8,9 @@ loops over tiles are ``T.unroll`` loops). The tile configuration is per thread, 
 task runs its own ``ldtilecfg``. The process must hold AMX permission (:mod:`tvmq.run.amx_permission`).
 
 The int8 convolution, in tvmq's packed layouts: data [N][C/64][H][W][64] uint8 (a tile row is one
-output pixel's 64 input channels at one kernel tap), weight [O/16][C/4][Kh][Kw][16][4] int8
-(``nchwc_vnni``: 16 consecutive ``C/4`` groups at one tap form one B tile), output
+output pixel's 64 input channels at one kernel tap; where 64 does not divide C, [N][C/B][H][W][B]
+repacked into zero-padded 64-channel rows), weight [O/16][CP/4][Kh][Kw][16][4] int8 over C rounded
+up to CP = 64k channels (``nchwc_vnni``: 16 consecutive ``CP/4`` groups at one tap form one B tile), output
 [N][O/16][Ho][Wo][16] int8. A task computes ``m_tiles`` x ``n_tiles`` accumulator tiles (pixels x
 16 output channels) over C/64 x Kh x Kw tile products, stores them to an int32 block and
 requantizes it (``acc - x_zp * wsum[o]``, fixed-point multiplier) while it is in cache.
@@ -26,6 +27,7 @@ from types import SimpleNamespace
 FEATURES = ("amx-tile", "amx-int8")  # LLVM feature names a target needs for these kernels
 MAX_TILES = 8
 K_BYTES = 64  # bytes per tile row: 64 u8/s8 (A, B) or 16 int32 (C)
+MIN_C_IN = 32  # below, zero padding to a 64-byte tile row wastes more than half of every tile product
 
 
 # -- building blocks: TIR calls of the AMX intrinsics -------------------------------------------
@@ -116,9 +118,8 @@ def _config_macro():
 # -- the convolution ----------------------------------------------------------------------------
 def check(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool = False, kind: str = "int8") -> str | None:
     """Why the AMX kernel cannot compute ``wl`` with this tiling, or None."""
-    k = DOT[kind][2]
-    if wl.c_in % k:
-        return f"AMX {kind} needs c_in divisible by {k}, got {wl.c_in}"
+    if wl.c_in < MIN_C_IN:
+        return f"AMX needs c_in >= {MIN_C_IN} (channels are zero-padded to a tile row), got {wl.c_in}"
     if wl.c_out % (16 * n_tiles):
         return f"AMX with n_tiles={n_tiles} needs c_out divisible by {16 * n_tiles}, got {wl.c_out}"
     if not 1 <= rows <= 16:
@@ -132,12 +133,27 @@ def check(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool = False, kind: s
     return None
 
 
+def padded_c(c_in: int, kind: str = "int8") -> int:
+    """``c_in`` rounded up to whole tile rows (K = 64 int8 or 32 bf16 channels)."""
+    k = DOT[kind][2]
+    return -(-c_in // k) * k
+
+
+def data_block(c_in: int, kind: str = "int8") -> int:
+    """The channel block of the kernel's input: K when it divides ``c_in``, else the largest power of two
+    that does (the kernel repacks it into K-channel tile rows, the rest zero)."""
+    k = DOT[kind][2]
+    return k if c_in % k == 0 else max(b for b in (32, 16, 8, 4, 2, 1) if b < k and c_in % b == 0)
+
+
 def shapes(wl, kind: str = "int8"):
-    """(data, weight, output) shapes: data [N][C/K][H][W][K], weight [O/16][C/G][Kh][Kw][16][G] with K
-    elements per tile row (64 int8, 32 bf16) and G = K/16 per 4-byte group, output [N][O/16][Ho][Wo][16]."""
+    """(data, weight, output) shapes: data [N][C/B][H][W][B] (B = :func:`data_block`), weight
+    [O/16][CP/G][Kh][Kw][16][G] over CP = :func:`padded_c` channels (zero past C), G = K/16 per
+    4-byte group, output [N][O/16][Ho][Wo][16]; K elements per tile row (64 int8, 32 bf16)."""
     n, c, o, k = wl.n, wl.c_in, wl.c_out, DOT[kind][2]
-    g = k // 16
-    return (n, c // k, wl.h, wl.w, k), (o // 16, c // g, wl.kh, wl.kw, 16, g), (n, o // 16, wl.out_h, wl.out_w, 16)
+    g, b = k // 16, data_block(c, kind)
+    return ((n, c // b, wl.h, wl.w, b), (o // 16, padded_c(c, kind) // g, wl.kh, wl.kw, 16, g),
+            (n, o // 16, wl.out_h, wl.out_w, 16))
 
 
 def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: str):
@@ -159,7 +175,9 @@ def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: st
         raise TvmqError(why)
     dot = DOT[kind][0]
     dshape, wshape, oshape = shapes(wl, kind)
-    N, CB, H, W, K = dshape
+    N, _, H, W, B = dshape
+    K = DOT[kind][2]
+    CB, C = padded_c(wl.c_in, kind) // K, wl.c_in
     KH, KW, (SH, SW), (PT, PL) = wl.kh, wl.kw, wl.stride, wl.pad[:2]
     HP, WP = wl.h + wl.pad[0] + wl.pad[2], wl.w + wl.pad[1] + wl.pad[3]
     MT, NT, NC = m_tiles, n_tiles, m_tiles * n_tiles
@@ -172,14 +190,25 @@ def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: st
     QB = -(-QT // BLK)
     pad_shape = (N, CB, HP * WP + QB * BLK - QT + KW, K)  # slack: the flat kernel's last block reads past
 
-    @T.macro
-    def fill_pad(data, pad, value):
-        for nc in T.parallel(N * CB):
-            for hp, wp in T.grid(HP, WP):
-                for ci in T.vectorized(K):
-                    pad[nc // CB, nc % CB, hp * WP + wp, ci] = T.if_then_else(
-                        hp >= PT and hp < PT + H and wp >= PL and wp < PL + W,
-                        data[nc // CB, nc % CB, hp - PT, wp - PL, ci], value)
+    if B == K:
+        @T.macro
+        def fill_pad(data, pad, value):
+            for nc in T.parallel(N * CB):
+                for hp, wp in T.grid(HP, WP):
+                    for ci in T.vectorized(K):
+                        pad[nc // CB, nc % CB, hp * WP + wp, ci] = T.if_then_else(
+                            hp >= PT and hp < PT + H and wp >= PL and wp < PL + W,
+                            data[nc // CB, nc % CB, hp - PT, wp - PL, ci], value)
+    else:  # repack B-channel blocks into K-channel tile rows; channels past C meet zero weights
+        @T.macro
+        def fill_pad(data, pad, value):
+            for nc in T.parallel(N * CB):
+                for hp, wp in T.grid(HP, WP):
+                    for ci in range(K):
+                        pad[nc // CB, nc % CB, hp * WP + wp, ci] = T.if_then_else(
+                            hp >= PT and hp < PT + H and wp >= PL and wp < PL + W and nc % CB * K + ci < C,
+                            data[nc // CB, (nc % CB * K + ci) // B, hp - PT, wp - PL, (nc % CB * K + ci) % B],
+                            value)
 
     @T.macro
     def task_tiles(pad, weight, acc, n, og, qb):
@@ -295,7 +324,7 @@ def make_inputs(wl, rng, epilogue: str = "requant"):
     w = rng.integers(-128, 128, (wl.c_out, wl.c_in, wl.kh, wl.kw))
     zp = np.array([rng.integers(0, 256)], "int32")
     wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
-    return [D.to_layout_data(x, "amx", 64), D.to_layout_weight(w, "amx", 64, 16).astype("int8"), zp, wsum,
+    return [D.to_layout_data(x, "amx", data_block(wl.c_in)), D.to_layout_weight(w, "amx", 64, 16).astype("int8"), zp, wsum,
             *epilogue_inputs(rng, wl, epilogue)]
 
 

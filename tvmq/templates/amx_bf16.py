@@ -1,7 +1,8 @@
 """bf16 convolution on Intel AMX tiles (``tdpbf16ps``, float32 accumulation and output).
 
 Layouts (bf16 values held as their uint16 bits, numpy having no bfloat16): data
-[N][C/32][H][W][32], weight [O/16][C/2][Kh][Kw][16][2] (``nchwc_vnni`` with ib=2: 16 consecutive
+[N][C/B][H][W][B] (B = 32 where it divides C, see :func:`tvmq.templates.amx.data_block`), weight
+[O/16][CP/2][Kh][Kw][16][2] over C zero-padded to CP = 32k (``nchwc_vnni`` with ib=2: 16 consecutive
 channel pairs at one tap form one B tile), output [N][O/16][Ho][Wo][16] float32. The tiling is the
 int8 kernel's (:func:`tvmq.templates.amx.kernel_parts`); padding is bf16 zero.
 """
@@ -56,7 +57,8 @@ def make_inputs(wl, rng):
 
     x = rng.standard_normal((wl.n, wl.c_in, wl.h, wl.w)).astype(np.float32)
     w = rng.standard_normal((wl.c_out, wl.c_in, wl.kh, wl.kw)).astype(np.float32)
-    return [R.nchw_to_nchwc(to_bf16_bits(x), 32), D.to_layout_weight(to_bf16_bits(w), "nchwc_vnni", 2, 16)]
+    return [R.nchw_to_nchwc(to_bf16_bits(x), amx.data_block(wl.c_in, "bf16")),
+            D.to_layout_weight(D.pad_channels(to_bf16_bits(w), 32), "nchwc_vnni", 2, 16)]
 
 
 def reference(wl, ins):
