@@ -112,7 +112,8 @@ def test_int8_model_with_calibration_keeps_accuracy(tmp_path, capsys):
     with np.load(out / "weights.npz", allow_pickle=False) as z:
         assert z["w001_q"].dtype == np.int8 and z["w001_xzp"].dtype == np.int32
     r = run_digits(out, tmp_path, capsys)
-    assert r["compare_onnx"]["relative"] <= 5e-2
+    # the reference rounds each conv's input as the kernel does: only float rounding is left
+    assert r["compare_onnx"]["relative"] <= 1e-4
     assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.02
 
 
@@ -128,5 +129,5 @@ def test_kmeans_int8_model_runs_the_integer_codebook_kernel_and_keeps_accuracy(t
         assert len(np.unique(z[cb[0]])) <= 16 + 1  # 16 centroids and the zero padding
         assert all(z[k].dtype == np.uint8 for k in z.files if k.endswith("_idx"))  # 4-bit, two per byte
     r = run_digits(out, tmp_path, capsys)
-    assert r["compare_onnx"]["relative"] <= 5e-2
+    assert r["compare_onnx"]["relative"] <= 1e-4
     assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.03

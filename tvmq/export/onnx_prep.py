@@ -14,6 +14,7 @@ from ..variants import QUANTIZATIONS
 from ..quantize import metrics, uniform_quantize
 from ..quantize import kmeans_quantize
 from ..quantize.evaluate import run as ort_run
+from . import bn_stats
 from ..quantize import fold_batchnorms, load_model
 from ..ops.codebook import check_codebook
 
@@ -109,8 +110,9 @@ def _role(uses) -> tuple[str, int]:
 
 def materialize(model, random_seed: int | None = None):
     """A copy whose ``ConstantOfShape`` constants are initializers, with only data tensors as graph
-    inputs; with ``random_seed``, every weight, bias and BN statistic gets seeded random values
-    (He-normal weights) so that two implementations cannot agree by accident."""
+    inputs; with ``random_seed``, every weight, bias and BN scale and shift gets seeded random values
+    (He-normal weights) so that two implementations cannot agree by accident, and every BN's running
+    statistics are its activations' on seeded random inputs (:mod:`tvmq.export.bn_stats`)."""
     import onnx  # lazy: heavy (onnx)
     from onnx import helper, numpy_helper  # lazy: heavy (onnx)
 
@@ -154,6 +156,9 @@ def materialize(model, random_seed: int | None = None):
     if m.ir_version < 4:
         m.ir_version = 4
     del helper  # (imported for symmetry with the other rewrites)
+    if random_seed is not None:  # random BN statistics normalize nothing: fit them to the activations
+        _, dims = data_input(m)
+        bn_stats.fit(m, rng.uniform(-1.0, 1.0, [dims[0] or 1, *dims[1:]]).astype(np.float32))
     return m
 
 
