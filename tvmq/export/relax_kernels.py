@@ -65,6 +65,8 @@ def model_variant_params(opts) -> tuple[str, dict]:
 
 _SPACES: dict = {}
 
+C_OUT_BLOCK = 16  # padded output channels: a multiple of the default output block (16 lanes, VNNI's ob)
+
 
 @dataclass(frozen=True)
 class _ExportTask(Task):
@@ -117,10 +119,11 @@ class _Plan:
         return None
 
     def _pieces(self, call, L):
-        """How to run this conv2d on tvmq kernels: a list of (workload, group, c_out_padded), or (None, why).
+        """How to run this conv2d on tvmq kernels: (workload, groups), or (None, why).
 
         A grouped conv runs one kernel call per group (same kernel) on a channel slice; an output-channel
-        count no schedule fits (e.g. 10 or 1000 classes) is padded to a multiple of 16 and sliced back.
+        count no schedule fits (e.g. 10 or 1000 classes) is padded to a multiple of 16 and sliced back, and
+        so is a group's (``_pad_group``).
         """
 
         a = call.attrs
@@ -138,13 +141,27 @@ class _Plan:
         base = dict(n=n, c_in=cg, h=h, w=w, kh=kh, kw=kw, stride=(int(a.strides[0]), int(a.strides[1])),
                     pad=tuple(int(p) for p in a.padding))
         wl = ConvWorkload(name, c_out=og, **base)
+        padded = ConvWorkload(name, c_out=-(-og // C_OUT_BLOCK) * C_OUT_BLOCK, **base)
         why = self._fits(wl)
         if why:
-            padded = -(-og // 16) * 16
-            wl = ConvWorkload(name, c_out=padded, **base)
-            if padded == og or self._fits(wl):
+            if padded.c_out == og or self._fits(padded):
                 return None, why
+            return padded, groups
+        if groups > 1 and self._pad_group(wl, padded):
+            return padded, groups
         return wl, groups
+
+    def _pad_group(self, wl, padded) -> bool:
+        """Whether a group's kernel runs on ``padded`` output channels rather than ``wl``'s: when its count
+        is no multiple of 16, the padded one fits and ``wl`` has no tuning record.
+
+        The default schedule blocks output channels by a divisor of c_out, so an odd group (ShuffleNet's 68
+        or 34 channels) gets 4-lane blocks or one 34-wide block, and no VNNI; padded to 16, ShuffleNet's
+        per-group 1x1 kernels ran 1.3-29x faster per call (docs/MODELS.md). A tuned ``wl`` keeps its record."""
+        if padded.c_out == wl.c_out or self._fits(padded):
+            return False
+        variant, params = self._variant()
+        return best_record(_ExportTask.make(wl, variant, self.target, **params), self.records) is None
 
     def kernel(self, wl, bb, epi: dict | None = None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
