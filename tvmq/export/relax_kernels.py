@@ -157,7 +157,7 @@ class _Plan:
 
         The default schedule blocks channels by divisors of their counts, so an odd group (ShuffleNet's 68
         or 34 channels) gets 4-lane blocks or one 34-wide block and, for int8, no VNNI (16 output by 4
-        input channels); padded, ShuffleNet's per-group 1x1 kernels ran 1.3-29x faster per call
+        input channels); padded, ShuffleNet's per-group 1x1 kernels ran 1.4-31x faster per call
         (docs/MODELS.md). Float gains nothing from padded input channels, so they stay."""
         c_in = wl.c_in
         if QUANTIZATIONS[self.opts.quantize].integer_activations:
