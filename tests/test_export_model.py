@@ -131,3 +131,68 @@ def test_kmeans_int8_model_runs_the_integer_codebook_kernel_and_keeps_accuracy(t
     r = run_digits(out, tmp_path, capsys)
     assert r["compare_onnx"]["relative"] <= 1e-4
     assert r["eval"]["exported"] >= r["eval"]["onnx"] - 0.03
+
+
+def _grouped_1x1_net(path: Path) -> Path:
+    """x (24 ch) -> 1x1 conv, 4 groups of 6 -> 6 channels, bias, ReLU -> plain 1x1 conv to 8: ShuffleNet's
+    grouped 1x1 convolution at a small size, its per-group channel counts no multiple of 16 or 4."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n)
+             for n, s in [("w1", (24, 6, 1, 1)), ("b1", (24,)), ("w2", (8, 24, 1, 1))]]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="g4", kernel_shape=[1, 1], group=4),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["y"], name="pw", kernel_shape=[1, 1])]
+    g = helper.make_graph(nodes, "grouped_1x1", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 24, 7, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 7, 7])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("quantize", ["none", "kmeans", "int8", "kmeans_int8"])
+def test_grouped_1x1_conv_runs_per_group_kernels_padded_to_16_channels(tmp_path, capsys, quantize):
+    """Each group's kernel computes 16 output channels (6 sliced back) on the default schedule's 16 lanes,
+    and with int8 activations reads 8 input channels (2 zero-point ones: VNNI's 4-channel block); the
+    plain conv keeps its own 8 channels (its task and records unchanged); outputs match onnxruntime."""
+    src = _grouped_1x1_net(tmp_path / "g.onnx")
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(src), "--quantize", quantize, "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    rows = {r["node"]: r for r in man["model"]["layers"]}
+    g4, pw = rows["g4"], rows["pw"]
+    assert g4["groups"] == 4 and g4["workload"]["c_out"] == 16
+    assert g4["workload"]["c_in"] == (8 if quantize.endswith("int8") else 6)  # integer activations only
+    assert [p["out_channels"] for p in g4["pieces"]] == [[0, 6], [6, 12], [12, 18], [18, 24]]
+    assert all(p["c_out_padded"] == 16 for p in g4["pieces"])
+    assert {f["name"]: f for f in man["functions"]}[g4["kernel"]]["config"]["ob"] == 16
+    assert pw["groups"] == 1 and pw["workload"]["c_out"] == 8 and pw["pieces"][0]["c_out_padded"] == 8
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-onnx", str(src), "--json", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())["compare_onnx"]
+    # float activations: the kernels' rounding only; int8 activations add their own quantization error
+    assert r["ok"] and r["relative"] <= (2e-2 if quantize.endswith("int8") else 1e-4) and r["warning"] is None
+
+
+def test_a_group_with_a_tuning_record_keeps_its_channel_count(monkeypatch):
+    """The padding is the untuned default's: a per-group workload with a record of its own keeps it."""
+    from tvmq.export import relax_kernels as RK
+    from tvmq.export.onnx_prep import ModelOptions
+    from tvmq.targets import get_target
+    from tvmq.workload import ConvWorkload
+
+    def plan(q):
+        return RK._Plan([], ModelOptions(quantize=q).check(), get_target("host"), [])
+
+    wl = ConvWorkload("g", 1, 6, 7, 7, 6, 1, 1)
+    assert plan("int8")._group_workload(wl) == ConvWorkload("g", 1, 8, 7, 7, 16, 1, 1)
+    assert plan("none")._group_workload(wl) == ConvWorkload("g", 1, 6, 7, 7, 16, 1, 1)  # float: input as is
+    even = ConvWorkload("g", 1, 8, 7, 7, 16, 1, 1)
+    assert plan("int8")._group_workload(even) is even  # nothing to pad
+    monkeypatch.setattr(RK, "best_record", lambda task, records: {"config": {}} if task.workload == wl else None)
+    assert plan("int8")._group_workload(wl) is wl

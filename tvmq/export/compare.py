@@ -41,7 +41,7 @@ def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], funct
             for piece in r["pieces"]:
                 lo, hi = piece["out_channels"]
                 w[lo:hi] = _decode_piece(q, f, wl, {k: arrays[v] for k, v in piece["inputs"].items()},
-                                         r.get("activation"))[: hi - lo]
+                                         r.get("activation"))[: hi - lo, : L.w.shape[1]]  # less padding
         else:
             if q == "none":
                 w = arrays[L.safe] if L.safe in arrays else arrays[f"{L.safe}_w"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,6 +64,9 @@ def model_variant_params(opts) -> tuple[str, dict]:
 
 
 _SPACES: dict = {}
+
+C_OUT_BLOCK = 16  # padded output channels: a multiple of the default output block (16 lanes, VNNI's ob)
+C_IN_BLOCK = 4  # padded input channels of integer activations: VNNI's input block (4 bytes per lane)
 
 
 @dataclass(frozen=True)
@@ -117,10 +120,11 @@ class _Plan:
         return None
 
     def _pieces(self, call, L):
-        """How to run this conv2d on tvmq kernels: a list of (workload, group, c_out_padded), or (None, why).
+        """How to run this conv2d on tvmq kernels: (workload, groups), or (None, why).
 
         A grouped conv runs one kernel call per group (same kernel) on a channel slice; an output-channel
-        count no schedule fits (e.g. 10 or 1000 classes) is padded to a multiple of 16 and sliced back.
+        count no schedule fits (e.g. 10 or 1000 classes) is padded to a multiple of 16 and sliced back; a
+        group's channels may be padded too (``_group_workload``).
         """
 
         a = call.attrs
@@ -140,11 +144,30 @@ class _Plan:
         wl = ConvWorkload(name, c_out=og, **base)
         why = self._fits(wl)
         if why:
-            padded = -(-og // 16) * 16
-            wl = ConvWorkload(name, c_out=padded, **base)
-            if padded == og or self._fits(wl):
+            padded = ConvWorkload(name, c_out=-(-og // C_OUT_BLOCK) * C_OUT_BLOCK, **base)
+            if padded.c_out == og or self._fits(padded):
                 return None, why
-        return wl, groups
+            return padded, groups
+        return (self._group_workload(wl) if groups > 1 else wl), groups
+
+    def _group_workload(self, wl):
+        """A group's kernel workload: ``wl`` with its output channels padded to a multiple of 16 and, for
+        integer activations, its input channels to a multiple of 4; ``wl`` itself when that changes
+        nothing, does not fit, or ``wl`` has a tuning record (a tuned ``wl`` keeps it).
+
+        The default schedule blocks channels by divisors of their counts, so an odd group (ShuffleNet's 68
+        or 34 channels) gets 4-lane blocks or one 34-wide block and, for int8, no VNNI (16 output by 4
+        input channels); padded, ShuffleNet's per-group 1x1 kernels ran 1.4-31x faster per call
+        (docs/MODELS.md). Float gains nothing from padded input channels, so they stay."""
+        c_in = wl.c_in
+        if QUANTIZATIONS[self.opts.quantize].integer_activations:
+            c_in = -(-c_in // C_IN_BLOCK) * C_IN_BLOCK
+        padded = replace(wl, c_in=c_in, c_out=-(-wl.c_out // C_OUT_BLOCK) * C_OUT_BLOCK)
+        if padded == wl or self._fits(padded):
+            return wl
+        variant, params = self._variant()
+        tuned = best_record(_ExportTask.make(wl, variant, self.target, **params), self.records) is not None
+        return wl if tuned else padded
 
     def kernel(self, wl, bb, epi: dict | None = None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
@@ -228,6 +251,10 @@ class _Plan:
             x = _reblock(bb, x, keep[1], ib)
         xs = [x] if groups == 1 else [bb.emit(relax.TupleGetItem(bb.emit(R.split(x, groups, axis=1)), g))
                                       for g in range(groups)]
+        if wl.c_in != L.w.shape[1]:  # a group's padded input channels (_group_workload): their weights are 0
+            # uint8 data pads with the zero point: (x - zp) * w is then 0 for any w (codebook entry 0 too)
+            fill = float(L.act["zero_point"]) if QUANTIZATIONS[self.opts.quantize].integer_activations else 0.0
+            xs = [bb.emit(R.nn.pad(xg, [0, 0, 0, wl.c_in - L.w.shape[1], 0, 0, 0, 0], pad_value=fill)) for xg in xs]
         outs, pieces = [], []
         for g in range(groups):
             y, names = self._call(bb, op, gv, xs[g], L, g if groups > 1 else None, g * og, (g + 1) * og, wl.c_out,
@@ -264,6 +291,12 @@ class _Plan:
                 a = np.concatenate([a, np.zeros((c_pad - (hi - lo), *a.shape[1:]), a.dtype)])
             return a
 
+        def wsl(a):  # OIHW weights: sl, and input channels zero-padded to the kernel's (its data pads too)
+            a = sl(a)
+            if op.workload.c_in > a.shape[1]:
+                a = np.concatenate([a, np.zeros((a.shape[0], op.workload.c_in - a.shape[1], *a.shape[2:]), a.dtype)], 1)
+            return a
+
         names = {}
 
         def inp(role_key, arr, role):
@@ -273,22 +306,22 @@ class _Plan:
 
         xin = x if laid_out else _to_layout(bb, x, layout, ib)
         if q == "int8":
-            qw = sl(L.quant["q"])
+            qw = wsl(L.quant["q"])
             args = [xin, inp("q", D.to_layout_weight(qw, layout, ib, ob).astype(np.int8), "int8 weights"),
                     inp("xzp", np.array([L.act["zero_point"]], np.int32), "activation zero point"),
                     inp("wsum", qw.astype(np.int64).reshape(c_pad, -1).sum(1).astype(np.int32), "weight sums"),
                     inp("scale", sl(np.float32(L.act["scale"]) * L.quant["w_scale"]).astype(np.float32),
                         "output scales (x_scale * w_scale)")]
         elif q == "none":
-            args = [xin, inp("w", D.to_layout_weight(sl(L.quant["weight"]), layout, ib, ob), "float weights")]
+            args = [xin, inp("w", D.to_layout_weight(wsl(L.quant["weight"]), layout, ib, ob), "float weights")]
         else:
-            idx = D.to_layout_weight(sl(L.quant["indices"]), layout, ib, ob)
+            idx = D.to_layout_weight(wsl(L.quant["indices"]), layout, ib, ob)
             idx = Ref.pack_bits(idx, self.opts.bits, p.get("planar", 0)) if p["packed"] else idx
             cb = L.quant["codebook"]
             args = [xin, inp("idx", idx, f"{self.opts.bits}-bit codebook indices" + (" (packed)" if p["packed"] else "")),
                     inp("cb", cb, "int8 codebook" if q == "kmeans_int8" else "codebook")]
             if q == "kmeans_int8":  # padded output channels index entry 0: their sums are of entry 0 too
-                wsum = cb[sl(L.quant["indices"])].astype(np.int64).reshape(c_pad, -1).sum(1).astype(np.int32)
+                wsum = cb[wsl(L.quant["indices"])].astype(np.int64).reshape(c_pad, -1).sum(1).astype(np.int32)
                 args += [inp("xzp", np.array([L.act["zero_point"]], np.int32), "activation zero point"),
                          inp("wsum", wsum, "weight sums"),
                          inp("scale", sl(np.float32(L.act["scale"]) * L.quant["w_scale"]).astype(np.float32),
