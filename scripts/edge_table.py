@@ -21,8 +21,9 @@ def row(d: Path) -> str:
     on = sum(1 for L in layers if L.get("kernel"))
     run = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else None
     cmp = (run or {}).get("compare_onnx") or {}
-    kernels_ok = run is not None and all(k["ok"] for k in run["kernels"])
-    agree = ("yes" if cmp.get("ok") else "NO") + (f" (rel {cmp['relative']:.1e})" if "relative" in cmp else "")
+    kernels = "-" if run is None else f"{sum(k['ok'] for k in run['kernels'])}/{len(run['kernels'])}"
+    agree = ("ok" if cmp.get("ok") else "FAIL") + (f" ({cmp['relative']:.1e} <= {cmp.get('bound', cmp.get('tolerance')):.2g})"
+                                                  if "relative" in cmp else "")
     counts = {}
     if (d / "neon.txt").exists():
         for line in (d / "neon.txt").read_text().split("\n"):
@@ -30,16 +31,15 @@ def row(d: Path) -> str:
                 n, op = line.split()
                 counts[op] = counts.get(op, 0) + int(n)
     neon = ", ".join(f"{op} {counts[op]}" for op in NEON if counts.get(op)) or "-"
-    verdict = "-" if run is None else ("ok" if kernels_ok and cmp.get("ok") else "FAILED")
-    return (f"| {model} | {quant} | {on}/{len(layers)} | {verdict} | {agree if run else '-'} | {neon} "
+    return (f"| {model} | {quant} | {on}/{len(layers)} | {kernels} | {agree if run else '-'} | {neon} "
             f"| {json.loads((d / 'manifest.json').read_text())['files']['lib']['bytes'] / 1e6:.1f} |")
 
 
 def main():
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "out/edge")
     dirs = sorted(p.parent for p in root.glob("*/manifest.json"))
-    print("| model | quantize | convs on tvmq kernels | kernels match numpy, on the board | output vs onnxruntime "
-          "| NEON multiply-adds in lib.so | lib.so MB |")
+    print("| model | quantize | convs on tvmq kernels | kernels = numpy, on the board | output vs onnxruntime "
+          "(relative, bound) | NEON multiply-adds in lib.so | lib.so MB |")
     print("|---|---|---|---|---|---|---|")
     for d in dirs:
         print(row(d))
