@@ -22,7 +22,7 @@ def _to_layout(bb, x, layout: str, ib: int):
     return bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2]))
 
 
-BLOCKED = ("nchwc", "nchwc_vnni")  # kernel layouts whose data and output are NCHW{block}c
+BLOCKED = ("nchwc", "nchwc_vnni", "amx")  # kernel layouts whose data and output are NCHW{block}c
 
 
 def _reblock(bb, x, ob: int, ib: int):
