@@ -41,6 +41,18 @@ def _reblock(bb, x, ob: int, ib: int):
     return bb.emit(R.reshape(y, [n, c // ib, h, w, ib]))
 
 
+def in_out_layout(bb, x, blocked: dict, layout: str, ob: int):
+    """The NCHW var ``x`` in a kernel's output layout (a fused residual): its blocked twin as it is or
+    reblocked where it has one, else a layout change."""
+    if layout in BLOCKED and x in blocked:
+        xb, b = blocked[x]
+        if b == ob:
+            return xb
+        if b % ob == 0 or ob % b == 0:
+            return _reblock(bb, xb, b, ob)
+    return _to_layout(bb, x, layout, ob)
+
+
 def _from_layout(bb, y, layout: str, c: int):
     from tvm import relax  # lazy: heavy (TVM)
 
