@@ -2,31 +2,21 @@
 residual``, then ReLU, the residual a float32 tensor in the output's layout [N][O/16][Ho][Wo][16].
 
 It wraps :func:`tvmq.ops.amx_int8.amx_conv` (same checks, shapes and tiling) rather than changing it:
-one more kernel argument before the output, and the reference adds it before the ReLU.
+one more kernel argument before the output, ``params["residual"]`` (the template's
+``conv2d_amx_int8_dequant(residual=True)``), and a reference that adds it before the ReLU.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 from ..errors import TvmqError
 from .amx_int8 import AmxOpSpec, amx_conv
 
 
-@dataclass
-class AmxResidualOpSpec(AmxOpSpec):
-    """``AmxOpSpec`` whose PrimFunc takes the residual (``conv2d_amx_int8_dequant(residual=True)``)."""
-
-    def prim_func(self):
-        from ..templates.amx import conv2d_amx_int8_dequant  # op <-> template cycle
-
-        rows, m_tiles, n_tiles, flat = self.tiles
-        return conv2d_amx_int8_dequant(self.workload, rows, m_tiles, n_tiles, bool(flat), bias=self.params.get("bias", False),
-                                       relu=self.params.get("relu", False), residual=True)
-
-
 def amx_residual_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles, bias: bool = False,
-                      relu=False) -> AmxResidualOpSpec:
+                      relu=False) -> AmxOpSpec:
+    """``amx_conv(..., epilogue="dequant", bias, relu)`` with a residual argument before the output."""
     from tvm import te  # lazy: heavy (TVM)
 
     from .float import finish_reference, residual_input  # lazy: ops.integer imports this module
@@ -44,7 +34,6 @@ def amx_residual_conv(wl, act: str, epilogue: str, padding: str, shift: int, til
     def reference(ins):  # elementwise after the dequant: in the blocked layout as it is
         return finish_reference(base.reference(ins[:-1]), None, relu, ins[-1])
 
-    params = {**base.params, "bias": bias, "relu": relu, "residual": True}
-    return AmxResidualOpSpec(**{**{f: getattr(base, f) for f in base.__dataclass_fields__},
-                                "params": params, "tensors": [*base.tensors[:-1], res, out],
-                                "make_inputs": make_inputs, "reference": reference})
+    params = {**base.params, "bias": bias, "relu": relu, "residual": True}  # AmxOpSpec.prim_func reads them
+    return replace(base, params=params, tensors=[*base.tensors[:-1], res, out], make_inputs=make_inputs,
+                   reference=reference)
