@@ -22,9 +22,9 @@ def _run(out: Path, model: Path, tmp_path, capsys) -> dict:
     return json.loads((tmp_path / "r.json").read_text())
 
 
-def residual_net(path: Path, ch: int = 16) -> Path:
+def residual_net(path: Path, ch: int = 16, skip: str = "Add") -> Path:
     """x -> conv0 -> relu (a) -> conv1 -> clip(0, 1) -> conv2 (+ a) -> relu -> conv3 (1x1): a tiny residual net,
-    ``ch`` channels inside."""
+    ``ch`` channels inside, the skip an ONNX ``skip`` node (Add, or Sum as in ResNet-50)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -40,7 +40,7 @@ def residual_net(path: Path, ch: int = 16) -> Path:
     inits = [numpy_helper.from_array(np.float32(0.0), "lo"), numpy_helper.from_array(np.float32(1.0), "hi")]
     nodes = [conv("conv0", 3, ch, 3, "x", "c0"), helper.make_node("Relu", ["c0"], ["a"], name="relu0"),
              conv("conv1", ch, ch, 3, "a", "c1"), helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"], name="clip1"),
-             conv("conv2", ch, ch, 3, "r1", "c2"), helper.make_node("Add", ["c2", "a"], ["s"], name="skip"),
+             conv("conv2", ch, ch, 3, "r1", "c2"), helper.make_node(skip, ["c2", "a"], ["s"], name="skip"),
              helper.make_node("Relu", ["s"], ["r2"], name="relu2"), conv("conv3", ch, 32, 1, "r2", "y")]
     g = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])], inits)
@@ -113,7 +113,7 @@ def test_amx_kernels_keep_their_blocked_layout_and_take_the_residual(tmp_path, c
 
     if amx_permission.request() is not None:
         pytest.skip("needs a CPU with AMX (amx_int8) and OS permission")
-    model = residual_net(tmp_path / "res64.onnx", ch=64)
+    model = residual_net(tmp_path / "res64.onnx", ch=64, skip="Sum")
     out = tmp_path / "int8"
     assert main(["export", "--model", str(model), "--quantize", "int8", "--out", str(out)]) == 0
     rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
