@@ -22,9 +22,10 @@ def _run(out: Path, model: Path, tmp_path, capsys) -> dict:
     return json.loads((tmp_path / "r.json").read_text())
 
 
-def residual_net(path: Path, ch: int = 16, skip: str = "Add") -> Path:
+def residual_net(path: Path, ch: int = 16, skip: str = "Add", proj: bool = False) -> Path:
     """x -> conv0 -> relu (a) -> conv1 -> clip(0, 1) -> conv2 (+ a) -> relu -> conv3 (1x1): a tiny residual net,
-    ``ch`` channels inside, the skip an ONNX ``skip`` node (Add, or Sum as in ResNet-50)."""
+    ``ch`` channels inside, the skip an ONNX ``skip`` node (Add, or Sum as in ResNet-50); with ``proj`` the
+    skip adds a 1x1 conv of a instead, listed after conv2 (ResNet-50's downsample branch)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -40,7 +41,8 @@ def residual_net(path: Path, ch: int = 16, skip: str = "Add") -> Path:
     inits = [numpy_helper.from_array(np.float32(0.0), "lo"), numpy_helper.from_array(np.float32(1.0), "hi")]
     nodes = [conv("conv0", 3, ch, 3, "x", "c0"), helper.make_node("Relu", ["c0"], ["a"], name="relu0"),
              conv("conv1", ch, ch, 3, "a", "c1"), helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"], name="clip1"),
-             conv("conv2", ch, ch, 3, "r1", "c2"), helper.make_node(skip, ["c2", "a"], ["s"], name="skip"),
+             conv("conv2", ch, ch, 3, "r1", "c2"), *([conv("proj", ch, ch, 1, "a", "p")] if proj else []),
+             helper.make_node(skip, ["c2", "p" if proj else "a"], ["s"], name="skip"),
              helper.make_node("Relu", ["s"], ["r2"], name="relu2"), conv("conv3", ch, 32, 1, "r2", "y")]
     g = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])], inits)
@@ -105,6 +107,19 @@ def test_residual_net_float_and_int8_match_onnxruntime(tmp_path, capsys):
         assert text.count("R.add(") == text.count("R.round(") and "R.nn.relu" not in text
         r = _run(out, model, tmp_path, capsys)
         assert r["compare_onnx"]["relative"] <= (1e-4 if q == "none" else 5e-2)
+
+
+@pytest.mark.llvm
+def test_a_projected_skip_fuses_into_the_later_conv(tmp_path, capsys):
+    model = residual_net(tmp_path / "proj.onnx", proj=True)
+    out = tmp_path / "none"
+    assert main(["export", "--model", str(model), "--quantize", "none", "--out", str(out)]) == 0
+    rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
+    # the frontend binds conv2's bias add after the proj conv: conv2's kernel still runs first and proj adds it
+    assert rows["conv2"]["fused_epilogue"] == {"bias": True, "relu": False}
+    assert rows["proj"]["fused_epilogue"] == {"bias": True, "residual": True, "relu": True}
+    r = _run(out, model, tmp_path, capsys)
+    assert r["compare_onnx"]["relative"] <= 1e-4
 
 
 @pytest.mark.llvm

@@ -56,15 +56,16 @@ def _scalar_const(args):
     return None
 
 
-def _residual_of(add, cur, order: dict, before: int):
+def _residual_of(add, cur, order: dict, before: int, final_of: dict):
     """The other operand of the elementwise ``add`` of ``cur`` when it can be a kernel's residual input:
-    a float32 var of ``cur``'s shape bound before the conv (index ``before``; the kernel call takes its
-    place), else None."""
+    a float32 var of ``cur``'s shape computed before the conv (index ``before``; the kernel call takes
+    its place), else None. The last var of an earlier fused chain counts as computed at its conv
+    (``final_of``): the frontend may bind a bias add after the next conv (ResNet's downsample branch)."""
     from tvm import relax  # lazy: heavy (TVM)
 
     a0, a1 = add.args
     other = a1 if a0.same_as(cur) else a0
-    if not isinstance(other, relax.Var) or other.same_as(cur) or order.get(other, -1) >= before:
+    if not isinstance(other, relax.Var) or other.same_as(cur) or order.get(final_of.get(other, other), -1) >= before:
         return None
     try:
         same = [int(v) for v in other.ty.shape] == [int(v) for v in cur.ty.shape]
@@ -94,7 +95,7 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False) ->
         u = users.get(v, [])
         return u[0] if len(u) == 1 and u[0] is not None else None
 
-    groups, absorbed = {}, {}
+    groups, absorbed, final_of = {}, {}, {}
     for b in bindings:
         c = b.value
         if not (_op_is(c, "relax.nn.conv2d") and isinstance(c.args[1], relax.Var) and c.args[1].name in by_safe):
@@ -114,7 +115,7 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False) ->
                 eaten += [other, u]
                 cur = u
         u = only_user(cur)
-        res = _residual_of(value[u], cur, order, order[b.var]) \
+        res = _residual_of(value[u], cur, order, order[b.var], final_of) \
             if residual and u is not None and _op_is(value[u], "relax.add") else None
         if res is not None:
             eaten.append(u)
@@ -136,5 +137,6 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False) ->
                 eaten.append(u)
         if eaten:
             groups[b.var] = dict(bias=bias, residual=res, relu=relu, final=cur, absorbed=eaten)
+            final_of[cur] = b.var
             absorbed.update({v: b.var for v in eaten})
     return groups, absorbed

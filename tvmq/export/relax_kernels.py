@@ -379,6 +379,15 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
             self.set_var_remap(var, new)
             return new
 
+        def _residual(self, epi):
+            """``epi`` with its residual as rewritten: an earlier kernel's output where it ends that kernel's
+            fused chain (bound later in the graph), else None when that kernel took no epilogue."""
+            r = epi["residual"]
+            if r not in absorbed:
+                return {**epi, "residual": self.visit_expr(r)}
+            y, fused = done[absorbed[r]]
+            return {**epi, "residual": y} if fused and groups[absorbed[r]]["final"].same_as(r) else None
+
         def visit_var_binding_(self, binding):
             var = binding.var
             if var in absorbed:
@@ -391,8 +400,8 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
             if (isinstance(value, relax.Call) and value.op.same_as(conv_op) and isinstance(value.args[1], relax.Var)
                     and value.args[1].name in plan.by_safe):
                 epi = groups.get(var)
-                if epi is not None and epi["residual"] is not None:  # the residual as already rewritten
-                    epi = {**epi, "residual": self.visit_expr(epi["residual"])}
+                if epi is not None and epi["residual"] is not None:
+                    epi = self._residual(epi)
                 y, fused = plan.rewrite(self.builder_, value, plan.by_safe[value.args[1].name], epi)
                 done[var] = (y, fused)
                 self._bind(var, y)
