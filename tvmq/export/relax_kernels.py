@@ -363,7 +363,7 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
     plan.dry = dry
     conv_op = tvm.ir.Op.get("relax.nn.conv2d")
     main = mod["main"]
-    res_ok = opts.quantize in ("none", "int8")  # the ops whose epilogues take a residual (float, int8 dequant)
+    res_ok = model_variant_params(opts)[0] in ("float", "int8")  # the ops whose epilogues take a residual
     groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}, res_ok) if fuse and not dry else ({}, {})
     done: dict = {}  # conv var -> (its NCHW output, fused)
 
