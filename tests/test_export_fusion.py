@@ -22,8 +22,10 @@ def _run(out: Path, model: Path, tmp_path, capsys) -> dict:
     return json.loads((tmp_path / "r.json").read_text())
 
 
-def residual_net(path: Path) -> Path:
-    """x -> conv0 -> relu (a) -> conv1 -> clip(0, 1) -> conv2 (+ a) -> relu -> conv3 (1x1): a tiny residual net."""
+def residual_net(path: Path, ch: int = 16, skip: str = "Add", proj: bool = False) -> Path:
+    """x -> conv0 -> relu (a) -> conv1 -> clip(0, 1) -> conv2 (+ a) -> relu -> conv3 (1x1): a tiny residual net,
+    ``ch`` channels inside, the skip an ONNX ``skip`` node (Add, or Sum as in ResNet-50); with ``proj`` the
+    skip adds a 1x1 conv of a instead, listed after conv2 (ResNet-50's downsample branch)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -37,10 +39,11 @@ def residual_net(path: Path) -> Path:
                                 pads=[k // 2] * 4)
 
     inits = [numpy_helper.from_array(np.float32(0.0), "lo"), numpy_helper.from_array(np.float32(1.0), "hi")]
-    nodes = [conv("conv0", 3, 16, 3, "x", "c0"), helper.make_node("Relu", ["c0"], ["a"], name="relu0"),
-             conv("conv1", 16, 16, 3, "a", "c1"), helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"], name="clip1"),
-             conv("conv2", 16, 16, 3, "r1", "c2"), helper.make_node("Add", ["c2", "a"], ["s"], name="skip"),
-             helper.make_node("Relu", ["s"], ["r2"], name="relu2"), conv("conv3", 16, 32, 1, "r2", "y")]
+    nodes = [conv("conv0", 3, ch, 3, "x", "c0"), helper.make_node("Relu", ["c0"], ["a"], name="relu0"),
+             conv("conv1", ch, ch, 3, "a", "c1"), helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"], name="clip1"),
+             conv("conv2", ch, ch, 3, "r1", "c2"), *([conv("proj", ch, ch, 1, "a", "p")] if proj else []),
+             helper.make_node(skip, ["c2", "p" if proj else "a"], ["s"], name="skip"),
+             helper.make_node("Relu", ["s"], ["r2"], name="relu2"), conv("conv3", ch, 32, 1, "r2", "y")]
     g = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
@@ -81,6 +84,9 @@ def test_digits_convs_carry_their_bias_and_relu_and_match_onnxruntime(tmp_path, 
 
 @pytest.mark.llvm
 def test_residual_net_float_and_int8_match_onnxruntime(tmp_path, capsys):
+    from tvmq.export.model import ModelOptions, model_module
+    from tvmq.targets import get_target
+
     model = residual_net(tmp_path / "res.onnx")
     for q in ("none", "int8"):
         out = tmp_path / q
@@ -89,14 +95,50 @@ def test_residual_net_float_and_int8_match_onnxruntime(tmp_path, capsys):
         rows = {r["node"]: r for r in man["model"]["layers"]}
         assert rows["conv0"]["fused_epilogue"] == {"bias": True, "relu": True}
         assert rows["conv1"]["fused_epilogue"] == {"bias": True, "relu": 1.0}  # Clip(0, 1): a capped ReLU
-        assert rows["conv2"]["fused_epilogue"] == {"bias": True, "relu": False}  # the add comes first
-        # the skip add and its ReLU run on NCHWc, so conv3 reads conv2's blocked output directly (int8's VNNI
-        # kernels read 4-channel blocks: one transpose from the 16-channel output blocks, not two)
+        # the skip add (its other operand conv1's blocked input, bound before conv2) and the ReLU after it
+        assert rows["conv2"]["fused_epilogue"] == {"bias": True, "residual": True, "relu": True}
+        # conv3 reads conv2's blocked output directly (int8's VNNI kernels read 4-channel blocks: one
+        # transpose from the 16-channel output blocks, not two)
         assert rows["conv1"]["input_layout"] != "converted" and rows["conv3"]["input_layout"] != "converted"
         if q == "none":
             assert rows["conv3"]["input_layout"] == "kept"
+        # the skip add is in conv2's kernel: no add left in the graph but the activations' zero points
+        text = _script(model_module(model, get_target("host"), [], ModelOptions(quantize=q))["mod"])
+        assert text.count("R.add(") == text.count("R.round(") and "R.nn.relu" not in text
         r = _run(out, model, tmp_path, capsys)
         assert r["compare_onnx"]["relative"] <= (1e-4 if q == "none" else 5e-2)
+
+
+@pytest.mark.llvm
+def test_a_projected_skip_fuses_into_the_later_conv(tmp_path, capsys):
+    model = residual_net(tmp_path / "proj.onnx", proj=True)
+    out = tmp_path / "none"
+    assert main(["export", "--model", str(model), "--quantize", "none", "--out", str(out)]) == 0
+    rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
+    # the frontend binds conv2's bias add after the proj conv: conv2's kernel still runs first and proj adds it
+    assert rows["conv2"]["fused_epilogue"] == {"bias": True, "relu": False}
+    assert rows["proj"]["fused_epilogue"] == {"bias": True, "residual": True, "relu": True}
+    r = _run(out, model, tmp_path, capsys)
+    assert r["compare_onnx"]["relative"] <= 1e-4
+
+
+@pytest.mark.llvm
+def test_amx_kernels_keep_their_blocked_layout_and_take_the_residual(tmp_path, capsys):
+    from tvmq.run import amx_permission
+
+    if amx_permission.request() is not None:
+        pytest.skip("needs a CPU with AMX (amx_int8) and OS permission")
+    model = residual_net(tmp_path / "res64.onnx", ch=64, skip="Sum")
+    out = tmp_path / "int8"
+    assert main(["export", "--model", str(model), "--quantize", "int8", "--out", str(out)]) == 0
+    rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
+    assert [rows[n]["layout"] for n in ("conv1", "conv2", "conv3")] == ["amx"] * 3
+    # 16-channel output blocks reblocked to the next kernel's data blocks, never back to NCHW
+    for n in ("conv1", "conv2", "conv3"):
+        assert rows[n]["input_layout"] == "reblocked 16c->64c", rows[n]["input_layout"]
+    assert rows["conv2"]["fused_epilogue"] == {"bias": True, "residual": True, "relu": True}
+    r = _run(out, model, tmp_path, capsys)  # each fused kernel against numpy too
+    assert r["compare_onnx"]["relative"] <= 5e-2
 
 
 @pytest.mark.llvm

@@ -41,6 +41,28 @@ def test_materialize_gives_light_models_real_random_weights():
 
 
 @needs_light
+def test_sum_becomes_adds_and_keeps_the_function():
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from tvmq.export.onnx_prep import sums_as_adds
+
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 3]) for n in "abc"]
+    g = helper.make_graph([helper.make_node("Sum", ["a", "b", "c"], ["y"], name="s"),
+                           helper.make_node("Sum", ["y"], ["z"], name="one")], "sums", vi,
+                          [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    feeds = {n: np.random.default_rng(k).normal(size=(2, 3)).astype(np.float32) for k, n in enumerate("abc")}
+    want = ort.InferenceSession(m.SerializeToString()).run(None, feeds)[0]
+    assert sums_as_adds(m) == 1  # a one-input Sum is left alone
+    onnx.checker.check_model(m)
+    assert [n.op_type for n in m.graph.node] == ["Add", "Add", "Sum"]
+    got = ort.InferenceSession(m.SerializeToString()).run(None, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_gemm_as_1x1_conv_and_bn_folding_keep_the_function():
     import onnx
 

@@ -22,6 +22,7 @@ CASES = [
     ("float", dict(layout="nhwc", padding="hard")),
     ("float", dict(layout="nhwc", padding="soft")),
     ("float", dict(layout="nchwc", bias=True, relu=True)),
+    ("float", dict(layout="nchwc", bias=True, relu=True, residual=True)),
     ("codebook", dict(bits=5, layout="nchw")),
     ("codebook", dict(bits=4, layout="nchwc")),
     ("codebook", dict(bits=2, layout="nhwc")),
@@ -29,6 +30,7 @@ CASES = [
     ("codebook", dict(bits=8, entries=256, layout="nchwc")),
     ("int8", dict(layout="nchwc", epilogue="requant")),
     ("int8", dict(layout="nchw", act="int8", epilogue="dequant")),
+    ("int8", dict(layout="nchwc", epilogue="dequant", bias=True, relu=6.0, residual=True)),
     ("int8", dict(layout="nhwc", epilogue="int32")),
     ("int8w7", dict(layout="nchwc", epilogue="int32")),
     ("codebook_int8", dict(bits=4, layout="nchwc", epilogue="int32")),
@@ -66,6 +68,15 @@ def test_operator_matches_numpy(wl, variant, params):
     if np.issubdtype(out.dtype, np.integer):
         assert err == 0.0  # integer paths are exact
         assert len(np.unique(out)) > 3  # not saturated to a constant
+
+
+def test_fused_residual_is_an_input_of_the_output_shape_that_the_check_sees():
+    op = make_op("float", ODD[0], layout="nchwc", ib=1, ob=7, relu=True, residual=True)
+    assert op.args[-2].name == "residual" and op.args[-2].shape == op.out_arg.shape
+    out, ins = run_op(op)
+    assert op.check(out, ins)[0]
+    ins[-1] = ins[-1] + 1.0  # a different residual: the reference follows it, the old output is wrong
+    assert not op.check(out, ins)[0]
 
 
 def test_names_carry_layout_and_quantization():

@@ -247,15 +247,18 @@ def test_without_permission_a_tile_instruction_kills_only_its_process(tmp_path):
 
 
 @pytest.mark.llvm
-@pytest.mark.parametrize("bias,relu", [(False, False), (True, True), (True, 6.0)])
-def test_amx_dequant_epilogue_with_bias_and_relu_matches_numpy_where_amx_runs(bias, relu):
-    """The export's int8 kernel: float output, bias and ReLU (or ReLU6) fused into the AMX kernel."""
+@pytest.mark.parametrize("bias,relu,residual", [(False, False, False), (True, True, False), (True, 6.0, False),
+                                               (True, True, True), (False, False, True)])
+def test_amx_dequant_epilogue_with_bias_and_relu_matches_numpy_where_amx_runs(bias, relu, residual):
+    """The export's int8 kernel: float output, bias, a residual add and ReLU (or ReLU6) fused into the AMX kernel."""
     from tvmq.build.lower import compile_mod
     from tvmq.ops import make_op
 
-    op = make_op("int8", ODD, layout="amx", tiles=(13, 1, 2, 0), epilogue="dequant", bias=bias, relu=relu)
+    op = make_op("int8", ODD, layout="amx", tiles=(13, 1, 2, 0), epilogue="dequant", bias=bias, relu=relu,
+                 **({"residual": True} if residual else {}))
     assert [a.name for a in op.args] == ["data", "weight", "x_zp", "wsum", "scale", *(["bias"] if bias else []),
-                                         "dequant"] and op.out_arg.dtype == "float32"
+                                         *(["residual"] if residual else []), "dequant"]
+    assert op.out_arg.dtype == "float32" and (not residual or op.args[-2].shape == op.out_arg.shape)
     ex = compile_mod(op.irmodule(), SPR)
     assert count_instructions(asm(ex), "x86_64")["tdpbusd"] > 0
     if not amx_here():

@@ -1,5 +1,5 @@
 """Which Relax bindings of an imported model fuse into a tvmq kernel's epilogue: a conv2d followed
-(only) by its bias add and/or a ReLU, or ONNX ``Clip(x, 0, hi)`` as a ReLU capped at hi."""
+(only) by its bias add, a residual add and/or a ReLU, or ONNX ``Clip(x, 0, hi)`` as a ReLU capped at hi."""
 
 from __future__ import annotations
 
@@ -56,14 +56,34 @@ def _scalar_const(args):
     return None
 
 
-def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
-    """conv2d bindings whose output goes (only) through a bias add and/or a ReLU: ({conv var: epilogue},
-    {absorbed binding var: conv var}). An epilogue is dict(bias=array or None, relu=False/True/cap,
-    final=the var that ends the chain, absorbed=[vars])."""
+def _residual_of(add, cur, order: dict, before: int, final_of: dict):
+    """The other operand of the elementwise ``add`` of ``cur`` when it can be a kernel's residual input:
+    a float32 var of ``cur``'s shape computed before the conv (index ``before``; the kernel call takes
+    its place), else None. The last var of an earlier fused chain counts as computed at its conv
+    (``final_of``): the frontend may bind a bias add after the next conv (ResNet's downsample branch)."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    a0, a1 = add.args
+    other = a1 if a0.same_as(cur) else a0
+    if not isinstance(other, relax.Var) or other.same_as(cur) or order.get(final_of.get(other, other), -1) >= before:
+        return None
+    try:
+        same = [int(v) for v in other.ty.shape] == [int(v) for v in cur.ty.shape]
+    except (AttributeError, TypeError):  # a shape that is not static
+        return None
+    return other if same and str(other.ty.dtype) == "float32" else None
+
+
+def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False) -> tuple[dict, dict]:
+    """conv2d bindings whose output goes (only) through a bias add, a residual add (with ``residual``)
+    and/or a ReLU: ({conv var: epilogue}, {absorbed binding var: conv var}). An epilogue is
+    dict(bias=array or None, residual=the other operand's var or None, relu=False/True/cap, final=the
+    var that ends the chain, absorbed=[vars])."""
     from tvm import relax  # lazy: heavy (TVM)
 
     bindings = [b for blk in main.body.blocks for b in blk.bindings if isinstance(b, relax.VarBinding)]
     value = {b.var: b.value for b in bindings}
+    order = {b.var: i for i, b in enumerate(bindings)}
     users: dict = {}
     for b in bindings:
         for v in relax.analysis.free_vars(b.value):
@@ -75,7 +95,7 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
         u = users.get(v, [])
         return u[0] if len(u) == 1 and u[0] is not None else None
 
-    groups, absorbed = {}, {}
+    groups, absorbed, final_of = {}, {}, {}
     for b in bindings:
         c = b.value
         if not (_op_is(c, "relax.nn.conv2d") and isinstance(c.args[1], relax.Var) and c.args[1].name in by_safe):
@@ -95,6 +115,12 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
                 eaten += [other, u]
                 cur = u
         u = only_user(cur)
+        res = _residual_of(value[u], cur, order, order[b.var], final_of) \
+            if residual and u is not None and _op_is(value[u], "relax.add") else None
+        if res is not None:
+            eaten.append(u)
+            cur = u
+        u = only_user(cur)
         if u is not None and _op_is(value[u], "relax.nn.relu"):
             relu, cur = True, u
             eaten.append(u)
@@ -110,6 +136,7 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict) -> tuple[dict, dict]:
                 relu, cur = hi, u
                 eaten.append(u)
         if eaten:
-            groups[b.var] = dict(bias=bias, relu=relu, final=cur, absorbed=eaten)
+            groups[b.var] = dict(bias=bias, residual=res, relu=relu, final=cur, absorbed=eaten)
+            final_of[cur] = b.var
             absorbed.update({v: b.var for v in eaten})
     return groups, absorbed

@@ -22,7 +22,7 @@ def _to_layout(bb, x, layout: str, ib: int):
     return bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2]))
 
 
-BLOCKED = ("nchwc", "nchwc_vnni")  # kernel layouts whose data and output are NCHW{block}c
+BLOCKED = ("nchwc", "nchwc_vnni", "amx")  # kernel layouts whose data and output are NCHW{block}c
 
 
 def _reblock(bb, x, ob: int, ib: int):
@@ -39,6 +39,18 @@ def _reblock(bb, x, ob: int, ib: int):
         y = bb.emit(R.reshape(x, [n, c // ib, ib // ob, h, w, ob]))
         y = bb.emit(R.permute_dims(y, [0, 1, 3, 4, 2, 5]))
     return bb.emit(R.reshape(y, [n, c // ib, h, w, ib]))
+
+
+def in_out_layout(bb, x, blocked: dict, layout: str, ob: int):
+    """The NCHW var ``x`` in a kernel's output layout (a fused residual): its blocked twin as it is or
+    reblocked where it has one, else a layout change."""
+    if layout in BLOCKED and x in blocked:
+        xb, b = blocked[x]
+        if b == ob:
+            return xb
+        if b % ob == 0 or ob % b == 0:
+            return _reblock(bb, xb, b, ob)
+    return _to_layout(bb, x, layout, ob)
 
 
 def _from_layout(bb, y, layout: str, c: int):

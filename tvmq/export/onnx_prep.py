@@ -228,6 +228,26 @@ def dropouts_as_identity(model) -> int:
     return done
 
 
+def sums_as_adds(model) -> int:
+    """Sum of two or more inputs becomes a chain of binary Adds (the same broadcasting), in place: TVM's
+    frontend imports Sum as broadcast, stack and a reduction, which neither fuses into a kernel's
+    epilogue nor works on blocked layouts (ResNet-50's residual adds); returns how many."""
+    from onnx import helper  # lazy: heavy (onnx)
+
+    g = model.graph
+    done = 0
+    for n in [n for n in g.node if n.op_type == "Sum" and len(n.input) >= 2]:
+        i = list(g.node).index(n)
+        g.node.remove(n)
+        acc = n.input[0]
+        for k, x in enumerate(n.input[1:]):
+            out = n.output[0] if k == len(n.input) - 2 else f"{n.output[0]}__sum{k}"
+            g.node.insert(i + k, helper.make_node("Add", [acc, x], [out], name=f"{n.name or n.output[0]}__add{k}"))
+            acc = out
+        done += 1
+    return done
+
+
 @dataclass
 class ConvLayer:
     """One Conv weight tensor of the prepared graph (shared weights count once)."""
@@ -380,6 +400,7 @@ def prepare(model_path, opts: ModelOptions):
     folded = fold_batchnorms(prep)
     gemms = gemm_to_conv(prep)
     dropouts_as_identity(prep)
+    sums_as_adds(prep)
     layers = conv_layers(prep)
     if not layers:
         raise TvmqError(f"MODEL: {model_path}: no Conv or Gemm layer with constant float weights")

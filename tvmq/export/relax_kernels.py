@@ -3,8 +3,9 @@
 
 Across the network (``build_relax``):
 
-* a conv2d followed by its bias add and/or ReLU (``Clip(0, x)``: ReLU capped at x) becomes one
-  kernel call with that epilogue built in (``fuse_epilogues`` finds the chains; the kernel's task,
+* a conv2d followed by its bias add, a residual add (float and int8: the other operand, bound
+  before the conv, is read in the output's layout) and/or ReLU (``Clip(0, x)``: ReLU capped at x)
+  becomes one kernel call with that epilogue built in (``fuse_epilogues`` finds the chains; the kernel's task,
   and so its tuning records, stay those of the plain convolution: the epilogue is an operator
   override that the template places with the same config);
 * the blocked layout (NCHWc) of a kernel's output is kept for every consumer that can take it: a
@@ -32,7 +33,7 @@ from ..ops import direct as D
 from ..ops import reference as Ref
 from ..ops.codebook import PACKABLE
 from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
-from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin  # noqa: F401
+from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin, in_out_layout  # noqa: F401
 import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
@@ -172,8 +173,8 @@ class _Plan:
     def kernel(self, wl, bb, epi: dict | None = None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
 
-        ``epi``: a fused epilogue (``bias``, ``relu``), built into the kernel as operator overrides; the
-        task (and so the records it is built from) is the plain convolution's."""
+        ``epi``: a fused epilogue (``bias``, ``residual``, ``relu``), built into the kernel as operator
+        overrides; the task (and so the records it is built from) is the plain convolution's."""
 
         variant, params = self._variant()
         task = _ExportTask.make(wl, variant, self.target, **params)
@@ -184,6 +185,7 @@ class _Plan:
                 raise TvmqError("its best record is MetaSchedule's, which takes no fused epilogue")
         if epi:
             overrides.update({**({"bias": True} if epi["bias"] is not None else {}),
+                              **({"residual": True} if epi.get("residual") is not None else {}),
                               **({"relu": epi["relu"]} if epi["relu"] else {})})
         overrides = overrides or None
         key = (wl.key, task.variant, repr(sorted(task.params.items())), repr(sorted((overrides or {}).items())))
@@ -217,6 +219,8 @@ class _Plan:
                 self.workloads.setdefault(wl.key, wl)
                 self.counts[wl.key] = self.counts.get(wl.key, 0) + (groups if isinstance(groups, int) and groups > 0 else 1)
             return call, False
+        if epi and epi.get("residual") is not None and (wl is None or groups != 1 or wl.c_out != L.w.shape[0]):
+            return self.rewrite(bb, call, L, None)  # one kernel call on the whole output only: nothing fused
         if wl is None:
             # -- grouped/depthwise hook (tvmq/export/grouped.py): a grouped kernel, else the fallback --
             done = grouped_call(self, bb, call, L, epi)
@@ -224,13 +228,13 @@ class _Plan:
                 return done
             # -- end grouped hook --
             return self.fallback(bb, call, L, groups), False
-        fuse = {k: epi[k] for k in ("bias", "relu")} if epi else None
+        fuse = {k: epi.get(k) for k in ("bias", "residual", "relu")} if epi else None
         try:
             op, gv, fname, entry = self.kernel(wl, bb, fuse)
         except TvmqError as e:
             if not fuse:
                 return self.fallback(bb, call, L, str(e)), False
-            print(f"tvmq export: note: layer {L.node!r}: no fused epilogue ({e}); bias/ReLU stay Relax ops",
+            print(f"tvmq export: note: layer {L.node!r}: no fused epilogue ({e}); bias/add/ReLU stay Relax ops",
                   file=sys.stderr)
             return self.rewrite(bb, call, L, None)
         x = call.args[0]
@@ -265,7 +269,8 @@ class _Plan:
             pieces.append(dict(kernel=fname, out_channels=[g * og, (g + 1) * og], c_out_padded=wl.c_out,
                                inputs=names))
         y = outs[0] if groups == 1 else bb.emit(R.concat(outs, axis=1))
-        fused = {"bias": fuse["bias"] is not None, "relu": fuse["relu"]} if fuse else None
+        fused = {"bias": fuse["bias"] is not None, "relu": fuse["relu"],
+                 **({"residual": True} if fuse["residual"] is not None else {})} if fuse else None
         self.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
                                     schedule=entry["schedule"], layout=op.layout, groups=groups, pieces=pieces,
                                     fused_epilogue=fused,
@@ -328,6 +333,8 @@ class _Plan:
                              "output scales (x_scale * codebook scale)")]
         if fuse and fuse["bias"] is not None:
             args.append(inp("bias", sl(fuse["bias"]).astype(np.float32), "bias (fused epilogue)"))
+        if fuse and fuse.get("residual") is not None:  # the add's other operand, read in the output's layout
+            args.append(in_out_layout(bb, fuse["residual"], self.blocked, layout, ob))
         oa = op.out_arg
         want = [a.to_dict() for a in op.args[:-1]]
         got = [{"name": w["name"], "shape": [int(v) for v in a.ty.shape], "dtype": str(a.ty.dtype)}
@@ -389,7 +396,8 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
     plan.dry = dry
     conv_op = tvm.ir.Op.get("relax.nn.conv2d")
     main = mod["main"]
-    groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}) if fuse and not dry else ({}, {})
+    res_ok = model_variant_params(opts)[0] in ("float", "int8")  # the ops whose epilogues take a residual
+    groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}, res_ok) if fuse and not dry else ({}, {})
     done: dict = {}  # conv var -> (its NCHW output, fused)
 
     @relax.expr_functor.mutator
@@ -404,6 +412,15 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
             self.set_var_remap(var, new)
             return new
 
+        def _residual(self, epi):
+            """``epi`` with its residual as rewritten: an earlier kernel's output where it ends that kernel's
+            fused chain (bound later in the graph), else None when that kernel took no epilogue."""
+            r = epi["residual"]
+            if r not in absorbed:
+                return {**epi, "residual": self.visit_expr(r)}
+            y, fused = done[absorbed[r]]
+            return {**epi, "residual": y} if fused and groups[absorbed[r]]["final"].same_as(r) else None
+
         def visit_var_binding_(self, binding):
             var = binding.var
             if var in absorbed:
@@ -415,7 +432,10 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
             value = self.visit_expr(binding.value)
             if (isinstance(value, relax.Call) and value.op.same_as(conv_op) and isinstance(value.args[1], relax.Var)
                     and value.args[1].name in plan.by_safe):
-                y, fused = plan.rewrite(self.builder_, value, plan.by_safe[value.args[1].name], groups.get(var))
+                epi = groups.get(var)
+                if epi is not None and epi["residual"] is not None:
+                    epi = self._residual(epi)
+                y, fused = plan.rewrite(self.builder_, value, plan.by_safe[value.args[1].name], epi)
                 done[var] = (y, fused)
                 self._bind(var, y)
                 return

@@ -27,7 +27,8 @@ class AmxOpSpec(OpSpec):
         rows, m_tiles, n_tiles, flat = self.tiles
         if self.params["epilogue"] == "dequant":
             return conv2d_amx_int8_dequant(self.workload, rows, m_tiles, n_tiles, bool(flat),
-                                           bias=self.params.get("bias", False), relu=self.params.get("relu", False))
+                                           bias=self.params.get("bias", False), relu=self.params.get("relu", False),
+                                           residual=self.params.get("residual", False))
         return conv2d_amx_int8(self.workload, rows, m_tiles, n_tiles, shift=self.params["shift"], flat=bool(flat))
 
 

@@ -32,24 +32,36 @@ def channel_of(layout, idx, ob):
     return idx[1] * ob + idx[4]
 
 
-def add_epilogue(out, layout, ob, bias, relu, c_out, name="epilogue"):
-    """Optional bias and ReLU as one elementwise stage; returns (out, extra inputs)."""
+def add_epilogue(out, layout, ob, bias, relu, c_out, name="epilogue", residual=False):
+    """Optional bias, residual (a tensor of the output's shape and layout) and ReLU as one elementwise
+    stage, in that order; returns (out, extra inputs)."""
     from tvm import te  # lazy: heavy (TVM)
 
-    if not (bias or relu):
+    if not (bias or relu or residual):
         return out, []
     extra = []
     if bias:
         B = te.placeholder((c_out,), "float32", name="bias")
         extra.append(B)
+    if residual:
+        S = te.placeholder(out.shape, "float32", name="residual")
+        extra.append(S)
 
     def f(*idx):
         v = out[idx]
         if bias:
             v = v + B[channel_of(layout, idx, ob)]
+        if residual:
+            v = v + S[idx]
         return relu_value(v, relu)
 
     return te.compute(out.shape, f, name=name), extra
+
+
+def residual_input(rng, wl, layout, ob):
+    """A random residual operand in the output's layout."""
+    y = rng.uniform(-1, 1, (wl.n, wl.c_out, wl.out_h, wl.out_w)).astype("float32")
+    return D.to_layout_out(y, layout, ob)
 
 
 def relu_value(v, relu):
@@ -63,9 +75,12 @@ def relu_value(v, relu):
     return v
 
 
-def finish_reference(y_nchw, bias_arr, relu):
+def finish_reference(y_nchw, bias_arr, relu, residual=None):
+    """The fused epilogue in numpy: + bias, + residual (NCHW), then ReLU (capped where ``relu`` is a number)."""
     if bias_arr is not None:
         y_nchw = y_nchw + bias_arr.reshape(1, -1, 1, 1)
+    if residual is not None:
+        y_nchw = y_nchw + residual
     if relu:
         y_nchw = np.maximum(y_nchw, 0)
     if relu and relu is not True:
@@ -74,9 +89,10 @@ def finish_reference(y_nchw, bias_arr, relu):
 
 
 @register("float")
-def conv2d_float(wl, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False) -> OpSpec:
+def conv2d_float(wl, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False,
+                 residual=False) -> OpSpec:
     """float32 direct convolution with hard (pad stage) or soft (bounds check) padding."""
-    return float_like_conv(wl, "float", layout, padding, ib, ob, bias, relu)
+    return float_like_conv(wl, "float", layout, padding, ib, ob, bias, relu, residual=residual)
 
 
 def _same(v):
@@ -84,7 +100,7 @@ def _same(v):
 
 
 def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False,
-                    storage="float32", widen=_same, encode=_same, decode=_same) -> OpSpec:
+                    storage="float32", widen=_same, encode=_same, decode=_same, residual=False) -> OpSpec:
     """A direct convolution accumulated in float32 whose data and weights are stored as ``storage``:
     ``widen`` turns a stored TIR value into float32, ``encode``/``decode`` do the same for numpy arrays
     (float32 itself; bf16 as uint16 bits, tvmq.ops.bf16)."""
@@ -96,7 +112,7 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
     W = te.placeholder(wshape, storage, name="weight")
     read, _ = D.padded_reader(X, wl, hw, 0.0 if storage == "float32" else 0, padding)  # bits 0: +0.0
     out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: widen(a) * widen(b), "float32", ib, ob)
-    out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out)
+    out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out, residual=residual)
 
     def make_inputs(rng):
         x = encode(rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32"))
@@ -104,17 +120,20 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
         ins = [D.to_layout_data(x, layout, ib), D.to_layout_weight(w, layout, ib, ob)]
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
+        if residual:
+            ins.append(residual_input(rng, wl, layout, ob))
         return ins
 
     def reference(ins):
         x = decode(D.from_layout_data(ins[0], layout))
         w = decode(D.from_layout_weight(ins[1], layout, wl, ib, ob))
-        y = finish_reference(R.conv2d_nchw(x, w, wl), ins[2] if bias else None, relu)
+        y = finish_reference(R.conv2d_nchw(x, w, wl), ins[2] if bias else None, relu,
+                             D.from_layout_data(ins[-1], layout) if residual else None)
         return D.to_layout_out(y, layout, ob)
 
     atol, rtol = float_tolerance(wl)
     return OpSpec(
         name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
-        params=dict(padding=padding, ib=ib, ob=ob, bias=bias, relu=relu),
+        params=dict(padding=padding, ib=ib, ob=ob, bias=bias, relu=relu, **({"residual": True} if residual else {})),
         tensors=[X, W, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
     )

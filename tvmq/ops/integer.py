@@ -16,8 +16,9 @@ from ..errors import TvmqError
 from . import direct as D
 from . import reference as R
 from .amx_int8 import amx_conv
+from .amx_residual import amx_residual_conv
 from .base import OpSpec, register
-from .float import blocks, channel_of, finish_reference, relu_value
+from .float import blocks, channel_of, finish_reference, relu_value, residual_input
 
 ACTS = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-256, 255)}
 # int7: int8 storage, values in [-64, 63], so u8 x s8 pair sums fit int16 exactly (vpmaddubsw,
@@ -38,14 +39,15 @@ def check_int(act, weight, epilogue, shift):
         raise TvmqError(f"requantize shift must be in 1..40, got {shift}")
 
 
-def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=False):
+def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=False, residual=False):
     """Zero-point correction plus the epilogue; returns (output, extra placeholders after x_zp).
 
-    ``dequant`` may also add a float bias and apply ReLU (``relu``: True or the upper clip), fused
-    into the same stage (a model export's conv -> bias -> ReLU)."""
+    ``dequant`` may also add a float bias and a residual (float, the output's shape) and apply ReLU
+    (``relu``: True or the upper clip), fused into the same stage (a model export's conv -> bias ->
+    add -> ReLU)."""
     from tvm import te, tirx  # lazy: heavy (TVM)
 
-    if (bias or relu) and epilogue != "dequant":
+    if (bias or relu or residual) and epilogue != "dequant":
         raise TvmqError(f"a fused bias/ReLU needs the dequant epilogue (float output), not {epilogue!r}")
     WS = te.placeholder((c_out,), "int32", name="wsum")
     ch = lambda idx: channel_of(layout, idx, ob)  # noqa: E731
@@ -58,12 +60,14 @@ def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=F
     if epilogue == "dequant":
         S = te.placeholder((c_out,), "float32", name="scale")
         B = [te.placeholder((c_out,), "float32", name="bias")] if bias else []
+        Z = [te.placeholder(acc.shape, "float32", name="residual")] if residual else []
 
         def dq(*i):
             v = corrected(i).astype("float32") * S[ch(i)]
-            return relu_value(v + B[0][ch(i)] if bias else v, relu)
+            v = v + B[0][ch(i)] if bias else v
+            return relu_value(v + Z[0][i] if residual else v, relu)
 
-        return te.compute(acc.shape, dq, name="dequant"), [WS, S, *B]
+        return te.compute(acc.shape, dq, name="dequant"), [WS, S, *B, *Z]
     M = te.placeholder((c_out,), "int32", name="multiplier")
     YZ = te.placeholder((1,), "int32", name="y_zp")
 
@@ -96,7 +100,8 @@ def epilogue_reference(acc_nchw, zp, wsum, epilogue, extra, shift):
     return R.requantize(acc, extra[0], shift, int(extra[1][0]))
 
 
-def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift, bias=False, relu=False) -> OpSpec:
+def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift, bias=False, relu=False,
+              residual=False) -> OpSpec:
     from tvm import te  # lazy: heavy (TVM)
 
     check_int(act, weight, epilogue, shift)
@@ -118,7 +123,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         wread = lambda *i: Wt[i].astype("int32")  # noqa: E731
     read, _ = D.padded_reader(X, wl, hw, XZ_pad[0].astype(act), padding)
     acc = D.conv(wl, layout, read, wread, lambda a, b: a.astype("int32") * b, "int32", ib, ob)
-    out, extra = int_epilogue(acc, XZ_pad, layout, ob, wl.c_out, epilogue, shift, bias, relu)
+    out, extra = int_epilogue(acc, XZ_pad, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual)
     tensors = [X, Wt, XZ_pad, *extra, out]
     alo, ahi = ACTS[act]
     wlo, whi = WEIGHTS[weight]
@@ -131,7 +136,8 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         zp = np.array([rng.integers(alo, ahi + 1) if act == "uint8" else 0], "int32")
         wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
         return [D.to_layout_data(x, layout, ib), wstore, zp, wsum, *epilogue_inputs(rng, wl, epilogue),
-                *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else [])]
+                *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
+                *([residual_input(rng, wl, layout, ob)] if residual else [])]
 
     def reference(ins):
         x = D.from_layout_data(ins[0], layout)
@@ -146,25 +152,30 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         zp = int(ins[2][0])
         acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
         y = epilogue_reference(acc, zp, ins[3], epilogue, ins[4:], shift)
-        y = finish_reference(y, ins[-1] if bias else None, relu) if bias or relu else y
+        z = D.from_layout_data(ins[-1], layout) if residual else None
+        y = finish_reference(y, ins[-2 if residual else -1] if bias else None, relu, z) \
+            if bias or relu or residual else y
         return D.to_layout_out(y, layout, ob)
 
     return OpSpec(
         name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
         params=dict(act=act, weight=weight, epilogue=epilogue, padding=padding, ib=ib, ob=ob, shift=shift,
-                    **({"bias": bias, "relu": relu} if bias or relu else {})),
+                    **({"bias": bias, "relu": relu} if bias or relu else {}),
+                    **({"residual": True} if residual else {})),
         tensors=tensors, make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
     )
 
 
 @register("int8")
 def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30,
-                tiles=None, bias=False, relu=False):
+                tiles=None, bias=False, relu=False, residual=False):
     """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default.
     ``layout="amx"``: Intel AMX tiles, ``tiles=(rows, m_tiles, n_tiles)`` (see ``tvmq.ops.amx_int8``)."""
     if layout == "amx":
+        if residual:
+            return amx_residual_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
         return amx_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
-    return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift, bias, relu)
+    return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift, bias, relu, residual)
 
 
 @register("int8w7")

@@ -266,10 +266,11 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
 
 
 def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat: bool = False,
-                            bias: bool = False, relu=False):
-    """The PrimFunc ``main(data, weight, x_zp, wsum, scale[, bias], out)``: int8 tiles, then the block
-    dequantized per task to float32 (``(acc - x_zp * wsum[o]) * scale[o] + bias[o]``, then ReLU, or
-    clipped to [0, relu] when ``relu`` is a number): a model export's conv -> bias -> ReLU in one kernel."""
+                            bias: bool = False, relu=False, residual: bool = False):
+    """The PrimFunc ``main(data, weight, x_zp, wsum, scale[, bias][, residual], out)``: int8 tiles, then the
+    block dequantized per task to float32 (``(acc - x_zp * wsum[o]) * scale[o] + bias[o] (+ residual)``,
+    then ReLU, or clipped to [0, relu] when ``relu`` is a number): a model export's conv -> bias (-> add)
+    -> ReLU in one kernel. ``residual``: float32 in the output's layout [N][O/16][Ho][Wo][16]."""
     from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
@@ -277,9 +278,10 @@ def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int =
     N, NT, BLK, GW, QT, QB, OG, WO, O = p.N, p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO, wl.c_out
     LO = 0.0 if relu is not False else -3.0e38
     HI = 3.0e38 if relu is True or relu is False else float(relu)
+    RES = bool(residual)  # a Python constant: TVMScript keeps only the taken branch
 
     @T.macro
-    def body(data, weight, x_zp, wsum, scale, bvec, out):
+    def body(data, weight, x_zp, wsum, scale, bvec, res, out):
         pad = T.alloc_buffer(p.pad_shape, "uint8")  # padded with the zero point
         fill_pad(data, pad, T.Cast("uint8", x_zp[0]))
         for task in T.parallel(N * OG * QB):
@@ -288,19 +290,45 @@ def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int =
             for j, x in T.grid(NT, BLK):
                 if (task % QB * BLK + x) % GW < WO and task % QB * BLK + x < QT:
                     for oi in T.vectorized(16):
-                        out[task // (OG * QB), task // QB % OG * NT + j, (task % QB * BLK + x) // GW,
-                            (task % QB * BLK + x) % GW, oi] = T.max(T.min(
-                                T.Cast("float32", acc[j, x, oi] - x_zp[0] * wsum[(task // QB % OG * NT + j) * 16 + oi])
-                                * scale[(task // QB % OG * NT + j) * 16 + oi] + bvec[(task // QB % OG * NT + j) * 16 + oi],
-                                T.float32(HI)), T.float32(LO))
+                        if RES:
+                            out[task // (OG * QB), task // QB % OG * NT + j, (task % QB * BLK + x) // GW,
+                                (task % QB * BLK + x) % GW, oi] = T.max(T.min(
+                                    T.Cast("float32", acc[j, x, oi] - x_zp[0] * wsum[(task // QB % OG * NT + j) * 16 + oi])
+                                    * scale[(task // QB % OG * NT + j) * 16 + oi] + bvec[(task // QB % OG * NT + j) * 16 + oi]
+                                    + res[task // (OG * QB), task // QB % OG * NT + j, (task % QB * BLK + x) // GW,
+                                          (task % QB * BLK + x) % GW, oi],
+                                    T.float32(HI)), T.float32(LO))
+                        else:
+                            out[task // (OG * QB), task // QB % OG * NT + j, (task % QB * BLK + x) // GW,
+                                (task % QB * BLK + x) % GW, oi] = T.max(T.min(
+                                    T.Cast("float32", acc[j, x, oi] - x_zp[0] * wsum[(task // QB % OG * NT + j) * 16 + oi])
+                                    * scale[(task // QB % OG * NT + j) * 16 + oi] + bvec[(task // QB % OG * NT + j) * 16 + oi],
+                                    T.float32(HI)), T.float32(LO))
 
-    if bias:
+    if bias and residual:
+        @T.prim_func(s_tir=True)
+        def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
+                 wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"), bias_: T.Buffer((O,), "float32"),
+                 residual_: T.Buffer(p.oshape, "float32"), out: T.Buffer(p.oshape, "float32")):
+            T.func_attr({"global_symbol": "main", "tir.noalias": True})
+            body(data, weight, x_zp, wsum, scale, bias_, residual_, out)
+    elif bias:
         @T.prim_func(s_tir=True)
         def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
                  wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"), bias_: T.Buffer((O,), "float32"),
                  out: T.Buffer(p.oshape, "float32")):
             T.func_attr({"global_symbol": "main", "tir.noalias": True})
-            body(data, weight, x_zp, wsum, scale, bias_, out)
+            body(data, weight, x_zp, wsum, scale, bias_, None, out)
+    elif residual:
+        @T.prim_func(s_tir=True)
+        def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
+                 wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"),
+                 residual_: T.Buffer(p.oshape, "float32"), out: T.Buffer(p.oshape, "float32")):
+            T.func_attr({"global_symbol": "main", "tir.noalias": True})
+            zero = T.alloc_buffer((O,), "float32")
+            for o in range(O):
+                zero[o] = T.float32(0)
+            body(data, weight, x_zp, wsum, scale, zero, residual_, out)
     else:
         @T.prim_func(s_tir=True)
         def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
@@ -309,7 +337,7 @@ def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int =
             zero = T.alloc_buffer((O,), "float32")
             for o in range(O):
                 zero[o] = T.float32(0)
-            body(data, weight, x_zp, wsum, scale, zero, out)
+            body(data, weight, x_zp, wsum, scale, zero, None, out)
 
     return main
 
