@@ -83,12 +83,12 @@ def test_digits_convs_carry_their_bias_and_relu_and_match_onnxruntime(tmp_path, 
 
 
 @pytest.mark.llvm
-def test_residual_net_float_and_int8_match_onnxruntime(tmp_path, capsys):
+def test_residual_net_float_int8_and_codebooks_match_onnxruntime(tmp_path, capsys):
     from tvmq.export.model import ModelOptions, model_module
     from tvmq.targets import get_target
 
     model = residual_net(tmp_path / "res.onnx")
-    for q in ("none", "int8"):
+    for q in ("none", "int8", "kmeans", "kmeans_int8"):
         out = tmp_path / q
         assert main(["export", "--model", str(model), "--quantize", q, "--out", str(out)]) == 0
         man = json.loads((out / "manifest.json").read_text())
@@ -106,7 +106,7 @@ def test_residual_net_float_and_int8_match_onnxruntime(tmp_path, capsys):
         text = _script(model_module(model, get_target("host"), [], ModelOptions(quantize=q))["mod"])
         assert text.count("R.add(") == text.count("R.round(") and "R.nn.relu" not in text
         r = _run(out, model, tmp_path, capsys)
-        assert r["compare_onnx"]["relative"] <= (1e-4 if q == "none" else 5e-2)
+        assert r["compare_onnx"]["relative"] <= (1e-4 if q in ("none", "kmeans") else 5e-2)
 
 
 @pytest.mark.llvm
