@@ -83,12 +83,12 @@ def test_digits_convs_carry_their_bias_and_relu_and_match_onnxruntime(tmp_path, 
 
 
 @pytest.mark.llvm
-def test_residual_net_float_and_int8_match_onnxruntime(tmp_path, capsys):
+def test_residual_net_float_int8_and_codebooks_match_onnxruntime(tmp_path, capsys):
     from tvmq.export.model import ModelOptions, model_module
     from tvmq.targets import get_target
 
     model = residual_net(tmp_path / "res.onnx")
-    for q in ("none", "int8"):
+    for q in ("none", "int8", "kmeans", "kmeans_int8"):
         out = tmp_path / q
         assert main(["export", "--model", str(model), "--quantize", q, "--out", str(out)]) == 0
         man = json.loads((out / "manifest.json").read_text())
@@ -106,7 +106,7 @@ def test_residual_net_float_and_int8_match_onnxruntime(tmp_path, capsys):
         text = _script(model_module(model, get_target("host"), [], ModelOptions(quantize=q))["mod"])
         assert text.count("R.add(") == text.count("R.round(") and "R.nn.relu" not in text
         r = _run(out, model, tmp_path, capsys)
-        assert r["compare_onnx"]["relative"] <= (1e-4 if q == "none" else 5e-2)
+        assert r["compare_onnx"]["relative"] <= (1e-4 if q in ("none", "kmeans") else 5e-2)
 
 
 @pytest.mark.llvm
@@ -160,3 +160,24 @@ def test_glue_primfuncs_are_parallel(tmp_path):
     # at their real size (8x8 pixels, 16 channels) they are too small to be worth a second thread
     small = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="none", fuse=False))["mod"])
     assert not any("T.parallel(" in f.script() for f in small.values())
+
+
+@pytest.mark.llvm
+def test_a_fused_residual_kernel_is_built_from_the_plain_convolutions_records(tmp_path, capsys):
+    model = residual_net(tmp_path / "res.onnx")
+    log = tmp_path / "logs" / "host.jsonl"
+    assert main(["tune", "--model", str(model), "--quantize", "none", "--trials", "6", "--batch-size", "2",
+                 "--log", str(log), "--repeat", "2", "--min-repeat-ms", "5"]) == 0
+    recs = [json.loads(x) for x in log.read_text().splitlines()]
+    assert not any(r["config"].get("residual") for r in recs)  # the tasks tuned are the plain convolutions'
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(model), "--quantize", "none", "--logs", str(log.parent),
+                 "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    rows = {r["node"]: r for r in man["model"]["layers"]}
+    assert rows["conv2"]["fused_epilogue"] == {"bias": True, "residual": True, "relu": True}
+    assert rows["conv2"]["schedule"] == "tuned"  # conv2's kernel takes the residual and the record of its task
+    funcs = {f["name"]: f for f in man["functions"]}
+    assert funcs[rows["conv2"]["kernel"]]["make_op"]["residual"] is True
+    r = _run(out, model, tmp_path, capsys)
+    assert r["compare_onnx"]["relative"] <= 1e-4

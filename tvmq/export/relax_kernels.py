@@ -3,8 +3,8 @@
 
 Across the network (``build_relax``):
 
-* a conv2d followed by its bias add, a residual add (float and int8: the other operand, bound
-  before the conv, is read in the output's layout) and/or ReLU (``Clip(0, x)``: ReLU capped at x)
+* a conv2d followed by its bias add, a residual add (the other operand, computed before the conv,
+  read in the output's layout) and/or ReLU (``Clip(0, x)``: ReLU capped at x)
   becomes one kernel call with that epilogue built in (``fuse_epilogues`` finds the chains; the kernel's task,
   and so its tuning records, stay those of the plain convolution: the epilogue is an operator
   override that the template places with the same config);
@@ -396,7 +396,7 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
     plan.dry = dry
     conv_op = tvm.ir.Op.get("relax.nn.conv2d")
     main = mod["main"]
-    res_ok = model_variant_params(opts)[0] in ("float", "int8")  # the ops whose epilogues take a residual
+    res_ok = variants.get(model_variant_params(opts)[0]).op in ("float", "int8", "codebook", "codebook_int8")  # residual epilogues
     groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}, res_ok) if fuse and not dry else ({}, {})
     done: dict = {}  # conv var -> (its NCHW output, fused)
 

@@ -14,7 +14,7 @@ from ..errors import TvmqError
 from . import direct as D
 from . import reference as R
 from .base import OpSpec, register
-from .float import add_epilogue, blocks, finish_reference, float_tolerance
+from .float import add_epilogue, blocks, finish_reference, float_tolerance, residual_input
 
 PACKABLE = (1, 2, 4)
 
@@ -69,7 +69,7 @@ def index_reader(wshape, bits: int, packed: bool, name="indices", planar: int = 
 
 @register("codebook")
 def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", padding="hard", ib=None, ob=None,
-                    bias=False, relu=False, planar=None) -> OpSpec:
+                    bias=False, relu=False, planar=None, residual=False) -> OpSpec:
     """Direct convolution with float activations and codebook-indexed weights.
 
     Packed indices are planar in groups of 16 bytes by default (``reference.pack_bits``): 16
@@ -87,7 +87,7 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
     dec = te.compute(wshape, lambda *i: CB[code(*i)], name="decode")
     read, _ = D.padded_reader(X, wl, hw, 0.0, padding)
     out = D.conv(wl, layout, read, lambda *i: dec[i], lambda a, b: a * b, "float32", ib, ob)
-    out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out)
+    out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out, residual=residual)
 
     def make_inputs(rng):
         x = rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32")
@@ -97,6 +97,8 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
         ins = [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb]
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
+        if residual:
+            ins.append(residual_input(rng, wl, layout, ob))
         return ins
 
     def decode_weights(ins):
@@ -106,12 +108,14 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
 
     def reference(ins):
         x = D.from_layout_data(ins[0], layout)
-        y = finish_reference(R.conv2d_nchw(x, decode_weights(ins), wl), ins[3] if bias else None, relu)
+        y = finish_reference(R.conv2d_nchw(x, decode_weights(ins), wl), ins[3] if bias else None, relu,
+                             D.from_layout_data(ins[-1], layout) if residual else None)
         return D.to_layout_out(y, layout, ob)
 
     atol, rtol = float_tolerance(wl)
     return OpSpec(
         name=f"conv2d_{layout}_codebook", variant="codebook", layout=layout, workload=wl,
-        params=dict(bits=bits, entries=entries, packed=packed, planar=planar, padding=padding, ib=ib, ob=ob, bias=bias, relu=relu),
+        params=dict(bits=bits, entries=entries, packed=packed, planar=planar, padding=padding, ib=ib, ob=ob, bias=bias, relu=relu,
+                    **({"residual": True} if residual else {})),
         tensors=[X, P, CB, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
     )
