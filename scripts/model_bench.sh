@@ -5,7 +5,7 @@
 #   bash scripts/model_bench.sh                      (every model, none/int8/kmeans_int8)
 #   MODELS="squeezenet resnet50" QUANT="none int8" bash scripts/model_bench.sh
 #   EXPORT_ONLY=1 bash scripts/model_bench.sh       (only the exports: they need no quiet machine)
-#   EXPORT_FLAGS=--similar-layers OUT=out/models_similar bash scripts/model_bench.sh
+#   EXPORT_FLAGS=--transfer OUT=out/models_transfer bash scripts/model_bench.sh
 #   python scripts/model_table.py out/models        (the markdown table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ OUT=${OUT:-out/models}
 MODELS=${MODELS:-"digits squeezenet resnet50 inception_v1 alexnet shufflenet mobilenet_v2"}
 QUANT=${QUANT:-"none int8 kmeans_int8"}
 REPEAT=${REPEAT:-10}
-EXPORT_FLAGS=${EXPORT_FLAGS:-}  # more export flags, e.g. --similar-layers (then also OUT=...)
+EXPORT_FLAGS=${EXPORT_FLAGS:-}  # more export flags, e.g. --transfer (then also OUT=...)
 LIGHT=$($PY -c "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend/test/data/light'))")
 mkdir -p "$OUT"
 step() { echo "== $(date +%T) $*" >&2; }

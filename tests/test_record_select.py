@@ -7,8 +7,7 @@ import pytest
 from tvmq.errors import TvmqError
 from tvmq.machine import Machine, this_machine
 from tvmq.record import log as recordlog
-from tvmq.record.select import (NONE, SIMILAR, THIS_MACHINE, TRANSFER, RecordSet, choose, transfer_seeds,
-                                workload_distance)
+from tvmq.record.select import NONE, THIS_MACHINE, TRANSFER, RecordSet, choose, transfer_seeds, workload_distance
 from tvmq.run.base import RunResult
 from tvmq.run.settings import MeasureSettings
 from tvmq.targets import get_target
@@ -91,26 +90,6 @@ def test_workload_distance_orders_layers_by_shape():
     assert workload_distance(conv3, conv3) == 0.0
     assert workload_distance(conv3, conv4) == workload_distance(conv4, conv3) > 0
     assert workload_distance(conv3, conv4) < workload_distance(conv3, conv2)  # conv4 is conv3's shape, 384 in
-
-
-def test_similar_layer_only_when_asked_and_only_this_machines_records():
-    """A layer never tuned here takes the best valid config of the nearest layer tuned here, never silently,
-    never another machine's, and a config invalid for this layer is skipped."""
-    from tvmq.workload import ConvWorkload
-
-    conv4, conv5 = (Task.make(resolve(f"alexnet.{n}")[0], "float", HOST) for n in ("conv4", "conv5"))
-    near = Task.make(ConvWorkload("near", 1, 256, 14, 14, 384, 3, 3, (1, 1), (1, 1, 1, 1)), "float", HOST)
-    here = this_machine()
-    recs = [rec(conv4, cfg(tile_ow=13, ob=32), 1.0, here), rec(near, dict(near.space().default, tile_ow=14), 2.0, here),
-            rec(conv5, cfg(tile_ow=1), 3.0, here), rec(TASK, cfg(ib=8), 0.5, ZEN4)]
-    assert choose(TASK, recs, here).source == NONE
-    c = choose(TASK, recs, here, similar=True)
-    # "near" (out 14) is nearer than conv4, but its tile_ow=14 does not divide conv3's 13: conv4's
-    assert c.source == SIMILAR and c.record["workload"]["name"] == "conv4" and c.record["config"]["ob"] == 32
-    assert "conv4" in c.note and "similar" in c.note
-    assert choose(TASK, recs[1:], here, similar=True).record["workload"]["name"] == "conv5"
-    assert choose(TASK, recs[3:], here, similar=True).source == NONE  # Zen 4's record is not this machine's
-    assert RecordSet(recs, similar=True).similar and not RecordSet(recs).similar
 
 
 def test_record_set_carries_the_transfer_policy():

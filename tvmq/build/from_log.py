@@ -15,11 +15,10 @@ def choice_for(task, records: list[dict], tuner: str | None = None, machine: Mac
                threads: int | None = None, transfer: bool | None = None) -> Choice:
     """The record to build ``task`` from, for ``machine`` (default: the one ``task.target`` runs on).
 
-    ``transfer`` None takes the policy of a ``RecordSet`` (off for a plain list), as ``similar`` always does.
+    ``transfer`` None takes the policy of a ``RecordSet`` (off for a plain list).
     """
     transfer = getattr(records, "transfer", False) if transfer is None else transfer
-    return choose(task, records, machine or for_target(task.target), threads, transfer, tuner,
-                  similar=getattr(records, "similar", False))
+    return choose(task, records, machine or for_target(task.target), threads, transfer, tuner)
 
 
 def best_record(task, records: list[dict], tuner: str | None = None, machine: Machine | None = None,

@@ -58,9 +58,6 @@ def add_arguments(p):
                                                            "(default autotune_logs)")
     p.add_argument("--transfer", action="store_true",
                    help="where this machine has no record, build from the most similar machine's (with a warning)")
-    p.add_argument("--similar-layers", action="store_true",
-                   help="where this machine has no record of a layer, build it from the best config of the most "
-                        "similar layer tuned here (a guess, as the default schedule is)")
     p.add_argument("--out", help="output folder (created; an existing export there is replaced); required")
 
 
@@ -90,7 +87,7 @@ def run(a):
     check_out(out)
     logs = Path(a.logs)
     if logs.exists():
-        records = RecordSet(recordlog.read_dir(logs), transfer=a.transfer, similar=a.similar_layers)
+        records = RecordSet(recordlog.read_dir(logs), transfer=a.transfer)
     else:
         print(f"tvmq export: warning: no tuning logs at {str(logs)!r}; every layer gets the default schedule",
               file=sys.stderr)

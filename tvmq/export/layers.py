@@ -74,8 +74,7 @@ def function_entry(name, task, op, cfg, rec, op_kwargs) -> dict:
         "args": [a.to_dict() for a in op.args],
         "config": cfg,
         "record": _record_summary(rec),
-        "schedule": ("default" if rec is None else "tuned" if rec.get("workload_key") == task.workload.key
-                     else f"similar layer {rec.get('workload', {}).get('name', '?')}"),
+        "schedule": "tuned" if rec is not None else "default",
     }
 
 

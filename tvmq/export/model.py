@@ -171,11 +171,9 @@ def export_model(model_path, target, records, out_dir, opts: ModelOptions, quiet
     if not quiet:
         k = sum(1 for r in plan.layer_rows if r.get("kernel"))
         tuned = sum(e["schedule"] == "tuned" for e in plan.entries)
-        similar = sum(e["schedule"].startswith("similar") for e in plan.entries)
         print(f"tvmq export: model {Path(model_path).name} for target {target.name}, quantize {opts.quantize}"
               f"{'' if opts.bits is None else f' ({opts.bits} bits)'}: {k}/{len(plan.layer_rows)} conv/dense "
-              f"layers on {len(plan.entries)} tvmq kernel(s) ({tuned} tuned"
-              f"{f', {similar} from similar layers' if similar else ''}); lib.so "
+              f"layers on {len(plan.entries)} tvmq kernel(s) ({tuned} tuned); lib.so "
               f"{(out / LIB_NAME).stat().st_size} bytes, weights.npz {(out / WEIGHTS_NAME).stat().st_size} bytes, "
               f"{time.time() - t0:.1f} s", file=sys.stderr)
     return man

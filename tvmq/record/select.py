@@ -16,7 +16,7 @@ from ..machine import Machine, fingerprint, record_kind, record_machine, similar
 from ..workload import ConvWorkload
 from .log import median_time
 
-THIS_MACHINE, TRANSFER, SIMILAR, NONE = "this machine", "transfer", "similar layer", "none"
+THIS_MACHINE, TRANSFER, NONE = "this machine", "transfer", "none"
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Choice:
     """The record a kernel is built from (None: the default schedule), where it came from, and why."""
 
     record: dict | None
-    source: str  # THIS_MACHINE, TRANSFER, SIMILAR or NONE
+    source: str  # THIS_MACHINE, TRANSFER or NONE
     note: str = ""
 
     @property
@@ -33,13 +33,11 @@ class Choice:
 
 
 class RecordSet(list):
-    """Records plus the policy for using them: ``transfer`` allows other machines' records (with a warning);
-    ``similar`` lets a layer this machine never tuned take the config of its most similar tuned layer."""
+    """Records plus the policy for using them: ``transfer`` allows other machines' records (with a warning)."""
 
-    def __init__(self, records=(), transfer: bool = False, similar: bool = False):
+    def __init__(self, records=(), transfer: bool = False):
         super().__init__(records)
         self.transfer = transfer
-        self.similar = similar
 
 
 def _same_task(r: dict, task) -> bool:
@@ -59,9 +57,8 @@ def _fits(r: dict, space) -> bool:
 
 
 def choose(task, records: list[dict], machine: Machine, threads: int | None = None, transfer: bool = False,
-           tuner: str | None = None, similar: bool = False) -> Choice:
-    """The best record of ``task`` for ``machine`` (at ``threads`` when given), optionally from one tuner.
-    With ``similar``, a task with no record here takes :func:`similar_layer`'s before any other machine's."""
+           tuner: str | None = None) -> Choice:
+    """The best record of ``task`` for ``machine`` (at ``threads`` when given), optionally from one tuner."""
     cands = [r for r in records if _same_task(r, task) and (tuner is None or r.get("tuner") == tuner)
              and not r.get("modelled")]  # a model's estimates rank candidates, they never choose one
     if not machine.emulated:  # emulated times never choose a schedule for a real machine or board
@@ -74,10 +71,6 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
                                         f"{rec.get('threads')} threads, used for {threads}")
         return Choice(rec, THIS_MACHINE, note)
     label = f"{task.workload.name} {task.variant} on target {task.target.name} (machine {machine.kind})"
-    if similar:
-        c = similar_layer(task, records, machine, tuner)
-        if c is not None:
-            return c
     others = [r for r in cands if not (record_kind(r) == machine.kind and _same_target(r, task))]
     if not others:
         return Choice(None, NONE, f"no tuning record for {label}; using the default schedule")
@@ -101,30 +94,6 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
     sim = similarity(machine, record_machine(rec))
     return Choice(rec, TRANSFER, f"{label}: using the record measured on {kind} (similarity {sim:.2f}), not on "
                                  "this machine; rebuilt and verified here, its time is not this machine's")
-
-
-def similar_layer(task, records: list[dict], machine: Machine, tuner: str | None = None,
-                  nearest: int = 3) -> Choice | None:
-    """The best record, measured on this machine for this target, of the most similar other layer (of
-    the ``nearest`` by :func:`workload_distance`) whose config is valid for ``task``; None if there is none.
-    Its time is that layer's: the config is a guess for this one, as the default schedule is."""
-    pool = [r for r in records if r.get("status") == "ok" and r.get("variant") == task.variant
-            and r.get("template") == task.template and r.get("params", {}) == task.params
-            and r.get("workload_key") != task.workload.key and record_kind(r) == machine.kind
-            and _same_target(r, task) and (tuner is None or r.get("tuner") == tuner) and not r.get("modelled")
-            and (machine.emulated or not r.get("emulated"))]
-    by_wl: dict[str, list[dict]] = {}
-    for r in pool:
-        by_wl.setdefault(r["workload_key"], []).append(r)
-    space = task.space()
-    near = sorted(by_wl, key=lambda k: workload_distance(task.workload, ConvWorkload.from_dict(by_wl[k][0]["workload"])))
-    for k in near[:nearest]:
-        rec = next((r for r in sorted(by_wl[k], key=median_time) if _fits(r, space)), None)
-        if rec is not None:
-            name = rec["workload"].get("name", k)
-            return Choice(rec, SIMILAR, f"{task.workload.name} {task.variant}: no record measured here; using the "
-                                        f"best config of the similar layer {name!r} (tuned here)")
-    return None
 
 
 def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, similar_workloads: int = 3,
