@@ -193,7 +193,9 @@ def test_grouped_1x1_conv_runs_per_group_kernels_padded_to_16_channels(tmp_path,
     assert [p["out_channels"] for p in g4["pieces"]] == [[0, 6], [6, 12], [12, 18], [18, 24]]
     assert all(p["c_out_padded"] == 16 for p in g4["pieces"])
     assert {f["name"]: f for f in man["functions"]}[g4["kernel"]]["config"]["ob"] == 16
-    assert pw["groups"] == 1 and pw["workload"]["c_out"] == 8 and pw["pieces"][0]["c_out_padded"] == 8
+    # with integer activations an ungrouped conv with an odd count is padded too (8 outputs -> 16)
+    assert pw["groups"] == 1 and pw["workload"]["c_out"] == (16 if quantize.endswith("int8") else 8)
+    assert pw["pieces"][0]["out_channels"] == [0, 8]
     capsys.readouterr()
     assert main(["run", str(out), "--compare-onnx", str(src), "--json", str(tmp_path / "r.json")]) == 0
     r = json.loads((tmp_path / "r.json").read_text())["compare_onnx"]
@@ -212,9 +214,9 @@ def test_a_group_with_a_tuning_record_keeps_its_channel_count(monkeypatch):
         return RK._Plan([], ModelOptions(quantize=q).check(), get_target("host"), [])
 
     wl = ConvWorkload("g", 1, 6, 7, 7, 6, 1, 1)
-    assert plan("int8")._group_workload(wl) == ConvWorkload("g", 1, 8, 7, 7, 16, 1, 1)
-    assert plan("none")._group_workload(wl) == ConvWorkload("g", 1, 6, 7, 7, 16, 1, 1)  # float: input as is
+    assert plan("int8")._padded_workload(wl) == ConvWorkload("g", 1, 8, 7, 7, 16, 1, 1)
+    assert plan("none")._padded_workload(wl) == ConvWorkload("g", 1, 6, 7, 7, 16, 1, 1)  # float: input as is
     even = ConvWorkload("g", 1, 8, 7, 7, 16, 1, 1)
-    assert plan("int8")._group_workload(even) is even  # nothing to pad
+    assert plan("int8")._padded_workload(even) is even  # nothing to pad
     monkeypatch.setattr(RK, "best_record", lambda task, records: {"config": {}} if task.workload == wl else None)
-    assert plan("int8")._group_workload(wl) is wl
+    assert plan("int8")._padded_workload(wl) is wl

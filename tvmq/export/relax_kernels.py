@@ -125,7 +125,7 @@ class _Plan:
 
         A grouped conv runs one kernel call per group (same kernel) on a channel slice; an output-channel
         count no schedule fits (e.g. 10 or 1000 classes) is padded to a multiple of 16 and sliced back; a
-        group's channels may be padded too (``_group_workload``).
+        conv's or a group's channels may be padded too (``_padded_workload``).
         """
 
         a = call.attrs
@@ -149,17 +149,20 @@ class _Plan:
             if padded.c_out == og or self._fits(padded):
                 return None, why
             return padded, groups
-        return (self._group_workload(wl) if groups > 1 else wl), groups
+        # ungrouped: only for int8 (VNNI needs 16 x 4 channel blocks); float keeps its layouts between kernels
+        pad = groups > 1 or QUANTIZATIONS[self.opts.quantize].integer_activations
+        return (self._padded_workload(wl) if pad else wl), groups
 
-    def _group_workload(self, wl):
-        """A group's kernel workload: ``wl`` with its output channels padded to a multiple of 16 and, for
-        integer activations, its input channels to a multiple of 4; ``wl`` itself when that changes
-        nothing, does not fit, or ``wl`` has a tuning record (a tuned ``wl`` keeps it).
+    def _padded_workload(self, wl):
+        """A conv's (or a group's) kernel workload: ``wl`` with its output channels padded to a multiple of
+        16 and, for integer activations, its input channels to a multiple of 4; ``wl`` itself when that
+        changes nothing, does not fit, or ``wl`` has a tuning record (a tuned ``wl`` keeps it).
 
-        The default schedule blocks channels by divisors of their counts, so an odd group (ShuffleNet's 68
-        or 34 channels) gets 4-lane blocks or one 34-wide block and, for int8, no VNNI (16 output by 4
-        input channels); padded, ShuffleNet's per-group 1x1 kernels ran 1.4-31x faster per call
-        (docs/MODELS.md). Float gains nothing from padded input channels, so they stay."""
+        The default schedule blocks channels by divisors of their counts, so an odd count (ShuffleNet's
+        68 or 34 channels per group, a 1000-class classifier, an RGB input's 3) gets 4- or 8-lane blocks
+        or one 34-wide block and, for int8, no VNNI (16 output by 4 input channels); padded,
+        ShuffleNet's per-group 1x1 kernels ran 1.4-31x faster per call (docs/MODELS.md). Float gains
+        nothing from padded input channels, so they stay."""
         c_in = wl.c_in
         if QUANTIZATIONS[self.opts.quantize].integer_activations:
             c_in = -(-c_in // C_IN_BLOCK) * C_IN_BLOCK
@@ -241,7 +244,7 @@ class _Plan:
         o = L.w.shape[0]
         og = o // groups
         # the input as the previous kernel left it (NCHWc with the block this kernel reads): no layout change
-        keep = self.blocked.get(x) if groups == 1 and op.layout in BLOCKED else None
+        keep = self.blocked.get(x) if groups == 1 and op.layout in BLOCKED and wl.c_in == L.w.shape[1] else None
         ib = op.params.get("ib")
         if keep is not None and not (keep[1] % ib == 0 or ib % keep[1] == 0):
             keep = None
@@ -255,7 +258,7 @@ class _Plan:
             x = _reblock(bb, x, keep[1], ib)
         xs = [x] if groups == 1 else [bb.emit(relax.TupleGetItem(bb.emit(R.split(x, groups, axis=1)), g))
                                       for g in range(groups)]
-        if wl.c_in != L.w.shape[1]:  # a group's padded input channels (_group_workload): their weights are 0
+        if wl.c_in != L.w.shape[1]:  # padded input channels (_padded_workload): their weights are 0
             # uint8 data pads with the zero point: (x - zp) * w is then 0 for any w (codebook entry 0 too)
             fill = float(L.act["zero_point"]) if QUANTIZATIONS[self.opts.quantize].integer_activations else 0.0
             xs = [bb.emit(R.nn.pad(xg, [0, 0, 0, wl.c_in - L.w.shape[1], 0, 0, 0, 0], pad_value=fill)) for xg in xs]
