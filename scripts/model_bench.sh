@@ -15,18 +15,8 @@ MODELS=${MODELS:-"digits squeezenet resnet50 inception_v1 alexnet shufflenet mob
 QUANT=${QUANT:-"none int8 kmeans_int8"}
 REPEAT=${REPEAT:-10}
 EXPORT_FLAGS=${EXPORT_FLAGS:-}  # more export flags, e.g. --transfer (then also OUT=...)
-LIGHT=$($PY -c "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend/test/data/light'))")
 mkdir -p "$OUT"
-step() { echo "== $(date +%T) $*" >&2; }
-model_path() {
-  case $1 in
-    digits) echo tvmq/data/digits_cnn.onnx ;;
-    alexnet) echo "$LIGHT/light_bvlc_alexnet.onnx" ;;
-    mobilenet_v2) [[ -e $OUT/mobilenet_v2.onnx ]] || $PY scripts/make_mobilenet_v2.py "$OUT/mobilenet_v2.onnx" >&2
-                  echo "$OUT/mobilenet_v2.onnx" ;;
-    *) echo "$LIGHT/light_$1.onnx" ;;
-  esac
-}
+source scripts/models.sh
 for M in $MODELS; do
   SRC=$(model_path "$M")
   EXTRA=(); DATA=()

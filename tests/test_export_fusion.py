@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from onnx_fixtures import save_graph
 from tvmq.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "tvmq" / "data"
@@ -26,8 +27,7 @@ def residual_net(path: Path, ch: int = 16, skip: str = "Add", proj: bool = False
     """x -> conv0 -> relu (a) -> conv1 -> clip(0, 1) -> conv2 (+ a) -> relu -> conv3 (1x1): a tiny residual net,
     ``ch`` channels inside, the skip an ONNX ``skip`` node (Add, or Sum as in ResNet-50); with ``proj`` the
     skip adds a 1x1 conv of a instead, listed after conv2 (ResNet-50's downsample branch)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
 
@@ -44,13 +44,7 @@ def residual_net(path: Path, ch: int = 16, skip: str = "Add", proj: bool = False
              conv("conv2", ch, ch, 3, "r1", "c2"), *([conv("proj", ch, ch, 1, "a", "p")] if proj else []),
              helper.make_node(skip, ["c2", "p" if proj else "a"], ["s"], name="skip"),
              helper.make_node("Relu", ["s"], ["r2"], name="relu2"), conv("conv3", ch, 32, 1, "r2", "y")]
-    g = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    onnx.save(m, str(path))
-    return path
+    return save_graph(path, "residual", nodes, inits, [1, 3, 8, 8], [1, 32, 8, 8])
 
 
 @pytest.mark.llvm

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from onnx_fixtures import save_graph
 from tvmq.cli import main
 
 LIGHT = Path(__import__("onnx").__file__).parent / "backend" / "test" / "data" / "light"
@@ -158,8 +159,7 @@ def test_kmeans_int8_model_runs_the_integer_codebook_kernel_and_keeps_accuracy(t
 def _grouped_1x1_net(path: Path) -> Path:
     """x (24 ch) -> 1x1 conv, 4 groups of 6 -> 6 channels, bias, ReLU -> plain 1x1 conv to 8: ShuffleNet's
     grouped 1x1 convolution at a small size, its per-group channel counts no multiple of 16 or 4."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n)
@@ -167,13 +167,7 @@ def _grouped_1x1_net(path: Path) -> Path:
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="g4", kernel_shape=[1, 1], group=4),
              helper.make_node("Relu", ["c1"], ["r1"]),
              helper.make_node("Conv", ["r1", "w2"], ["y"], name="pw", kernel_shape=[1, 1])]
-    g = helper.make_graph(nodes, "grouped_1x1", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 24, 7, 7])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 7, 7])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    onnx.save(m, str(path))
-    return path
+    return save_graph(path, "grouped_1x1", nodes, inits, [1, 24, 7, 7], [1, 8, 7, 7])
 
 
 @pytest.mark.llvm
