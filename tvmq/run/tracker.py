@@ -98,8 +98,30 @@ def request_server(host: str, port: int, key: str, *, priority: int = 1, session
 
     Waits at most ``wait_s`` for a free server (the tracker queues the request);
     on timeout the request is withdrawn (the socket closes) and TrackerError says so.
+    A server that refuses the connection is asked again within ``wait_s``: a server
+    that just died stays registered until the tracker sees its socket close.
     """
+    deadline = time.monotonic() + wait_s
+    while True:
+        url, sport, matchkey = _ask(host, port, key, priority, max(1.0, deadline - time.monotonic()), connect_timeout)
+        try:
+            return _connect(url, sport, matchkey, session_timeout), f"{url}:{sport}"
+        except Exception as e:  # noqa: BLE001  (TVM raises RuntimeError/TVMError)
+            last = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+            if time.monotonic() + 0.5 >= deadline:
+                raise TrackerError(f"the RPC server {url}:{sport} (key {key!r}) given by the tracker {host}:{port} "
+                                   f"refused the session: {last}") from None
+            time.sleep(0.5)
+
+
+def _connect(url: str, port: int, matchkey: str, session_timeout: float):
     from tvm import rpc  # lazy: TVM is heavy and stays out of start-up
+
+    return rpc.connect(url, port, matchkey, session_timeout)
+
+
+def _ask(host: str, port: int, key: str, priority: int, wait_s: float, connect_timeout: float):
+    """One REQUEST to the tracker: the (host, port, match key) of a free server with ``key``."""
     from tvm.rpc import base  # lazy: TVM is heavy and stays out of start-up
 
     sock = _open(host, port, connect_timeout)
@@ -116,9 +138,4 @@ def request_server(host: str, port: int, key: str, *, priority: int = 1, session
         sock.close()
     if value[0] != base.TrackerCode.SUCCESS:
         raise TrackerError(f"the RPC tracker at {host}:{port} refused key {key!r}: {value!r}")
-    url, sport, matchkey = value[1]
-    try:
-        return rpc.connect(url, sport, matchkey, session_timeout), f"{url}:{sport}"
-    except Exception as e:  # noqa: BLE001  (TVM raises RuntimeError/TVMError)
-        raise TrackerError(f"the RPC server {url}:{sport} (key {key!r}) given by the tracker {host}:{port} "
-                           f"refused the session: {str(e).strip().splitlines()[-1] if str(e).strip() else e}") from None
+    return value[1]
