@@ -40,3 +40,14 @@ def test_the_space_fingerprint_follows_the_knobs_a_target_offers():
 def test_build_workers_get_the_targets_features():
     d = Task.make(WL, "int8", HOST).to_dict()
     assert set(d["features"]) == HOST.features()
+
+
+def test_a_space_with_amx_kernels_keys_their_revision(monkeypatch):
+    """Resumed tuning re-times AMX configs when the hand-written AMX kernels change; other spaces keep their keys."""
+    from tvmq.templates import amx
+
+    spr, server = get_target("sapphirerapids"), get_target("server")
+    int8_spr, int8_server = Task.make(WL, "int8", spr), Task.make(WL, "int8", server)
+    before = (int8_spr.key, int8_server.key)
+    monkeypatch.setattr(amx, "REVISION", amx.REVISION + 1)
+    assert int8_spr.key != before[0] and int8_server.key == before[1]

@@ -51,9 +51,10 @@ class Task:
         import tvm  # lazy: TVM stays out of start-up (the pure-Python tier never loads it)
 
 
+        space = self.space()
         blob = json.dumps(dict(wl=self.workload.key, v=self.op_name, p=self.params, t=self.target.target,
-                               tvm=tvm.__version__, tvmq=__version__, space=self.space().fingerprint),
-                          sort_keys=True)
+                               tvm=tvm.__version__, tvmq=__version__, space=space.fingerprint,
+                               **_kernel_revisions(space)), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def measure_key(self, machine_kind: str, threads: int) -> str:
@@ -65,3 +66,12 @@ class Task:
         return dict(workload=self.workload.to_dict(), variant=self.variant, op=self.op_name, params=self.params,
                     target=self.target.target, target_name=self.target.name, cross_cc=self.target.cross_cc,
                     features=sorted(self.target.features()))
+
+
+def _kernel_revisions(space) -> dict:
+    """The revisions of hand-written TIR kernels the space can choose (their speed changes with them):
+    resumed tuning re-times a space whose AMX kernel changed."""
+    from .templates import amx  # lazy: templates load TVM
+
+    dots = next((k.values for k in space.knobs if k.name == "dot"), ())
+    return {"amx": amx.REVISION} if any(str(v).startswith("amx") for v in dots) else {}

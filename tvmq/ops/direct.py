@@ -138,8 +138,16 @@ def to_layout_weight(w_oihw, layout, ib=1, ob=1):
     return {"nchw": lambda: w_oihw, "nhwc": lambda: R.oihw_to_hwio(w_oihw),
             "nchwc": lambda: R.oihw_to_packed(w_oihw, ib, ob),
             "nchwc_vnni": lambda: R.oihw_to_packed(w_oihw, ib, ob).swapaxes(4, 5).copy(),
-            # the AMX int8 kernel (tvmq.ops.amx_int8): 4-channel VNNI groups over channels zero-padded to 64k
-            "amx": lambda: R.oihw_to_packed(pad_channels(w_oihw, 64), 4, ob).swapaxes(4, 5).copy()}[layout]()
+            # the AMX kernels (tvmq.templates.amx): int8 here, bf16 bits with "amx_bf16"
+            "amx": lambda: to_amx_tiles(w_oihw, 4), "amx_bf16": lambda: to_amx_tiles(w_oihw, 2)}[layout]()
+
+
+def to_amx_tiles(w_oihw, g: int):
+    """OIHW weights as AMX B tiles [O/16][CP/16g][Kh][Kw][16][16][g]: channels zero-padded to CP = 16g k,
+    each tile 16 groups of ``g`` channels (4 int8, 2 bf16) x 16 output channels, contiguous."""
+    w = pad_channels(w_oihw, 16 * g)
+    o, cp, kh, kw = w.shape
+    return np.ascontiguousarray(w.reshape(o // 16, 16, cp // (16 * g), 16, g, kh, kw).transpose(0, 2, 5, 6, 3, 1, 4))
 
 
 def pad_channels(w_oihw, k: int):
@@ -154,10 +162,13 @@ def from_layout_weight(w, layout, wl: ConvWorkload, ib=1, ob=1):
         return w
     if layout == "nhwc":
         return w.transpose(3, 2, 0, 1)
-    if layout in ("nchwc_vnni", "amx"):
+    if layout in ("amx", "amx_bf16"):  # [O/16][CB][Kh][Kw][16][16][g] -> OIHW
+        oo, cb, kh, kw, kg, oi, g = w.shape
+        return w.transpose(0, 5, 1, 4, 6, 2, 3).reshape(oo * oi, cb * kg * g, kh, kw)[:, :wl.c_in]
+    if layout == "nchwc_vnni":
         w = w.swapaxes(4, 5)
     oo, co, kh, kw, ci, oi = w.shape
-    return w.transpose(0, 5, 1, 4, 2, 3).reshape(oo * oi, co * ci, kh, kw)[:, :wl.c_in]  # AMX pads channels
+    return w.transpose(0, 5, 1, 4, 2, 3).reshape(oo * oi, co * ci, kh, kw)[:, :wl.c_in]
 
 
 def from_layout_data(x, layout):

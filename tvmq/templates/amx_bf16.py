@@ -2,8 +2,8 @@
 
 Layouts (bf16 values held as their uint16 bits, numpy having no bfloat16): data
 [N][C/B][H][W][B] (B = 32 where it divides C, see :func:`tvmq.templates.amx.data_block`), weight
-[O/16][CP/2][Kh][Kw][16][2] over C zero-padded to CP = 32k (``nchwc_vnni`` with ib=2: 16 consecutive
-channel pairs at one tap form one B tile), output [N][O/16][Ho][Wo][16] float32. The tiling is the
+[O/16][CP/32][Kh][Kw][16][16][2] over C zero-padded to CP = 32k (layout ``amx_bf16``: one B tile, 16
+channel pairs x 16 output channels, contiguous), output [N][O/16][Ho][Wo][16] float32. The tiling is the
 int8 kernel's (:func:`tvmq.templates.amx.kernel_parts`); padding is bf16 zero.
 """
 
@@ -19,8 +19,8 @@ def conv2d_amx_bf16(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat
     from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     p = amx.kernel_parts(wl, rows, m_tiles, n_tiles, flat, "bf16")
-    fill_pad, task_tiles = p.fill_pad, p.task_tiles
-    N, NT, BLK, GW, QT, QB, OG, WO = p.N, p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO
+    fill_pad, task_tiles, load_config = p.fill_pad, p.task_tiles, p.load_config
+    NT, BLK, GW, QT, QB, OG, WO = p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO
 
     @T.prim_func(s_tir=True)
     def main(data: T.Buffer(p.dshape, "uint16"), weight: T.Buffer(p.wshape, "uint16"),
@@ -28,14 +28,17 @@ def conv2d_amx_bf16(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat
         T.func_attr({"global_symbol": "main", "tir.noalias": True})
         pad = T.alloc_buffer(p.pad_shape, "uint16")
         fill_pad(data, pad, T.uint16(0))
-        for task in T.parallel(N * OG * QB):
-            acc = T.alloc_buffer((NT, BLK, 16), "float32", scope="local")
-            task_tiles(pad, weight, acc, task // (OG * QB), task // QB % OG, task % QB)
-            for j, x in T.grid(NT, BLK):
-                if (task % QB * BLK + x) % GW < WO and task % QB * BLK + x < QT:
-                    for oi in T.vectorized(16):
-                        out[task // (OG * QB), task // QB % OG * NT + j, (task % QB * BLK + x) // GW,
-                            (task % QB * BLK + x) % GW, oi] = acc[j, x, oi]
+        for c in T.parallel(p.NCH):
+            load_config()
+            for task in T.serial(c * p.TPC, c * p.TPC + p.TPC):
+                acc = T.alloc_buffer((NT, BLK, 16), "float32", scope="local")
+                task_tiles(pad, weight, acc, task // (OG * QB), task % OG, task // OG % QB, None)
+                for j, x in T.grid(NT, BLK):
+                    if (task // OG % QB * BLK + x) % GW < WO and task // OG % QB * BLK + x < QT:
+                        for oi in T.vectorized(16):
+                            out[task // (OG * QB), task % OG * NT + j, (task // OG % QB * BLK + x) // GW,
+                                (task // OG % QB * BLK + x) % GW, oi] = acc[j, x, oi]
+            T.evaluate(amx.tilerelease())
 
     return main
 
@@ -58,7 +61,7 @@ def make_inputs(wl, rng):
     x = rng.standard_normal((wl.n, wl.c_in, wl.h, wl.w)).astype(np.float32)
     w = rng.standard_normal((wl.c_out, wl.c_in, wl.kh, wl.kw)).astype(np.float32)
     return [R.nchw_to_nchwc(to_bf16_bits(x), amx.data_block(wl.c_in, "bf16")),
-            D.to_layout_weight(D.pad_channels(to_bf16_bits(w), 32), "nchwc_vnni", 2, 16)]
+            D.to_layout_weight(to_bf16_bits(w), "amx_bf16")]
 
 
 def reference(wl, ins):
@@ -67,5 +70,5 @@ def reference(wl, ins):
     from ..ops import reference as R  # ops <-> templates cycle
 
     x = from_bf16_bits(R.nchwc_to_nchw(ins[0]))
-    w = from_bf16_bits(D.from_layout_weight(ins[1], "nchwc_vnni", wl, 2, 16))
+    w = from_bf16_bits(D.from_layout_weight(ins[1], "amx_bf16", wl))
     return R.nchw_to_nchwc(R.conv2d_nchw(x, w, wl), 16)
