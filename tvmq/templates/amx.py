@@ -29,6 +29,7 @@ from types import SimpleNamespace
 
 FEATURES = ("amx-tile", "amx-int8")  # LLVM feature names a target needs for these kernels
 REVISION = 2  # in the task key of spaces with AMX values: bump when the generated kernels change speed
+L2_WEIGHTS = 1 << 20  # bytes of weights a chunk of tasks re-reads from L2
 MAX_TILES = 8
 K_BYTES = 64  # bytes per tile row: 64 u8/s8 (A, B) or 16 int32 (C)
 MIN_C_IN = 32  # below, zero padding to a 64-byte tile row wastes more than half of every tile product
@@ -253,10 +254,18 @@ def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: st
                 for j in T.unroll(NT):
                     T.evaluate(tilestore(i * NT + j, T.address_of(acc[j, i * rows, 0]), 64))
 
-    TOT = N * (oshape[1] // NT) * QB
+    # Task order: output-channel groups fastest, so consecutive tasks share their input rows (in L1),
+    # within chunks of OGC groups whose weights fit in half of L2 (2 MiB on every AMX CPU so far): then
+    # the tasks over all pixel blocks of a chunk re-read those weights from L2, not from memory.
+    OG = oshape[1] // NT
+    og_bytes = NT * 16 * CB * K * KH * KW * (1 if kind == "int8" else 2)
+    OGC = max([d for d in range(1, OG + 1) if OG % d == 0 and d * og_bytes <= L2_WEIGHTS] or [1])
+    TOT = N * OG * QB
     return SimpleNamespace(dshape=dshape, wshape=wshape, oshape=oshape, pad_shape=pad_shape, N=N, NT=NT, BLK=BLK,
-                           GW=GW, QT=QT, QB=QB, OG=oshape[1] // NT, WO=wl.out_w, fill_pad=fill_pad,
-                           task_tiles=task_tiles, load_config=config, TOT=TOT, NCH=chunks(TOT), TPC=TOT // chunks(TOT))
+                           GW=GW, QT=QT, QB=QB, OG=OG, WO=wl.out_w, fill_pad=fill_pad,
+                           task_tiles=task_tiles, load_config=config, TOT=TOT, NCH=chunks(TOT), TPC=TOT // chunks(TOT),
+                           n_of=lambda t: t // (OG * QB), qb_of=lambda t: t // OGC % QB,
+                           og_of=lambda t: t // (OGC * QB) % (OG // OGC) * OGC + t % OGC)
 
 
 def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shift: int = 30, flat: bool = False):
@@ -266,7 +275,8 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
 
     p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
     fill_pad, task_tiles, load_config = p.fill_pad, p.task_tiles, p.load_config
-    NT, BLK, GW, QT, QB, OG, WO, O = p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO, wl.c_out
+    n_of, og_of, qb_of = p.n_of, p.og_of, p.qb_of
+    NT, BLK, GW, QT, WO, O = p.NT, p.BLK, p.GW, p.QT, p.WO, wl.c_out
     ROUND = 1 << (shift - 1)
 
     @T.prim_func(s_tir=True)
@@ -283,14 +293,14 @@ def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shif
             load_config()
             for task in T.serial(c * p.TPC, c * p.TPC + p.TPC):
                 acc = T.alloc_buffer((NT, BLK, 16), "int32", scope="local")  # this task's block, in cache
-                task_tiles(pad, weight, acc, task // (OG * QB), task % OG, task // OG % QB, init)
+                task_tiles(pad, weight, acc, n_of(task), og_of(task), qb_of(task), init)
                 for j, x in T.grid(NT, BLK):  # requantize the block (no let bindings: they break vectorizing)
-                    if (task // OG % QB * BLK + x) % GW < WO and task // OG % QB * BLK + x < QT:
+                    if (qb_of(task) * BLK + x) % GW < WO and qb_of(task) * BLK + x < QT:
                         for oi in T.vectorized(16):
-                            out[task // (OG * QB), task % OG * NT + j, (task // OG % QB * BLK + x) // GW,
-                                (task // OG % QB * BLK + x) % GW, oi] = T.Cast("int8", T.max(T.min(T.Cast("int32", (
+                            out[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
+                                (qb_of(task) * BLK + x) % GW, oi] = T.Cast("int8", T.max(T.min(T.Cast("int32", (
                                     T.Cast("int64", acc[j, x, oi])
-                                    * T.Cast("int64", multiplier[(task % OG * NT + j) * 16 + oi]) + T.int64(ROUND))
+                                    * T.Cast("int64", multiplier[(og_of(task) * NT + j) * 16 + oi]) + T.int64(ROUND))
                                 >> T.int64(shift)) + y_zp[0], 127), -128))
             T.evaluate(tilerelease())
 
@@ -307,7 +317,8 @@ def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int =
 
     p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
     fill_pad, task_tiles, load_config = p.fill_pad, p.task_tiles, p.load_config
-    NT, BLK, GW, QT, QB, OG, WO, O = p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO, wl.c_out
+    n_of, og_of, qb_of = p.n_of, p.og_of, p.qb_of
+    NT, BLK, GW, QT, WO, O = p.NT, p.BLK, p.GW, p.QT, p.WO, wl.c_out
     LO = 0.0 if relu is not False else -3.0e38
     HI = 3.0e38 if relu is True or relu is False else float(relu)
     RES = bool(residual)  # a Python constant: TVMScript keeps only the taken branch
@@ -323,23 +334,23 @@ def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int =
             load_config()
             for task in T.serial(c * p.TPC, c * p.TPC + p.TPC):
                 acc = T.alloc_buffer((NT, BLK, 16), "int32", scope="local")
-                task_tiles(pad, weight, acc, task // (OG * QB), task % OG, task // OG % QB, init)
+                task_tiles(pad, weight, acc, n_of(task), og_of(task), qb_of(task), init)
                 for j, x in T.grid(NT, BLK):
-                    if (task // OG % QB * BLK + x) % GW < WO and task // OG % QB * BLK + x < QT:
+                    if (qb_of(task) * BLK + x) % GW < WO and qb_of(task) * BLK + x < QT:
                         for oi in T.vectorized(16):
                             if RES:
-                                out[task // (OG * QB), task % OG * NT + j, (task // OG % QB * BLK + x) // GW,
-                                    (task // OG % QB * BLK + x) % GW, oi] = T.max(T.min(
+                                out[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
+                                    (qb_of(task) * BLK + x) % GW, oi] = T.max(T.min(
                                         T.Cast("float32", acc[j, x, oi])
-                                        * scale[(task % OG * NT + j) * 16 + oi] + bvec[(task % OG * NT + j) * 16 + oi]
-                                        + res[task // (OG * QB), task % OG * NT + j, (task // OG % QB * BLK + x) // GW,
-                                              (task // OG % QB * BLK + x) % GW, oi],
+                                        * scale[(og_of(task) * NT + j) * 16 + oi] + bvec[(og_of(task) * NT + j) * 16 + oi]
+                                        + res[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
+                                              (qb_of(task) * BLK + x) % GW, oi],
                                         T.float32(HI)), T.float32(LO))
                             else:
-                                out[task // (OG * QB), task % OG * NT + j, (task // OG % QB * BLK + x) // GW,
-                                    (task // OG % QB * BLK + x) % GW, oi] = T.max(T.min(
+                                out[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
+                                    (qb_of(task) * BLK + x) % GW, oi] = T.max(T.min(
                                         T.Cast("float32", acc[j, x, oi])
-                                        * scale[(task % OG * NT + j) * 16 + oi] + bvec[(task % OG * NT + j) * 16 + oi],
+                                        * scale[(og_of(task) * NT + j) * 16 + oi] + bvec[(og_of(task) * NT + j) * 16 + oi],
                                         T.float32(HI)), T.float32(LO))
             T.evaluate(tilerelease())
 

@@ -20,7 +20,8 @@ def conv2d_amx_bf16(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat
 
     p = amx.kernel_parts(wl, rows, m_tiles, n_tiles, flat, "bf16")
     fill_pad, task_tiles, load_config = p.fill_pad, p.task_tiles, p.load_config
-    NT, BLK, GW, QT, QB, OG, WO = p.NT, p.BLK, p.GW, p.QT, p.QB, p.OG, p.WO
+    n_of, og_of, qb_of = p.n_of, p.og_of, p.qb_of
+    NT, BLK, GW, QT, WO = p.NT, p.BLK, p.GW, p.QT, p.WO
 
     @T.prim_func(s_tir=True)
     def main(data: T.Buffer(p.dshape, "uint16"), weight: T.Buffer(p.wshape, "uint16"),
@@ -32,12 +33,12 @@ def conv2d_amx_bf16(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat
             load_config()
             for task in T.serial(c * p.TPC, c * p.TPC + p.TPC):
                 acc = T.alloc_buffer((NT, BLK, 16), "float32", scope="local")
-                task_tiles(pad, weight, acc, task // (OG * QB), task % OG, task // OG % QB, None)
+                task_tiles(pad, weight, acc, n_of(task), og_of(task), qb_of(task), None)
                 for j, x in T.grid(NT, BLK):
-                    if (task // OG % QB * BLK + x) % GW < WO and task // OG % QB * BLK + x < QT:
+                    if (qb_of(task) * BLK + x) % GW < WO and qb_of(task) * BLK + x < QT:
                         for oi in T.vectorized(16):
-                            out[task // (OG * QB), task % OG * NT + j, (task // OG % QB * BLK + x) // GW,
-                                (task // OG % QB * BLK + x) % GW, oi] = acc[j, x, oi]
+                            out[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
+                                (qb_of(task) * BLK + x) % GW, oi] = acc[j, x, oi]
             T.evaluate(amx.tilerelease())
 
     return main
