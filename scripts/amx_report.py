@@ -1,7 +1,8 @@
 """Issue 18's table: tuned AMX int8 and bf16 against tvmq's VNNI and float kernels, onnxruntime and torch.
 
 For each layer, from this machine's records in ``--log``: the best int8 config whose ``dot`` is AMX,
-the best with ``vnni``, the best ``bf16`` and the best ``float``, each rebuilt and timed in tvmq's
+the best with ``vnni`` (or the most similar layer's best ``vnni`` config, when faster here: the tuner
+may have spent few trials on VNNI), the best ``bf16`` and the best ``float``, each rebuilt and timed in tvmq's
 local measurement worker (checked against numpy first). The peers run first, each in a process of
 its own, before any TVM kernel has run here: onnxruntime fp32 Conv and QLinearConv, and where torch
 is installed, torch's fp32, bf16 and quantized int8 (oneDNN) convolutions. Ratios are time ratios in
@@ -26,14 +27,14 @@ from tvmq.machine import for_target  # noqa: E402
 from tvmq.ops.bf16 import error_vs_float  # noqa: E402
 from tvmq.peers import onnxruntime_conv, torch_conv  # noqa: E402
 from tvmq.record import log as recordlog  # noqa: E402
-from tvmq.record.select import choose  # noqa: E402
+from tvmq.record.select import choose, workload_distance  # noqa: E402
 from tvmq.run.base import BuildResult  # noqa: E402
 from tvmq.run.local import LocalRunner  # noqa: E402
 from tvmq.run.settings import MeasureSettings  # noqa: E402
 from tvmq.run.verify import TaskVerifier  # noqa: E402
 from tvmq.targets import get_target  # noqa: E402
 from tvmq.task import Task  # noqa: E402
-from tvmq.workload import resolve  # noqa: E402
+from tvmq.workload import ConvWorkload, resolve  # noqa: E402
 
 # (row name, variant, which records of it): the dot families compared
 FAMILIES = [("float", "float", lambda c: True), ("bf16", "bf16", lambda c: True),
@@ -78,23 +79,40 @@ def main():
             for name, variant, keep in FAMILIES:
                 task = Task.make(wl, variant, target)
                 fam = [r for r in records if r.get("status") == "ok" and keep(r.get("config", {}))]
-                c = choose(task, fam, machine, a.threads)
-                if c.record is None:
+                picks = [(c.record, "") for c in [choose(task, fam, machine, a.threads)] if c.record is not None]
+                if name == "int8 vnni":  # the tuner may have spent few trials on VNNI: also a near layer's best
+                    picks += _nearest_layer_best(wl, variant, target, fam, machine, a.threads)
+                if not picks:
                     rows[wl.name][name] = None
                     print(f"{wl.name} {name}: no record on {machine.kind}", file=sys.stderr)
                     continue
-                _, cfg, lib, _, _ = build_kernel(task, c.record, Path(tmp), f"{wl.name}_{name.replace(' ', '_')}")
-                (res,) = runner.run([BuildResult(cfg, "ok", lib)], TaskVerifier(task, 0), settings)
-                rows[wl.name][name] = _ms(res.median) if res.ok else None
-                rows[wl.name][name + " dot"] = cfg.get("dot", "-")
-                print(f"{wl.name} {name} ({cfg.get('dot', '-')}): {res.status} {res.error} {rows[wl.name][name]}",
-                      file=sys.stderr, flush=True)
+                for k, (record, src) in enumerate(picks):
+                    _, cfg, lib, _, _ = build_kernel(task, record, Path(tmp), f"{wl.name}_{name.replace(' ', '_')}_{k}")
+                    (res,) = runner.run([BuildResult(cfg, "ok", lib)], TaskVerifier(task, 0), settings)
+                    ms = _ms(res.median) if res.ok else None
+                    print(f"{wl.name} {name} ({cfg.get('dot', '-')}{src}): {res.status} {res.error} {ms}",
+                          file=sys.stderr, flush=True)
+                    if ms is not None and (rows[wl.name].get(name) is None or ms < rows[wl.name][name]):
+                        rows[wl.name][name], rows[wl.name][name + " dot"] = ms, cfg.get("dot", "-") + src
             rows[wl.name]["bf16_err"] = error_vs_float(wl)["max_rel_err"]
     runner.close()
     out = list(rows.values())
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2))
     print(table(out, machine, a.threads))
+
+
+def _nearest_layer_best(wl, variant, target, fam, machine, threads):
+    """[(record, " from LAYER")]: the best record of the most similar other layer with one, to be rebuilt for ``wl``."""
+    others = {r["workload"]["name"]: r["workload"] for r in fam
+              if r.get("variant") == variant and r.get("workload", {}).get("name") != wl.name}
+    near = sorted((workload_distance(wl, ConvWorkload.from_dict(d)), n) for n, d in others.items())
+    space = Task.make(wl, variant, target).space()
+    for _, n in near:  # the nearest whose best config is valid for this layer
+        c = choose(Task.make(ConvWorkload.from_dict(others[n]), variant, target), fam, machine, threads)
+        if c.record is not None and space.is_valid(space.complete(c.record["config"])):
+            return [(c.record, f", from {n}")]
+    return []
 
 
 def _r(row, a, b):
