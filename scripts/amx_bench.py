@@ -28,7 +28,7 @@ from tvmq.run.local import LocalRunner  # noqa: E402
 from tvmq.run.settings import MeasureSettings  # noqa: E402
 from tvmq.space import Space  # noqa: E402
 from tvmq.targets import get_target  # noqa: E402
-from tvmq.templates import amx, amx_bf16, instantiate  # noqa: E402
+from tvmq.templates import amx, amx_bf16, amx_int8, instantiate  # noqa: E402
 from tvmq.workload import suites  # noqa: E402
 
 # (rows, m_tiles, n_tiles, flat); rows None = out_w (13 on alexnet conv3-conv5), within an output row
@@ -87,13 +87,13 @@ def main():
             for name in args.layers.split(","):
                 wl = wls[name]
                 ops = 2 * wl.n * wl.c_out * wl.out_h * wl.out_w * wl.c_in * wl.kh * wl.kw
-                ins = amx.make_inputs(wl, np.random.default_rng(0))
-                ver = Fixed(ins, amx.reference(wl, ins))
+                ins = amx_int8.make_inputs(wl, np.random.default_rng(0))
+                ver = Fixed(ins, amx_int8.reference(wl, ins))
                 for r, m_tiles, n_tiles, flat in TILINGS:
                     r = r or wl.out_w
                     if amx.check(wl, r, m_tiles, n_tiles, flat):
                         continue
-                    f = amx.conv2d_amx_int8(wl, r, m_tiles, n_tiles, flat=flat)
+                    f = amx_int8.conv2d_amx_int8(wl, r, m_tiles, n_tiles, flat=flat)
                     t, status, err = measure(runner, build(tvm.IRModule({"main": f}), target, tmp), ver, threads)
                     rows.append(dict(kernel=f"amx{'f' if flat else ''} rows={r} m={m_tiles} n={n_tiles}", layer=name,
                                      threads=threads,

@@ -7,7 +7,7 @@ import pytest
 from tvmq.build.cross import asm, count_instructions
 from tvmq.errors import TvmqError
 from tvmq.run import amx_permission
-from tvmq.templates import amx
+from tvmq.templates import amx, amx_int8
 from tvmq.workload import ConvWorkload
 
 SPR = {"kind": "llvm", "mcpu": "sapphirerapids", "num-cores": 2}
@@ -83,14 +83,14 @@ def test_check_names_the_problem():
     assert "stride 1" in amx.check(STRIDED, 16, 1, 2, flat=True)
     assert amx.check(ODD, 16, 2, 2, flat=True) is None and amx.check(ODD, 16, 2, 2) is not None
     with pytest.raises(TvmqError, match="c_out divisible by 64"):
-        amx.conv2d_amx_int8(SMALL, 8, 1, 4)
+        amx_int8.conv2d_amx_int8(SMALL, 8, 1, 4)
 
 
 @pytest.mark.llvm
 def test_conv_and_peak_assembly_hold_tile_instructions():
     common = ["ldtilecfg", "tilezero", "tileloadd", "tdpbusd", "tilestored", "tilerelease"]
     int8 = [op for op in common if op != "tilezero"]  # its accumulators start from -x_zp * wsum: a tile load
-    for func, ops in ((amx.conv2d_amx_int8(SMALL, 8, 1, 2), int8), (amx.peak_func(4, 2), common)):
+    for func, ops in ((amx_int8.conv2d_amx_int8(SMALL, 8, 1, 2), int8), (amx.peak_func(4, 2), common)):
         asm = _compile(func).mod.inspect_source("asm")
         assert [op for op in ops if op not in asm] == []
 
@@ -109,9 +109,9 @@ def test_permission_answer_is_one_line():
     (SMALL, 16, 2, 2, True), (ODD, 16, 1, 4, True), (ODD, 13, 1, 1, False), (C96, 9, 1, 2, False),
     (C96, 16, 1, 2, True), (C40, 4, 1, 1, False)])
 def test_conv_is_exact(wl, rows, m_tiles, n_tiles, flat):
-    ex = _compile(amx.conv2d_amx_int8(wl, rows, m_tiles, n_tiles, flat=flat))
-    ins = amx.make_inputs(wl, np.random.default_rng(1))
-    ref = amx.reference(wl, ins)
+    ex = _compile(amx_int8.conv2d_amx_int8(wl, rows, m_tiles, n_tiles, flat=flat))
+    ins = amx_int8.make_inputs(wl, np.random.default_rng(1))
+    ref = amx_int8.reference(wl, ins)
     assert np.abs(ref.astype(int)).max() > 0
     np.testing.assert_array_equal(_run(ex, ins, np.zeros(amx.shapes(wl)[2], "int8")), ref)
 
@@ -223,17 +223,17 @@ def test_measurement_worker_holds_amx_permission(tmp_path):
     from tvmq.run.settings import MeasureSettings
 
     lib = str(tmp_path / "amx.so")
-    _compile(amx.conv2d_amx_int8(SMALL, 8, 1, 2)).export_library(lib)
-    ins = amx.make_inputs(SMALL, np.random.default_rng(4))
+    _compile(amx_int8.conv2d_amx_int8(SMALL, 8, 1, 2)).export_library(lib)
+    ins = amx_int8.make_inputs(SMALL, np.random.default_rng(4))
     runner = LocalRunner()
     try:
-        (res,) = runner.run([BuildResult({}, "ok", lib)], FixedVerifier(ins, amx.reference(SMALL, ins)),
+        (res,) = runner.run([BuildResult({}, "ok", lib)], FixedVerifier(ins, amx_int8.reference(SMALL, ins)),
                             MeasureSettings(repeat=2, min_repeat_ms=1, timeout_s=30, threads=2))
     finally:
         runner.close()
     assert res.status == "ok" and res.times and res.max_abs_err == 0.0, res.error
-    wrong = FixedVerifier(ins, amx.reference(SMALL, ins) ^ 1)  # the same kernel against a wrong answer
-    assert wrong.check({}, amx.reference(SMALL, ins))[0] is False
+    wrong = FixedVerifier(ins, amx_int8.reference(SMALL, ins) ^ 1)  # the same kernel against a wrong answer
+    assert wrong.check({}, amx_int8.reference(SMALL, ins))[0] is False
 
 
 @pytest.mark.llvm

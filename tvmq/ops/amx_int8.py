@@ -22,7 +22,7 @@ class AmxOpSpec(OpSpec):
     tiles: tuple = (16, 1, 2, 0)
 
     def prim_func(self):
-        from ..templates.amx import conv2d_amx_int8, conv2d_amx_int8_dequant  # op <-> template cycle
+        from ..templates.amx_int8 import conv2d_amx_int8, conv2d_amx_int8_dequant  # op <-> template cycle
 
         rows, m_tiles, n_tiles, flat = self.tiles
         if self.params["epilogue"] == "dequant":
@@ -36,7 +36,7 @@ def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles, bias:
              relu=False) -> AmxOpSpec:
     from tvm import te  # lazy: heavy (TVM)
 
-    from ..templates import amx  # op <-> template cycle
+    from ..templates import amx, amx_int8  # op <-> template cycle
     from .float import finish_reference  # lazy: ops.integer imports this module
 
     if act != "uint8" or epilogue not in ("requant", "dequant") or padding != "hard":
@@ -57,19 +57,19 @@ def amx_conv(wl, act: str, epilogue: str, padding: str, shift: int, tiles, bias:
             ("wsum", (wl.c_out,), "int32")]
     if epilogue == "requant":
         shapes = head + [("multiplier", (wl.c_out,), "int32"), ("y_zp", (1,), "int32"), ("requant", oshape, "int8")]
-        make_inputs, reference = (lambda rng: amx.make_inputs(wl, rng)), (lambda ins: amx.reference(wl, ins, shift))
+        make_inputs, reference = (lambda rng: amx_int8.make_inputs(wl, rng)), (lambda ins: amx_int8.reference(wl, ins, shift))
     else:
         shapes = head + [("scale", (wl.c_out,), "float32"), *([("bias", (wl.c_out,), "float32")] if bias else []),
                          ("dequant", oshape, "float32")]
 
         def make_inputs(rng):
-            ins = amx.make_inputs(wl, rng, "dequant")
+            ins = amx_int8.make_inputs(wl, rng, "dequant")
             return ins + ([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else [])
 
         def reference(ins):
-            y = amx.reference(wl, ins[:5], shift, "dequant", layout_out=False)
+            y = amx_int8.reference(wl, ins[:5], shift, "dequant", layout_out=False)
             y = finish_reference(y, ins[5] if bias else None, relu)
-            return amx.to_amx_out(y)
+            return amx_int8.to_amx_out(y)
     return AmxOpSpec(
         name="conv2d_amx_int8", variant="int8", layout="amx", workload=wl,
         params=dict(act=act, weight="int8", epilogue=epilogue, padding=padding, ib=amx.data_block(wl.c_in), ob=16,

@@ -1,30 +1,29 @@
-"""Intel AMX building blocks and AMX convolutions: int8 (u8 x s8 -> s32, requantized to int8) here,
-bf16 (-> float32) in :mod:`tvmq.templates.amx_bf16`.
+"""Intel AMX building blocks and the tiling the AMX convolutions share: int8 (u8 x s8 -> s32) in
+:mod:`tvmq.templates.amx_int8`, bf16 (-> float32) in :mod:`tvmq.templates.amx_bf16`.
 
 ``tdpbusd C, A, B`` adds A[M x 64 u8] . B[64 x 16 s8] into C[M x 16 s32] (M <= 16 rows), B in VNNI
 packing [16 rows = K/4][16 columns][4 bytes]; ``tdpbf16ps`` likewise with 32 bf16 per row, pairs.
 The building blocks return TIR calls of the LLVM intrinsics (tile numbers are int8 immediates:
 loops over tiles are ``T.unroll`` loops). The tile configuration is per thread, so every parallel
-task runs its own ``ldtilecfg``. The process must hold AMX permission (:mod:`tvmq.run.amx_permission`).
+chunk of tasks runs its own ``ldtilecfg``. The process must hold AMX permission (:mod:`tvmq.run.amx_permission`).
 
-The int8 convolution, in tvmq's packed layouts: data [N][C/64][H][W][64] uint8 (a tile row is one
-output pixel's 64 input channels at one kernel tap; where 64 does not divide C, [N][C/B][H][W][B]
-repacked into zero-padded 64-channel rows), weight [O/16][CP/64][Kh][Kw][16][16][4] int8 over C rounded
-up to CP = 64k channels (layout ``amx``: one B tile, 16 groups of 4 channels x 16 output channels, is
-1 KiB in a row; a strided tile load costs twice a contiguous one here), output [N][O/16][Ho][Wo][16]
-int8. A task computes ``m_tiles`` x ``n_tiles`` accumulator tiles (pixels x 16 output channels),
-started from ``-x_zp * wsum[o]`` (a tile load with row stride 0), over C/64 x Kh x Kw tile products
-(one 64-channel block at a time, the tiles parked in an int32 block between blocks), and requantizes
-the block (fixed-point multiplier) while it is in cache. Tasks run output-channel groups fastest (so
-consecutive tasks share their input rows), in chunks of one ``ldtilecfg`` each.
+The convolutions' layouts: data [N][C/B][H][W][B] (a tile row is one output pixel's K input channels
+at one kernel tap, K = 64 int8 or 32 bf16; where K does not divide C, B-channel blocks repacked into
+zero-padded K-channel rows), weight [O/16][CP/K][Kh][Kw][16][16][K/16] over C rounded up to CP = K k
+channels (layouts ``amx`` and ``amx_bf16``: one B tile is 1 KiB in a row; a strided tile load costs
+twice a contiguous one here), output [N][O/16][Ho][Wo][16]. A task computes ``m_tiles`` x ``n_tiles``
+accumulator tiles (pixels x 16 output channels), started from a row per output channel (a tile load
+with row stride 0), over CP/K x Kh x Kw tile products (one K-channel block at a time, the tiles parked
+in the task's block between blocks); the kernel's epilogue then stores the block while it is in
+cache. Tasks run output-channel groups fastest (so consecutive tasks share their input rows), in
+chunks of one ``ldtilecfg`` each.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from types import SimpleNamespace
 
 from ..errors import TvmqError
-from types import SimpleNamespace
 
 
 FEATURES = ("amx-tile", "amx-int8")  # LLVM feature names a target needs for these kernels
@@ -169,11 +168,12 @@ def chunks(tasks: int, at_least: int = 64) -> int:
 
 
 def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: str):
-    """What the int8 and bf16 kernels share: their constants, ``fill_pad(data, pad, value)`` (the padded
-    input, pixels flat), ``load_config()`` (``ldtilecfg``, once per chunk of tasks: the configuration is
-    per thread) and ``task_tiles(pad, weight, acc, n, og, qb, init)`` (one task's tile products into
-    its ``acc`` block, the accumulators started from row ``init[o]`` per output channel, or zero when
-    ``init`` is None), as TIR macros. Tasks ``TOT`` run as ``NCH`` chunks.
+    """What the int8 and bf16 kernels share: their shapes, ``fill_pad(data, pad, value)`` (the padded
+    input, pixels flat) and ``run_tasks(pad, weight, init, store, bufs)``, as TIR macros. ``run_tasks``
+    runs every task: its tile products into an ``acc`` block [n_tiles][pixels][16], the accumulators
+    started from ``init[o]`` (one value per output channel), then for each valid pixel
+    ``store(acc, j, x, n, ob, y, xo, bufs)``: the block's tile column ``j`` and pixel ``x`` are output
+    channel block ``ob``, pixel (``y``, ``xo``) of image ``n``; ``bufs`` carries the epilogue's buffers.
 
     Output pixels are numbered on a grid ``q = y * GW + x``; a task computes ``m_tiles`` blocks of
     ``rows`` consecutive ``q``. By default ``GW = out_w`` and blocks stay within an output row. With
@@ -225,10 +225,6 @@ def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: st
                             value)
 
     @T.macro
-    def config():
-        load_config(CFG)
-
-    @T.macro
     def task_tiles(pad, weight, acc, n, og, qb, init):
         # One 64-channel block at a time, the accumulators stored to ``acc`` and loaded back between
         # blocks: a block's A rows and B tiles (under 32 KiB for 2 B tiles at 3x3) stay in L1 across
@@ -238,8 +234,6 @@ def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: st
                 for j in T.unroll(NT):
                     if cb > 0:
                         T.evaluate(tileload(i * NT + j, T.address_of(acc[j, i * rows, 0]), 64))
-                    elif init is None:
-                        T.evaluate(tilezero(i * NT + j))
                     else:  # every row the same 16 values: row stride 0
                         T.evaluate(tileload(i * NT + j, T.address_of(init[(og * NT + j) * 16]), 0))
             for r, s in T.grid(KH, KW):
@@ -258,173 +252,36 @@ def kernel_parts(wl, rows: int, m_tiles: int, n_tiles: int, flat: bool, kind: st
     # within chunks of OGC groups whose weights fit in half of L2 (2 MiB on every AMX CPU so far): then
     # the tasks over all pixel blocks of a chunk re-read those weights from L2, not from memory.
     OG = oshape[1] // NT
-    og_bytes = NT * 16 * CB * K * KH * KW * (1 if kind == "int8" else 2)
-    OGC = max([d for d in range(1, OG + 1) if OG % d == 0 and d * og_bytes <= L2_WEIGHTS] or [1])
+    OGC = max([d for d in range(1, OG + 1) if OG % d == 0 and d * NT * 16 * CB * K_BYTES * KH * KW <= L2_WEIGHTS]
+              or [1])
     TOT = N * OG * QB
-    return SimpleNamespace(dshape=dshape, wshape=wshape, oshape=oshape, pad_shape=pad_shape, N=N, NT=NT, BLK=BLK,
-                           GW=GW, QT=QT, QB=QB, OG=OG, WO=wl.out_w, fill_pad=fill_pad,
-                           task_tiles=task_tiles, load_config=config, TOT=TOT, NCH=chunks(TOT), TPC=TOT // chunks(TOT),
-                           n_of=lambda t: t // (OG * QB), qb_of=lambda t: t // OGC % QB,
-                           og_of=lambda t: t // (OGC * QB) % (OG // OGC) * OGC + t % OGC)
+    NCH, ACC, WO = chunks(TOT), DOT[kind][1], wl.out_w
+    TPC = TOT // NCH
 
+    def n_of(t):
+        return t // (OG * QB)
 
-def conv2d_amx_int8(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, shift: int = 30, flat: bool = False):
-    """The PrimFunc ``main(data, weight, x_zp, wsum, multiplier, y_zp, out)`` (see the module doc and
-    :func:`kernel_parts`): int8 tiles, then the block requantized per task while in cache."""
-    from tvm.script import tirx as T  # lazy: heavy (TVM)
+    def og_of(t):
+        return t // (OGC * QB) % (OG // OGC) * OGC + t % OGC
 
-    p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
-    fill_pad, task_tiles, load_config = p.fill_pad, p.task_tiles, p.load_config
-    n_of, og_of, qb_of = p.n_of, p.og_of, p.qb_of
-    NT, BLK, GW, QT, WO, O = p.NT, p.BLK, p.GW, p.QT, p.WO, wl.c_out
-    ROUND = 1 << (shift - 1)
-
-    @T.prim_func(s_tir=True)
-    def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
-             wsum: T.Buffer((O,), "int32"), multiplier: T.Buffer((O,), "int32"), y_zp: T.Buffer((1,), "int32"),
-             out: T.Buffer(p.oshape, "int8")):
-        T.func_attr({"global_symbol": "main", "tir.noalias": True})
-        pad = T.alloc_buffer(p.pad_shape, "uint8")  # padded with the zero point
-        fill_pad(data, pad, T.Cast("uint8", x_zp[0]))
-        init = T.alloc_buffer((O,), "int32")  # the accumulators start at -x_zp * wsum[o]
-        for o in range(O):
-            init[o] = T.int32(0) - x_zp[0] * wsum[o]
-        for c in T.parallel(p.NCH):
-            load_config()
-            for task in T.serial(c * p.TPC, c * p.TPC + p.TPC):
-                acc = T.alloc_buffer((NT, BLK, 16), "int32", scope="local")  # this task's block, in cache
-                task_tiles(pad, weight, acc, n_of(task), og_of(task), qb_of(task), init)
-                for j, x in T.grid(NT, BLK):  # requantize the block (no let bindings: they break vectorizing)
-                    if (qb_of(task) * BLK + x) % GW < WO and qb_of(task) * BLK + x < QT:
-                        for oi in T.vectorized(16):
-                            out[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
-                                (qb_of(task) * BLK + x) % GW, oi] = T.Cast("int8", T.max(T.min(T.Cast("int32", (
-                                    T.Cast("int64", acc[j, x, oi])
-                                    * T.Cast("int64", multiplier[(og_of(task) * NT + j) * 16 + oi]) + T.int64(ROUND))
-                                >> T.int64(shift)) + y_zp[0], 127), -128))
-            T.evaluate(tilerelease())
-
-    return main
-
-
-def conv2d_amx_int8_dequant(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat: bool = False,
-                            bias: bool = False, relu=False, residual: bool = False):
-    """The PrimFunc ``main(data, weight, x_zp, wsum, scale[, bias][, residual], out)``: int8 tiles, then the
-    block dequantized per task to float32 (``(acc - x_zp * wsum[o]) * scale[o] + bias[o] (+ residual)``,
-    then ReLU, or clipped to [0, relu] when ``relu`` is a number): a model export's conv -> bias (-> add)
-    -> ReLU in one kernel. ``residual``: float32 in the output's layout [N][O/16][Ho][Wo][16]."""
-    from tvm.script import tirx as T  # lazy: heavy (TVM)
-
-    p = kernel_parts(wl, rows, m_tiles, n_tiles, flat, "int8")
-    fill_pad, task_tiles, load_config = p.fill_pad, p.task_tiles, p.load_config
-    n_of, og_of, qb_of = p.n_of, p.og_of, p.qb_of
-    NT, BLK, GW, QT, WO, O = p.NT, p.BLK, p.GW, p.QT, p.WO, wl.c_out
-    LO = 0.0 if relu is not False else -3.0e38
-    HI = 3.0e38 if relu is True or relu is False else float(relu)
-    RES = bool(residual)  # a Python constant: TVMScript keeps only the taken branch
+    def qb_of(t):
+        return t // OGC % QB
 
     @T.macro
-    def body(data, weight, x_zp, wsum, scale, bvec, res, out):
-        pad = T.alloc_buffer(p.pad_shape, "uint8")  # padded with the zero point
-        fill_pad(data, pad, T.Cast("uint8", x_zp[0]))
-        init = T.alloc_buffer((O,), "int32")  # the accumulators start at -x_zp * wsum[o]
-        for o in range(O):
-            init[o] = T.int32(0) - x_zp[0] * wsum[o]
-        for c in T.parallel(p.NCH):
-            load_config()
-            for task in T.serial(c * p.TPC, c * p.TPC + p.TPC):
-                acc = T.alloc_buffer((NT, BLK, 16), "int32", scope="local")
+    def run_tasks(pad, weight, init, store, bufs):
+        for c in T.parallel(NCH):
+            load_config(CFG)
+            for task in T.serial(c * TPC, c * TPC + TPC):
+                acc = T.alloc_buffer((NT, BLK, 16), ACC, scope="local")  # this task's block, in cache
                 task_tiles(pad, weight, acc, n_of(task), og_of(task), qb_of(task), init)
-                for j, x in T.grid(NT, BLK):
+                for j, x in T.grid(NT, BLK):  # the valid pixels (no let bindings: they break vectorizing)
                     if (qb_of(task) * BLK + x) % GW < WO and qb_of(task) * BLK + x < QT:
-                        for oi in T.vectorized(16):
-                            if RES:
-                                out[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
-                                    (qb_of(task) * BLK + x) % GW, oi] = T.max(T.min(
-                                        T.Cast("float32", acc[j, x, oi])
-                                        * scale[(og_of(task) * NT + j) * 16 + oi] + bvec[(og_of(task) * NT + j) * 16 + oi]
-                                        + res[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
-                                              (qb_of(task) * BLK + x) % GW, oi],
-                                        T.float32(HI)), T.float32(LO))
-                            else:
-                                out[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
-                                    (qb_of(task) * BLK + x) % GW, oi] = T.max(T.min(
-                                        T.Cast("float32", acc[j, x, oi])
-                                        * scale[(og_of(task) * NT + j) * 16 + oi] + bvec[(og_of(task) * NT + j) * 16 + oi],
-                                        T.float32(HI)), T.float32(LO))
+                        store(acc, j, x, n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
+                              (qb_of(task) * BLK + x) % GW, bufs)
             T.evaluate(tilerelease())
 
-    if bias and residual:
-        @T.prim_func(s_tir=True)
-        def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
-                 wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"), bias_: T.Buffer((O,), "float32"),
-                 residual_: T.Buffer(p.oshape, "float32"), out: T.Buffer(p.oshape, "float32")):
-            T.func_attr({"global_symbol": "main", "tir.noalias": True})
-            body(data, weight, x_zp, wsum, scale, bias_, residual_, out)
-    elif bias:
-        @T.prim_func(s_tir=True)
-        def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
-                 wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"), bias_: T.Buffer((O,), "float32"),
-                 out: T.Buffer(p.oshape, "float32")):
-            T.func_attr({"global_symbol": "main", "tir.noalias": True})
-            body(data, weight, x_zp, wsum, scale, bias_, None, out)
-    elif residual:
-        @T.prim_func(s_tir=True)
-        def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
-                 wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"),
-                 residual_: T.Buffer(p.oshape, "float32"), out: T.Buffer(p.oshape, "float32")):
-            T.func_attr({"global_symbol": "main", "tir.noalias": True})
-            zero = T.alloc_buffer((O,), "float32")
-            for o in range(O):
-                zero[o] = T.float32(0)
-            body(data, weight, x_zp, wsum, scale, zero, residual_, out)
-    else:
-        @T.prim_func(s_tir=True)
-        def main(data: T.Buffer(p.dshape, "uint8"), weight: T.Buffer(p.wshape, "int8"), x_zp: T.Buffer((1,), "int32"),
-                 wsum: T.Buffer((O,), "int32"), scale: T.Buffer((O,), "float32"), out: T.Buffer(p.oshape, "float32")):
-            T.func_attr({"global_symbol": "main", "tir.noalias": True})
-            zero = T.alloc_buffer((O,), "float32")
-            for o in range(O):
-                zero[o] = T.float32(0)
-            body(data, weight, x_zp, wsum, scale, zero, None, out)
-
-    return main
-
-
-def make_inputs(wl, rng, epilogue: str = "requant"):
-    """Random inputs in the kernel's layouts: data, weight, x_zp, wsum, then multiplier and y_zp
-    (``requant``) or the float scale (``dequant``)."""
-    from ..ops import direct as D  # op <-> template cycle
-    from ..ops.integer import epilogue_inputs  # op <-> template cycle
-
-    x = rng.integers(0, 256, (wl.n, wl.c_in, wl.h, wl.w)).astype("uint8")
-    w = rng.integers(-128, 128, (wl.c_out, wl.c_in, wl.kh, wl.kw))
-    zp = np.array([rng.integers(0, 256)], "int32")
-    wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
-    return [D.to_layout_data(x, "amx", data_block(wl.c_in)), D.to_layout_weight(w, "amx", 64, 16).astype("int8"), zp, wsum,
-            *epilogue_inputs(rng, wl, epilogue)]
-
-
-def to_amx_out(y_nchw):
-    """An NCHW output in the kernel's output layout [N][O/16][Ho][Wo][16]."""
-    from ..ops import direct as D  # op <-> template cycle
-
-    return D.to_layout_out(y_nchw, "amx", 16)
-
-
-def reference(wl, ins, shift: int = 30, epilogue: str = "requant", layout_out: bool = True):
-    """The expected output from numpy: exact int8 (``requant``) or float (``dequant``), in the kernel's
-    output layout [N][O/16][Ho][Wo][16] (NCHW with ``layout_out=False``)."""
-    from ..ops import direct as D  # op <-> template cycle
-    from ..ops import reference as R  # op <-> template cycle
-    from ..ops.integer import epilogue_reference  # op <-> template cycle
-
-    x = D.from_layout_data(ins[0], "amx")
-    w = D.from_layout_weight(ins[1], "amx", wl, 64, 16)
-    zp = int(ins[2][0])
-    acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
-    y = epilogue_reference(acc, zp, ins[3], epilogue, ins[4:], shift)
-    return D.to_layout_out(y, "amx", 16) if layout_out else y
+    return SimpleNamespace(dshape=dshape, wshape=wshape, oshape=oshape, pad_shape=pad_shape, fill_pad=fill_pad,
+                           run_tasks=run_tasks)
 
 
 def peak_func(iters: int, tasks: int, kind: str = "int8"):

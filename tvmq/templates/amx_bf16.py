@@ -19,9 +19,12 @@ def conv2d_amx_bf16(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat
     from tvm.script import tirx as T  # lazy: heavy (TVM)
 
     p = amx.kernel_parts(wl, rows, m_tiles, n_tiles, flat, "bf16")
-    fill_pad, task_tiles, load_config = p.fill_pad, p.task_tiles, p.load_config
-    n_of, og_of, qb_of = p.n_of, p.og_of, p.qb_of
-    NT, BLK, GW, QT, WO = p.NT, p.BLK, p.GW, p.QT, p.WO
+    fill_pad, run_tasks, O = p.fill_pad, p.run_tasks, wl.c_out
+
+    @T.macro
+    def store(acc, j, x, n, ob, y, xo, out):
+        for oi in T.vectorized(16):
+            out[n, ob, y, xo, oi] = acc[j, x, oi]
 
     @T.prim_func(s_tir=True)
     def main(data: T.Buffer(p.dshape, "uint16"), weight: T.Buffer(p.wshape, "uint16"),
@@ -29,17 +32,10 @@ def conv2d_amx_bf16(wl, rows: int = 16, m_tiles: int = 1, n_tiles: int = 2, flat
         T.func_attr({"global_symbol": "main", "tir.noalias": True})
         pad = T.alloc_buffer(p.pad_shape, "uint16")
         fill_pad(data, pad, T.uint16(0))
-        for c in T.parallel(p.NCH):
-            load_config()
-            for task in T.serial(c * p.TPC, c * p.TPC + p.TPC):
-                acc = T.alloc_buffer((NT, BLK, 16), "float32", scope="local")
-                task_tiles(pad, weight, acc, n_of(task), og_of(task), qb_of(task), None)
-                for j, x in T.grid(NT, BLK):
-                    if (qb_of(task) * BLK + x) % GW < WO and qb_of(task) * BLK + x < QT:
-                        for oi in T.vectorized(16):
-                            out[n_of(task), og_of(task) * NT + j, (qb_of(task) * BLK + x) // GW,
-                                (qb_of(task) * BLK + x) % GW, oi] = acc[j, x, oi]
-            T.evaluate(amx.tilerelease())
+        zero = T.alloc_buffer((O,), "float32")  # the accumulators start at 0
+        for o in range(O):
+            zero[o] = T.float32(0)
+        run_tasks(pad, weight, zero, store, out)
 
     return main
 
