@@ -47,7 +47,7 @@ def test_sum_becomes_adds_and_keeps_the_function():
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from tvmq.export.onnx_prep import sums_as_adds
+    from tvmq.export.onnx_rewrites import sums_as_adds
 
     vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 3]) for n in "abc"]
     g = helper.make_graph([helper.make_node("Sum", ["a", "b", "c"], ["y"], name="s"),

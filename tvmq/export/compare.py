@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import TvmqError
 from . import WEIGHTS_NAME
-from .onnx_prep import (ConvLayer, check_supported, conv_layers, float_source_sha, gemm_to_conv, materialize,
-                        with_weights)
+from .onnx_prep import ConvLayer, check_supported, conv_layers, float_source_sha, materialize, with_weights
+from .onnx_rewrites import gemm_to_conv
 from ..workload import ConvWorkload
 from ..ops import direct as D
 from ..ops import reference as Ref

@@ -42,8 +42,8 @@ from ..variants import QUANTIZATIONS
 from . import LIB_NAME, WEIGHTS_NAME
 from .onnx_prep import (  # noqa: F401  (the model export's public names)
     KMEANS_SAMPLE, SUPPORTED_OPS, ConvLayer, ModelOptions, as_inputs, calibrate,
-    check_supported, conv_layers, data_input, float_source_sha, gemm_to_conv, materialize, prepare,
-    quantize_layers, with_weights)
+    check_supported, conv_layers, data_input, float_source_sha, materialize, prepare, quantize_layers, with_weights)
+from .onnx_rewrites import gemm_to_conv  # noqa: F401  (public too)
 from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq run and the bench)
 from .calibration import calibration_inputs
 from .glue import compile_model
