@@ -32,7 +32,7 @@ from tvmq.task import Task  # noqa: E402
 from tvmq.workload import ConvWorkload  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer_report import ORDER, runs  # noqa: E402
+from transfer_report import ORDER, logs as both_logs  # noqa: E402
 
 SIDES = (("cold 200", "cold", 200), ("transfer 16", "transfer", 16), ("transfer 64", "transfer", 64))
 
@@ -53,8 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--md", action="store_true")
     a = p.parse_args(argv)
     kind = a.kind or this_machine().kind
-    logs = {"cold": runs(Path(f"autotune_logs/{kind}/host.jsonl")),
-            "transfer": runs(Path(f"autotune_logs/{kind}/transfer/host.jsonl"))}
+    logs = both_logs(kind)
     target = get_target("host")
     runner = LocalRunner()
     settings = MeasureSettings(threads=2, repeat=a.repeat, min_repeat_ms=a.min_repeat_ms, timeout_s=120)

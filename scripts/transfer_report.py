@@ -23,13 +23,30 @@ from tvmq.workload import ConvWorkload
 ORDER = ["conv2", "conv3", "conv4", "conv5", "bench7", "bench1"]
 
 
-def runs(path: Path) -> dict:
-    """(workload, variant) -> that run's records in trial order (xgb, ``host`` target only)."""
+def runs(*paths: Path) -> dict:
+    """(workload, variant) -> one run's records in trial order (xgb, ``host`` target, 2 threads).
+
+    A pair tuned more than once (other task keys: another kernel revision, a later re-tune) keeps
+    its longest run, the 200-trial one in the cold logs."""
     by = defaultdict(list)
-    for r in read(path, warn=False):
-        if r.get("tuner") == "xgb" and r.get("target_name") == "host":
-            by[(r["workload"]["name"], r["variant"])].append(r)
-    return {k: sorted(v, key=lambda r: (r["trial"], r["timestamp"])) for k, v in by.items()}
+    for path in paths:
+        if not path.exists():
+            continue
+        for r in read(path, warn=False):
+            if r.get("tuner") == "xgb" and r.get("target_name") == "host" and r.get("threads", 2) == 2:
+                by[(r["workload"]["name"], r["variant"], r["task_key"])].append(r)
+    out = {}
+    for (name, variant, _), v in sorted(by.items(), key=lambda kv: len(kv[1])):
+        out[(name, variant)] = sorted(v, key=lambda r: (r["trial"], r["timestamp"]))  # the longest comes last
+    return out
+
+
+def logs(kind: str) -> dict:
+    """The cold runs (this machine's pre-tuned log, plus cold/ for pairs whose key was tuned since) and
+    the transfer runs of ``kind``."""
+    base = Path(f"autotune_logs/{kind}")
+    return {"cold": runs(base / "host.jsonl", base / "cold" / "host.jsonl"),
+            "transfer": runs(base / "transfer" / "host.jsonl")}
 
 
 def best_after(recs: list, n: int) -> float:
@@ -54,8 +71,8 @@ def main(argv=None) -> int:
     p.add_argument("--md", action="store_true", help="markdown table")
     a = p.parse_args(argv)
     kind = a.kind or this_machine().kind
-    cold = runs(Path(f"autotune_logs/{kind}/host.jsonl"))
-    tran = runs(Path(f"autotune_logs/{kind}/transfer/host.jsonl"))
+    both = logs(kind)
+    cold, tran = both["cold"], both["transfer"]
     if not cold or not tran:
         print(f"transfer_report: no cold or transfer records under autotune_logs/{kind}/", file=sys.stderr)
         return 2

@@ -85,6 +85,17 @@ def test_transfer_seeds_this_workload_then_similar_ones_valid_here():
     assert all(s["ib"] != 8 for s in seeds) and len(seeds) == 3  # both of this workload, then conv4's best
 
 
+def test_transfer_seeds_take_this_machines_similar_layers_before_other_machines():
+    conv4, conv5 = (Task.make(resolve(f"alexnet.{n}")[0], "float", HOST) for n in ("conv4", "conv5"))
+    here = this_machine()
+    recs = [rec(TASK, cfg(tile_ow=13), 1.0, ZEN4),
+            rec(conv4, dict(conv4.space().default, tile_ow=13, ob=32), 1.0, ZEN4),  # the nearer layer
+            rec(conv5, dict(conv5.space().default, ib=8), 2.0, here)]  # measured here, on another layer
+    seeds = transfer_seeds(TASK, recs, here, n=8)
+    assert [s["tile_ow"] for s in seeds[:1]] == [13] and seeds[1]["ib"] == 8  # this layer's, then this machine's
+    assert seeds[2]["ob"] == 32 and len(seeds) == 3
+
+
 def test_workload_distance_orders_layers_by_shape():
     conv2, conv3, conv4 = resolve("alexnet.conv2")[0], resolve("alexnet.conv3")[0], resolve("alexnet.conv4")[0]
     assert workload_distance(conv3, conv3) == 0.0

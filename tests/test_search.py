@@ -143,6 +143,33 @@ def test_xgb_warm_start_from_other_workloads(tmp_path):
     assert spearmanr(pred, true).correlation > 0.5
 
 
+def test_xgb_warm_started_first_batch_follows_the_model(tmp_path):
+    other = Task.make(resolve("alexnet.conv4")[0], "float", get_target("server"))
+    log = tmp_path / "other.jsonl"
+    tune(other, RandomTuner(other.space(), 0), fake_measure, 48, log, progress=False, settings=MeasureSettings())
+    cold, warm = XGBTuner(TASK.space(), 0), XGBTuner(TASK.space(), 0)
+    warm.warm_start(recordlog.read(log))
+    med = {n: np.median([synthetic_time(c) for c in t.next_batch(8)]) for n, t in (("cold", cold), ("warm", warm))}
+    assert med["warm"] < 0.6 * med["cold"]  # the model's picks, not random ones
+
+
+def test_xgb_own_measurements_outweigh_warm_start_records(tmp_path):
+    """Warm-start records ranked the other way round: after a batch measured here, the model follows here."""
+    other = Task.make(resolve("alexnet.conv4")[0], "float", get_target("server"))
+    log = tmp_path / "other.jsonl"
+    flipped = lambda cfgs: [RunResult("ok", [1e-6 / synthetic_time(c)] * 3) for c in cfgs]  # noqa: E731
+    tune(other, RandomTuner(other.space(), 0), flipped, 96, log, progress=False, settings=MeasureSettings())
+    tuner = XGBTuner(TASK.space(), 0)
+    tuner.warm_start(recordlog.read(log))
+    rng = np.random.default_rng(1)
+    mine = [TASK.space().sample(rng) for _ in range(24)]
+    tuner.update(mine, [1.0 / synthetic_time(c) for c in mine])
+    cands = [TASK.space().sample(np.random.default_rng(100 + i)) for i in range(200)]
+    from scipy.stats import spearmanr
+
+    assert spearmanr(tuner.predict(cands), [-synthetic_time(c) for c in cands]).correlation > 0.3
+
+
 def test_loop_features_describe_the_nest():
     """Accumulator registers (and spills), parallel balance over 2 threads, vector lanes."""
     from tvmq.search.xgb import loop_features

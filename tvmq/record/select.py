@@ -100,14 +100,16 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
                    per_workload: int = 4) -> list[dict]:
     """Configs to measure first on a machine with no records of ``task``: the ``per_workload`` best
     configs of this workload from every other machine (most similar first), then the best config of
-    each of the ``similar_workloads`` most similar workloads; at most ``n``.
+    each of the ``similar_workloads`` most similar workloads, this machine's own first; at most ``n``.
 
     Each is completed for this space and kept only when valid there; duplicates are dropped.
     """
     space = task.space()
+    # This machine's records of other layers are real measurements here, the best guess of all for
+    # a similar layer; its records of this layer are not seeds (the task is then tuned, not transferred).
     pool = [r for r in records if r.get("status") == "ok" and r.get("variant") == task.variant
-            and r.get("template") == task.template and record_kind(r) != machine.kind and not r.get("emulated")
-            and not r.get("modelled")
+            and r.get("template") == task.template and not r.get("emulated") and not r.get("modelled")
+            and (record_kind(r) != machine.kind or r.get("workload_key") != task.workload.key)
             and _fits(r, space)]
     groups: dict[tuple, list[dict]] = {}
     for r in pool:
@@ -120,8 +122,10 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
                                            dist[g[1]]))
     same = [g for g in ranked if g[1] == task.workload.key]
     near = [g for g in ranked if g[1] != task.workload.key]
-    near_wls = list(dict.fromkeys(g[1] for g in near))[:similar_workloads]
-    order = same + [g for g in near if g[1] in near_wls]
+    own = [g for g in near if g[0] == machine.kind][:similar_workloads]  # nearest first
+    others = [g for g in near if g[0] != machine.kind]
+    near_wls = list(dict.fromkeys(g[1] for g in others))[:similar_workloads]
+    order = same + own + [g for g in others if g[1] in near_wls]
     out, seen = [], set()
     for g in order:  # this workload: each machine's few best configs; similar workloads: their best
         recs = sorted(groups[g], key=median_time)[: per_workload if g[1] == task.workload.key else 1]

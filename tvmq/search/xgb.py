@@ -1,6 +1,7 @@
 """``xgb``: an XGBoost ranking model over config features guides a
 simulated-annealing walk through the space; a few random picks per batch
-keep exploring.
+keep exploring. The first batch is the default plus random picks, unless a warm
+start already trained the model; then it is the model's picks too.
 
 Features are the knob values (log2 of numbers, one-hot of choices), the
 workload's shape, and what the config makes of the loop nest (``loop_features``:
@@ -95,9 +96,14 @@ class XGBTuner(Tuner):
         G = [0] * len(keys) + self._extra_g
         order = np.argsort(G, kind="stable")
         X, Y, G = np.array(X)[order], np.array(Y)[order], np.array(G)[order]
-        _, counts = np.unique(G, return_counts=True)
+        groups, counts = np.unique(G, return_counts=True)
         d = xgb.DMatrix(X, label=Y)
         d.set_group(counts)
+        # This task's own measurements weigh as much as all warm-start records together: otherwise
+        # thousands of other workloads' (or machines') records drown the ranking measured here.
+        n_own = int(counts[0]) if groups[0] == 0 else 0
+        if n_own and len(self._extra_x):
+            d.set_weight(np.where(groups == 0, max(1.0, len(self._extra_x) / n_own), 1.0))
         params = dict(objective="rank:pairwise", max_depth=6, eta=0.3, subsample=1.0, min_child_weight=1,
                       verbosity=0, nthread=1, seed=int(self.rng.integers(1 << 30)))
         self.model = xgb.train(params, d, num_boost_round=60)
@@ -111,14 +117,15 @@ class XGBTuner(Tuner):
 
     # -- proposing ------------------------------------------------------------
     def next_batch(self, n):
+        first = []
         if self._first:
             self._first = False
             first = [self.space.default] if not self.seen(self.space.default) else []
+        if self.model is None:  # nothing learnt yet (no warm start): explore at random
             return first + self._fresh_random(n - len(first), {config_key(c) for c in first})
-        if self.model is None:
-            return self._fresh_random(n)
         n_rand = max(1, int(round(n * self.epsilon)))
-        chosen = self._anneal(n - n_rand)
+        keys = {config_key(c) for c in first}
+        chosen = first + [c for c in self._anneal(n - n_rand) if config_key(c) not in keys][: n - n_rand - len(first)]
         keys = {config_key(c) for c in chosen}
         return chosen + self._fresh_random(n - len(chosen), keys)
 
