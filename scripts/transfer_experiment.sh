@@ -7,7 +7,8 @@
 #             -> COLD_LOG (default autotune_logs/MACHINE-KIND/host.jsonl, this machine's pre-tuned log;
 #                use autotune_logs/MACHINE-KIND/cold/host.jsonl for a pair whose task was tuned there since)
 # Every transfer run goes first, then the cold runs; a cold run is skipped when the cold logs already
-# hold a 200-trial run of the pair, a transfer run when its results JSON exists (a rerun continues).
+# hold a 200-trial run of the pair with the current kernels (see cold_done), a transfer run when its
+# results JSON exists (a rerun continues).
 # The 16-trial figure is the transfer run's first 16 trials (xgb does not use the budget in its
 # decisions). Run on a quiet machine.
 #   SRC=autotune_logs/amd-znver4-2c bash scripts/transfer_experiment.sh
@@ -24,9 +25,15 @@ LAYERS=${LAYERS:-"alexnet.conv2 alexnet.conv3 alexnet.conv4 alexnet.conv5 large.
 VARIANTS=${VARIANTS:-"float int8 codebook"}
 mkdir -p "$OUT"
 step() { echo "== $(date +%T) $*" >&2; }
-cold_done() {  # a 200-trial cold run of WORKLOAD VARIANT is on record
+cold_done() {  # a 200-trial cold run of WORKLOAD VARIANT is on record, of today's hand-written kernels
+  # (a space with AMX kernels: the same task key; other spaces' keys also change with constraint text
+  # that does not change what a config computes, so their older runs still count)
   $PY -c "import sys; sys.path.insert(0, 'scripts'); from transfer_report import logs
-r = logs('$KIND')['cold'].get(('${1#*.}', '$2'), []); sys.exit(0 if len(r) >= 200 else 1)"
+from tvmq.targets import get_target; from tvmq.task import Task, _kernel_revisions; from tvmq.workload import resolve
+t = Task.make(resolve('$1')[0], '$2', get_target('host'))
+r = logs('$KIND')['cold'].get(('${1#*.}', '$2'), [])
+ok = len(r) >= 200 and (r[0]['task_key'] == t.measure_key('$KIND', 2) or not _kernel_revisions(t.space()))
+sys.exit(0 if ok else 1)"
 }
 job() {  # job cold|transfer WORKLOAD VARIANT
   local tag="$1-$2-$3" extra

@@ -27,7 +27,7 @@ def runs(*paths: Path) -> dict:
     """(workload, variant) -> one run's records in trial order (xgb, ``host`` target, 2 threads).
 
     A pair tuned more than once (other task keys: another kernel revision, a later re-tune) keeps
-    its longest run, the 200-trial one in the cold logs."""
+    its longest run, the 200-trial one in the cold logs; the newest among equally long ones."""
     by = defaultdict(list)
     for path in paths:
         if not path.exists():
@@ -36,7 +36,7 @@ def runs(*paths: Path) -> dict:
             if r.get("tuner") == "xgb" and r.get("target_name") == "host" and r.get("threads", 2) == 2:
                 by[(r["workload"]["name"], r["variant"], r["task_key"])].append(r)
     out = {}
-    for (name, variant, _), v in sorted(by.items(), key=lambda kv: len(kv[1])):
+    for (name, variant, _), v in sorted(by.items(), key=lambda kv: (len(kv[1]), max(r["timestamp"] for r in kv[1]))):
         out[(name, variant)] = sorted(v, key=lambda r: (r["trial"], r["timestamp"]))  # the longest comes last
     return out
 
