@@ -34,9 +34,9 @@ def runs(*paths: Path) -> dict:
             continue
         for r in read(path, warn=False):
             if r.get("tuner") == "xgb" and r.get("target_name") == "host" and r.get("threads", 2) == 2:
-                by[(r["workload"]["name"], r["variant"], r["task_key"])].append(r)
+                by[(r["workload"]["name"], r["variant"], r["task_key"], str(path))].append(r)  # one run: one log
     out = {}
-    for (name, variant, _), v in sorted(by.items(), key=lambda kv: (len(kv[1]), max(r["timestamp"] for r in kv[1]))):
+    for (name, variant, _, _), v in sorted(by.items(), key=lambda kv: (len(kv[1]), max(r["timestamp"] for r in kv[1]))):
         out[(name, variant)] = sorted(v, key=lambda r: (r["trial"], r["timestamp"]))  # the longest comes last
     return out
 

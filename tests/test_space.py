@@ -55,6 +55,14 @@ def test_constraints_reject_oversized_register_tiles():
     assert "unknown knob" in s.violation(dict(s.default, colour="red"))
 
 
+def test_dot_products_need_the_padded_input():
+    """vnni/pmaddubsw tensorize a 4-channel read of the padded input: with the padding inlined the read
+    is not that region and the schedule fails (every such record on file is a schedule error)."""
+    s = Space.load(CONV3, "int8", features={"avx512bw", "avx512vnni"})
+    vnni = dict(s.default, dot="vnni", layout="nchwc", ib=4, ob=16, vector="oi")
+    assert s.is_valid(vnni) and "pad != 'inline'" in s.violation(dict(vnni, pad="inline"))
+
+
 def test_neighbors_change_knobs_and_stay_valid():
     s = Space.load(CONV3, "float")
     rng = np.random.default_rng(0)
