@@ -23,6 +23,7 @@ XFER_LOG=${XFER_LOG:-autotune_logs/$KIND/transfer/host.jsonl}
 COLD_LOG=${COLD_LOG:-autotune_logs/$KIND/host.jsonl}
 LAYERS=${LAYERS:-"alexnet.conv2 alexnet.conv3 alexnet.conv4 alexnet.conv5 large.bench7 large.bench1"}
 VARIANTS=${VARIANTS:-"float int8 codebook"}
+PHASES=${PHASES:-"transfer cold"}  # PHASES=transfer: a new transfer method against the cold runs on record
 mkdir -p "$OUT"
 step() { echo "== $(date +%T) $*" >&2; }
 cold_done() {  # a 200-trial cold run of WORKLOAD VARIANT is on record, of today's hand-written kernels
@@ -48,7 +49,7 @@ job() {  # job cold|transfer WORKLOAD VARIANT
   $PY -m tvmq tune --target host --workload "$2" --variants "$3" --resume --timeout 20 --quiet \
       --json "$OUT/$tag.json" "${extra[@]}" || step "FAILED $tag"
 }
-for PHASE in transfer cold; do
+for PHASE in $PHASES; do
   for W in $LAYERS; do
     for V in $VARIANTS; do
       job "$PHASE" "$W" "$V"

@@ -96,6 +96,13 @@ def test_transfer_seeds_take_this_machines_similar_layers_before_other_machines(
     assert seeds[2]["ob"] == 32 and len(seeds) == 3
 
 
+def test_transfer_seeds_cover_distinct_structures_first():
+    recs = [rec(TASK, cfg(tile_ow=13, ob=ob), ms, ZEN4) for ob, ms in ((16, 1.0), (32, 1.1), (8, 1.2))]
+    recs.append(rec(TASK, cfg(tile_ow=13, order="ic_outer"), 2.0, ZEN4))  # slower, another loop order
+    seeds = transfer_seeds(TASK, recs, this_machine(), n=2)
+    assert [(s["ob"], s["order"]) for s in seeds] == [(16, "reordered_blocked"), (16, "ic_outer")]
+
+
 def test_workload_distance_orders_layers_by_shape():
     conv2, conv3, conv4 = resolve("alexnet.conv2")[0], resolve("alexnet.conv3")[0], resolve("alexnet.conv4")[0]
     assert workload_distance(conv3, conv3) == 0.0

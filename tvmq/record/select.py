@@ -128,7 +128,8 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
     order = same + own + [g for g in others if g[1] in near_wls]
     out, seen = [], set()
     for g in order:  # this workload: each machine's few best configs; similar workloads: their best
-        recs = sorted(groups[g], key=median_time)[: per_workload if g[1] == task.workload.key else 1]
+        recs = sorted(groups[g], key=median_time)
+        recs = _distinct_families(recs, per_workload) if g[1] == task.workload.key else recs[:1]
         for r in recs:
             cfg = space.complete(r["config"])
             k = fingerprint(cfg)
@@ -136,6 +137,24 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
                 seen.add(k)
                 out.append(cfg)
     return out[:n]
+
+
+# Knobs that set a schedule's structure (loop order, data layout, instruction): two configs that
+# share them differ only in tile sizes and unrolling, which the search then tunes nearby.
+_FAMILY = ("layout", "order", "vector", "dot", "decode_at", "pad")
+
+
+def _distinct_families(recs: list[dict], n: int) -> list[dict]:
+    """The ``n`` fastest of ``recs`` (sorted), one per structure first: another machine's few best are
+    often variants of one structure, and the structure is what differs most between machines."""
+    fam = lambda r: tuple(r["config"].get(k) for k in _FAMILY)  # noqa: E731
+    firsts, seen = [], set()
+    for r in recs:
+        if fam(r) not in seen:
+            seen.add(fam(r))
+            firsts.append(r)
+    rest = [r for r in recs if r not in firsts]
+    return (firsts + rest)[:n]
 
 
 def workload_distance(a: ConvWorkload, b: ConvWorkload) -> float:
