@@ -51,9 +51,10 @@ def main(argv=None) -> int:
     p.add_argument("--only", help="comma-separated layer:variant pairs (default: every pair in both logs)")
     p.add_argument("--json", help="write the rows here too")
     p.add_argument("--md", action="store_true")
+    p.add_argument("--transfer-log", help="the transfer runs (default autotune_logs/KIND/transfer/host.jsonl)")
     a = p.parse_args(argv)
     kind = a.kind or this_machine().kind
-    logs = both_logs(kind)
+    logs = both_logs(kind, a.transfer_log)
     target = get_target("host")
     runner = LocalRunner()
     settings = MeasureSettings(threads=2, repeat=a.repeat, min_repeat_ms=a.min_repeat_ms, timeout_s=120)

@@ -41,12 +41,12 @@ def runs(*paths: Path) -> dict:
     return out
 
 
-def logs(kind: str) -> dict:
+def logs(kind: str, transfer_log: str | None = None) -> dict:
     """The cold runs (this machine's pre-tuned log, plus cold/ for pairs whose key was tuned since) and
-    the transfer runs of ``kind``."""
+    the transfer runs of ``kind`` (``transfer_log``, default its transfer/host.jsonl)."""
     base = Path(f"autotune_logs/{kind}")
     return {"cold": runs(base / "host.jsonl", base / "cold" / "host.jsonl"),
-            "transfer": runs(base / "transfer" / "host.jsonl")}
+            "transfer": runs(Path(transfer_log) if transfer_log else base / "transfer" / "host.jsonl")}
 
 
 def best_after(recs: list, n: int) -> float:
@@ -69,9 +69,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--kind", default=None, help="machine kind (default: this machine)")
     p.add_argument("--md", action="store_true", help="markdown table")
+    p.add_argument("--transfer-log", help="the transfer runs (default autotune_logs/KIND/transfer/host.jsonl)")
     a = p.parse_args(argv)
     kind = a.kind or this_machine().kind
-    both = logs(kind)
+    both = logs(kind, a.transfer_log)
     cold, tran = both["cold"], both["transfer"]
     if not cold or not tran:
         print(f"transfer_report: no cold or transfer records under autotune_logs/{kind}/", file=sys.stderr)
