@@ -117,7 +117,8 @@ def _build_job(a, ctx, wl, variant, record, tuner_label, impl) -> dict:
                          record_ms=(float(np.median(record["times"])) * 1e3 if record and record.get("times")
                                     else None)))
     try:
-        op, cfg, lib, compile_s, so_bytes = build_kernel(task, record, ctx["libs"], safe, warn=impl == "tvmq")
+        # pick_record has said where the record came from, or that there is none
+        op, cfg, lib, compile_s, so_bytes = build_kernel(task, record, ctx["libs"], safe, warn=False)
     except Exception as e:  # noqa: BLE001 - one failed build must not stop the benchmark
         msg = str(e).strip().splitlines()
         job["error"] = f"{type(e).__name__}: {msg[-1][:300] if msg else ''}"
