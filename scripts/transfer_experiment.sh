@@ -30,10 +30,10 @@ cold_done() {  # a 200-trial cold run of WORKLOAD VARIANT is on record, of today
   # (a space with AMX kernels: the same task key; other spaces' keys also change with constraint text
   # that does not change what a config computes, so their older runs still count)
   $PY -c "import sys; sys.path.insert(0, 'scripts'); from transfer_report import logs
-from tvmq.targets import get_target; from tvmq.task import Task, _kernel_revisions; from tvmq.workload import resolve
+from tvmq.targets import get_target; from tvmq.task import Task, kernel_revisions; from tvmq.workload import resolve
 t = Task.make(resolve('$1')[0], '$2', get_target('host'))
 r = logs('$KIND')['cold'].get(('${1#*.}', '$2'), [])
-ok = len(r) >= 200 and (r[0]['task_key'] == t.measure_key('$KIND', 2) or not _kernel_revisions(t.space()))
+ok = len(r) >= 200 and (r[0]['task_key'] == t.measure_key('$KIND', 2) or not kernel_revisions(t.space()))
 sys.exit(0 if ok else 1)"
 }
 job() {  # job cold|transfer WORKLOAD VARIANT

@@ -36,7 +36,8 @@ def runs(*paths: Path) -> dict:
             if r.get("tuner") == "xgb" and r.get("target_name") == "host" and r.get("threads", 2) == 2:
                 by[(r["workload"]["name"], r["variant"], r["task_key"], str(path))].append(r)  # one run: one log
     out = {}
-    for (name, variant, _, _), v in sorted(by.items(), key=lambda kv: (len(kv[1]), max(r["timestamp"] for r in kv[1]))):
+    size_then_age = lambda kv: (len(kv[1]), max(r["timestamp"] for r in kv[1]))  # noqa: E731
+    for (name, variant, _, _), v in sorted(by.items(), key=size_then_age):
         out[(name, variant)] = sorted(v, key=lambda r: (r["trial"], r["timestamp"]))  # the longest comes last
     return out
 

@@ -54,7 +54,7 @@ class Task:
         space = self.space()
         blob = json.dumps(dict(wl=self.workload.key, v=self.op_name, p=self.params, t=self.target.target,
                                tvm=tvm.__version__, tvmq=__version__, space=space.fingerprint,
-                               **_kernel_revisions(space)), sort_keys=True)
+                               **kernel_revisions(space)), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def measure_key(self, machine_kind: str, threads: int) -> str:
@@ -68,7 +68,7 @@ class Task:
                     features=sorted(self.target.features()))
 
 
-def _kernel_revisions(space) -> dict:
+def kernel_revisions(space) -> dict:
     """The revisions of hand-written TIR kernels the space can choose (their speed changes with them):
     resumed tuning re-times a space whose AMX kernel changed."""
     from .templates import amx  # lazy: templates load TVM

@@ -147,13 +147,11 @@ _FAMILY = ("layout", "order", "vector", "dot", "decode_at", "pad")
 def _distinct_families(recs: list[dict], n: int) -> list[dict]:
     """The ``n`` fastest of ``recs`` (sorted), one per structure first: another machine's few best are
     often variants of one structure, and the structure is what differs most between machines."""
-    fam = lambda r: tuple(r["config"].get(k) for k in _FAMILY)  # noqa: E731
-    firsts, seen = [], set()
+    firsts, rest, seen = [], [], set()
     for r in recs:
-        if fam(r) not in seen:
-            seen.add(fam(r))
-            firsts.append(r)
-    rest = [r for r in recs if r not in firsts]
+        fam = tuple(r["config"].get(k) for k in _FAMILY)
+        (rest if fam in seen else firsts).append(r)
+        seen.add(fam)
     return (firsts + rest)[:n]
 
 

@@ -123,11 +123,9 @@ class XGBTuner(Tuner):
             first = [self.space.default] if not self.seen(self.space.default) else []
         if self.model is None:  # nothing learnt yet (no warm start): explore at random
             return first + self._fresh_random(n - len(first), {config_key(c) for c in first})
-        n_rand = max(1, int(round(n * self.epsilon)))
-        keys = {config_key(c) for c in first}
-        chosen = first + [c for c in self._anneal(n - n_rand) if config_key(c) not in keys][: n - n_rand - len(first)]
-        keys = {config_key(c) for c in chosen}
-        return chosen + self._fresh_random(n - len(chosen), keys)
+        n_model = n - max(1, int(round(n * self.epsilon)))
+        chosen = first + [c for c in self._anneal(n_model) if c not in first][: n_model - len(first)]
+        return chosen + self._fresh_random(n - len(chosen), {config_key(c) for c in chosen})
 
     def _anneal(self, n: int) -> list[dict]:
         """Simulated annealing on the model's score, started from the best measured and random points."""
