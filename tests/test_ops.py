@@ -32,12 +32,14 @@ CASES = [
     ("int8", dict(layout="nchwc", epilogue="requant")),
     ("int8", dict(layout="nchw", act="int8", epilogue="dequant")),
     ("int8", dict(layout="nchwc", epilogue="dequant", bias=True, relu=6.0, residual=True)),
+    ("int8", dict(layout="nchwc", epilogue="dequant", bias=True, relu=True, residual=True, quant_out=True)),
     ("int8", dict(layout="nhwc", epilogue="int32")),
     ("int8w7", dict(layout="nchwc", epilogue="int32")),
     ("codebook_int8", dict(bits=4, layout="nchwc", epilogue="int32")),
     ("codebook_int8", dict(bits=2, layout="nchw", planar=0)),
     ("codebook_int8", dict(bits=5, layout="nhwc", epilogue="dequant")),
     ("codebook_int8", dict(bits=4, layout="nchwc", epilogue="dequant", bias=True, relu=True, residual=True)),
+    ("codebook_int8", dict(bits=4, layout="nchwc", epilogue="dequant", bias=True, quant_out=True)),
     ("int16", dict(layout="nchw")),
     ("int4", dict(layout="nchwc")),
     ("im2col_float", {}),
@@ -68,7 +70,7 @@ def test_operator_matches_numpy(wl, variant, params):
     ok, err = op.check(out, ins)
     assert ok, f"{op.name} max error {err}"
     if np.issubdtype(out.dtype, np.integer):
-        assert err == 0.0  # integer paths are exact
+        assert err <= op.int_tol  # integer paths are exact; a rounded float output within one step
         assert len(np.unique(out)) > 3  # not saturated to a constant
 
 
@@ -78,6 +80,18 @@ def test_fused_residual_is_an_input_of_the_output_shape_that_the_check_sees():
     out, ins = run_op(op)
     assert op.check(out, ins)[0]
     ins[-1] = ins[-1] + 1.0  # a different residual: the reference follows it, the old output is wrong
+    assert not op.check(out, ins)[0]
+
+
+def test_quantized_output_is_the_next_layers_uint8_activations():
+    """``quant_out``: the dequant epilogue's float result, quantized with ``out_q = [1 / scale, zp]``
+    as the export's Relax quantize does; a wrong zero point in the reference fails the check."""
+    op = make_op("int8", ODD[0], layout="nchwc", ib=1, ob=7, epilogue="dequant", relu=True, quant_out=True)
+    assert op.args[-2].name == "out_q" and op.args[-2].shape == (2,) and op.out_arg.dtype == "uint8"
+    out, ins = run_op(op)
+    assert op.check(out, ins)[0] and out.min() >= ins[-1][1] - 0.5  # ReLU, then the zero point
+    assert np.mean(out == 255) < 0.5 and len(np.unique(out)) > 20  # a real spread, not saturated
+    ins[-1] = ins[-1] + np.float32([0, 3])
     assert not op.check(out, ins)[0]
 
 

@@ -138,6 +138,7 @@ def test_kernels_match_numpy_under_sampled_configs(wl, variant):
     ("grouped_float", dict(bias=True, relu=6.0)),
     ("grouped_float", dict(cb=4, bias=True, relu=True)),
     ("grouped_int8", dict(epilogue="dequant", bias=True, relu=True)),
+    ("grouped_int8", dict(epilogue="dequant", bias=True, relu=6.0, quant_out=True)),
     ("grouped_int8", dict(epilogue="int32")),
 ])
 def test_epilogues(variant, params):
@@ -228,7 +229,10 @@ def test_int8_export_runs_the_depthwise_layer_on_grouped_int8(tmp_path, capsys):
     assert main(["export", "--model", str(src), "--quantize", "int8", "--out", str(out)]) == 0
     rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
     assert rows["dw"]["kernel"].endswith("__grouped_int8") and rows["dw"]["input_layout"] == "kept"
-    assert rows["dw"]["fused_epilogue"] == {"bias": True, "relu": 6.0}
+    # each kernel writes the uint8 activations the next one reads: no quantize pass between them
+    assert rows["pw1"]["fused_epilogue"] == {"bias": True, "relu": True, "quant_out": True}
+    assert rows["dw"]["fused_epilogue"] == {"bias": True, "relu": 6.0, "quant_out": True}
+    assert rows["dw"]["input_quantized_by"] == rows["pw2"]["input_quantized_by"] == "the previous kernel"
     capsys.readouterr()
     assert main(["run", str(out), "--compare-onnx", str(src)]) == 0
     cap = capsys.readouterr()

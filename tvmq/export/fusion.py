@@ -74,11 +74,14 @@ def _residual_of(add, cur, order: dict, before: int, final_of: dict):
     return other if same and str(other.ty.dtype) == "float32" else None
 
 
-def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False) -> tuple[dict, dict]:
+def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False,
+                   reads_u8=None) -> tuple[dict, dict]:
     """conv2d bindings whose output goes (only) through a bias add, a residual add (with ``residual``)
-    and/or a ReLU: ({conv var: epilogue}, {absorbed binding var: conv var}). An epilogue is
-    dict(bias=array or None, residual=the other operand's var or None, relu=False/True/cap, final=the
-    var that ends the chain, absorbed=[vars])."""
+    and/or a ReLU, or (only) into a conv that reads uint8 activations: ({conv var: epilogue},
+    {absorbed binding var: conv var}). An epilogue is dict(bias=array or None, residual=the other
+    operand's var or None, relu=False/True/cap, final=the var that ends the chain, absorbed=[vars],
+    quant_for=the consuming layer's safe name or None). ``reads_u8(conv call)``: whether that conv's
+    kernel reads uint8 activations (the producer can then write them: no quantize pass between)."""
     from tvm import relax  # lazy: heavy (TVM)
 
     bindings = [b for blk in main.body.blocks for b in blk.bindings if isinstance(b, relax.VarBinding)]
@@ -135,8 +138,15 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False) ->
             if lo == 0.0 and hi is not None and 0.0 < hi < float("inf"):
                 relu, cur = hi, u
                 eaten.append(u)
-        if eaten:
-            groups[b.var] = dict(bias=bias, residual=res, relu=relu, final=cur, absorbed=eaten)
+        u = only_user(cur)
+        quant_for = None
+        if reads_u8 is not None and u is not None:
+            c2 = value[u]
+            if (_op_is(c2, "relax.nn.conv2d") and c2.args[0].same_as(cur) and isinstance(c2.args[1], relax.Var)
+                    and c2.args[1].name in by_safe and reads_u8(c2)):
+                quant_for = c2.args[1].name
+        if eaten or quant_for:
+            groups[b.var] = dict(bias=bias, residual=res, relu=relu, final=cur, absorbed=eaten, quant_for=quant_for)
             final_of[cur] = b.var
             absorbed.update({v: b.var for v in eaten})
     return groups, absorbed

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import TvmqError
 from ..ops.grouped import weight_to_layout
-from .layouts import _from_layout, _to_layout
+from .layouts import BLOCKED, _from_layout, _to_layout
+from .requant import dequantize, out_q_array, quantize
 from ..task import Task
 from ..variants import QUANTIZATIONS
 from ..workload import ConvWorkload
@@ -45,9 +46,11 @@ def workload_of(name: str, data_shape, weight_shape, groups: int, strides, paddi
                         tuple(int(p) for p in padding), groups)
 
 
-def grouped_kernel(wl: ConvWorkload, quantize: str, target, records, bias: bool = False, relu=False):
+def grouped_kernel(wl: ConvWorkload, quantize: str, target, records, bias: bool = False, relu=False,
+                   quant_out: bool = False):
     """(task, op, scheduled PrimFunc, manifest entry) of the tuned (or default) grouped kernel for ``wl``;
-    ``bias``/``relu`` are fused into its epilogue (int8: the dequant epilogue, float out)."""
+    ``bias``/``relu`` are fused into its epilogue (int8: the dequant epilogue, float out; with
+    ``quant_out`` quantized again to the next layer's uint8 activations)."""
 
     if quantize not in GROUPED_VARIANTS:
         raise TvmqError(f"--quantize {quantize} has no grouped kernel (only {sorted(GROUPED_VARIANTS)})")
@@ -57,6 +60,8 @@ def grouped_kernel(wl: ConvWorkload, quantize: str, target, records, bias: bool 
         overrides["bias"] = True
     if relu:
         overrides["relu"] = relu
+    if quant_out:
+        overrides["quant_out"] = True
     op, func, cfg, rec, kw = scheduled_function(task, records, op_overrides=overrides or None)
     entry = function_entry("", task, op, cfg, rec, kw)
     if overrides:
@@ -65,11 +70,12 @@ def grouped_kernel(wl: ConvWorkload, quantize: str, target, records, bias: bool 
 
 
 def layer_args(wl: ConvWorkload, op, quant: dict, quantize: str, act: dict | None = None,
-               bias: np.ndarray | None = None) -> list:
+               bias: np.ndarray | None = None, out_q: np.ndarray | None = None) -> list:
     """The kernel's inputs after the data for one layer: (role key, array, role), in call order.
 
     ``quant``: the layer's quantized arrays in OIHW (``weight`` for ``none``; ``q`` and ``w_scale`` for
-    ``int8``, with ``act`` the activation scale and zero point)."""
+    ``int8``, with ``act`` the activation scale and zero point); ``out_q``: the next layer's
+    activation quantization (``requant.out_q_array``) where the kernel writes uint8."""
     cb = op.params["cb"]
     o = wl.c_out
     if quantize == "none":
@@ -83,6 +89,8 @@ def layer_args(wl: ConvWorkload, op, quant: dict, quantize: str, act: dict | Non
                 ("scale", (np.float32(act["scale"]) * w_scale).astype(np.float32), "output scales (x_scale * w_scale)")]
     if bias is not None:
         args.append(("bias", np.asarray(bias, np.float32), "bias (fused epilogue)"))
+    if out_q is not None:
+        args.append(("outq", out_q, "next layer's activations (1 / scale, zero point)"))
     want = [a.to_dict() for a in op.args[1:-1]]
     got = [{"name": w["name"], "shape": list(arr.shape), "dtype": str(arr.dtype)} for w, (_, arr, _) in zip(want, args)]
     if got != want or len(args) != len(want):
@@ -117,7 +125,6 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
     tvmq kernel; returns (NCHW output, whether ``epi`` was fused), or None to leave it to the fallback."""
     from tvm import relax  # lazy: heavy (TVM)
 
-    R = relax.op
     a = call.attrs
     q = plan.opts.quantize
     if int(a.groups) <= 1 or q not in GROUPED_VARIANTS or plan.dry:
@@ -128,9 +135,11 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         wl = workload_of(L.node, call.args[0].ty.shape, L.w.shape, int(a.groups), a.strides, a.padding, a.dilation)
         bias = epi.get("bias") if epi else None
         relu = epi.get("relu") if epi else False
-        key = ("grouped", wl.key, q, bias is not None, repr(relu))
+        qo = epi.get("quant_out") if epi else None
+        key = ("grouped", wl.key, q, bias is not None, repr(relu), qo is not None)
         if key not in plan.kernels:
-            task, op, func, entry = grouped_kernel(wl, q, plan.target, plan.records, bias is not None, relu)
+            task, op, func, entry = grouped_kernel(wl, q, plan.target, plan.records, bias is not None, relu,
+                                                   qo is not None)
             name = f"k{len(plan.kernels):02d}_{wl.name}__{task.variant}"
             func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
             gv = bb.add_func(func, name)
@@ -138,7 +147,7 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
             plan.kernels[key] = (op, gv, name, entry)
             plan.entries.append(entry)
         op, gv, name, entry = plan.kernels[key]
-        args_in = layer_args(wl, op, L.quant, q, L.act, bias)
+        args_in = layer_args(wl, op, L.quant, q, L.act, bias, None if qo is None else out_q_array(*qo))
     except TvmqError as e:
         print(f"tvmq export: note: layer {L.node!r}: no grouped kernel ({e})", file=sys.stderr)
         return None
@@ -146,14 +155,16 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         entry["layers"].append(wl.name)
     cb = op.params["cb"]
     x = call.args[0]
-    keep = plan.blocked.get(x)
+    ia = QUANTIZATIONS[q].integer_activations
+    u8 = plan.as_u8(x, L) if ia else None  # quantized by the previous kernel
+    keep = plan.blocked.get(x) if u8 is None else (u8[0], u8[2]) if u8[1] in BLOCKED else None
     laid_out = keep is not None and keep[1] == cb  # the previous kernel's NCHWc output, same block: no change
     if laid_out:
         x = keep[0]
-    if QUANTIZATIONS[q].integer_activations:  # elementwise: in either layout
-        s, zp = L.act["scale"], L.act["zero_point"]
-        xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
-        x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
+    elif u8 is not None:  # uint8 in another layout: back to NCHW (still uint8)
+        x = _from_layout(bb, u8[0], u8[1], int(x.ty.shape[1]))
+    if ia and u8 is None:  # elementwise: in either layout
+        x = quantize(bb, x, L.act["scale"], L.act["zero_point"])
     xin = x if laid_out else _to_layout(bb, x, "nchwc", cb)
     names = {}
     args = [xin]
@@ -163,13 +174,19 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         args.append(v)
     oa = op.out_arg
     y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
-    out = _from_layout(bb, y, "nchwc", wl.c_out)
-    plan.blocked[out] = (y, cb)
+    if qo is not None:
+        out = _from_layout(bb, dequantize(bb, y, *qo), "nchwc", wl.c_out)
+        plan.quantized[out] = (y, "nchwc", cb, qo)
+    else:
+        out = _from_layout(bb, y, "nchwc", wl.c_out)
+        plan.blocked[out] = (y, cb)
     plan.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=name,
                                 schedule=entry["schedule"], layout="nchwc", groups=wl.groups,
                                 pieces=[dict(kernel=name, out_channels=[0, wl.c_out], c_out_padded=wl.c_out,
                                              inputs=names)],
-                                fused_epilogue={"bias": bias is not None, "relu": relu} if epi else None,
+                                fused_epilogue={"bias": bias is not None, "relu": relu,
+                                                **({"quant_out": True} if qo is not None else {})} if epi else None,
                                 input_layout="kept" if laid_out else "converted",
+                                **({"input_quantized_by": "the previous kernel"} if u8 is not None else {}),
                                 **L.report, **({"activation": L.act} if L.act else {})))
     return out, bool(epi)

@@ -36,7 +36,8 @@ from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interfa
 from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin, in_out_layout  # noqa: F401
 import warnings
 from .grouped import dry_workload
-from .grouped import grouped_call
+from .grouped import GROUPED_VARIANTS, grouped_call
+from .requant import dequantize, out_q_array, quantize
 
 
 def relax_import(model, shapes: dict):
@@ -99,6 +100,9 @@ class _Plan:
         self.workloads: dict[str, object] = {}
         self.counts: dict[str, int] = {}  # workload key -> kernel calls in the network (groups count each)
         self.blocked: dict = {}  # NCHW var -> (the same tensor in NCHW{ob}c, ob)
+        # NCHW var -> (the same tensor as uint8 activations, its layout, block, (scale, zero point)): a
+        # kernel that quantized its output for the next layer (its float NCHW twin is left to DCE)
+        self.quantized: dict = {}
 
     def new_input(self, name, arr, role, layer):
         from tvm import relax  # lazy: heavy (TVM)
@@ -173,6 +177,22 @@ class _Plan:
         tuned = best_record(_ExportTask.make(wl, variant, self.target, **params), self.records) is not None
         return wl if tuned else padded
 
+    def quant_out(self, epi: dict | None):
+        """(scale, zero point) of the uint8 activations that ``epi``'s consuming layer reads, when the
+        producing kernel should write them (integer activations), else None."""
+        if not epi or not epi.get("quant_for") or not QUANTIZATIONS[self.opts.quantize].integer_activations:
+            return None
+        L2 = self.by_safe.get(epi["quant_for"])
+        return (float(L2.act["scale"]), float(L2.act["zero_point"])) if L2 is not None and L2.act else None
+
+    def as_u8(self, x, L):
+        """``x`` as uint8 activations of layer ``L`` where the producing kernel already wrote them:
+        (tensor, layout, block), else None."""
+        q = self.quantized.get(x)
+        if q is None or not L.act or q[3] != (float(L.act["scale"]), float(L.act["zero_point"])):
+            return None
+        return q[:3]
+
     def kernel(self, wl, bb, epi: dict | None = None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
 
@@ -189,7 +209,8 @@ class _Plan:
         if epi:
             overrides.update({**({"bias": True} if epi["bias"] is not None else {}),
                               **({"residual": True} if epi.get("residual") is not None else {}),
-                              **({"relu": epi["relu"]} if epi["relu"] else {})})
+                              **({"relu": epi["relu"]} if epi["relu"] else {}),
+                              **({"quant_out": True} if epi.get("quant_out") else {})})
         overrides = overrides or None
         key = (wl.key, task.variant, repr(sorted(task.params.items())), repr(sorted((overrides or {}).items())))
         if key in self.kernels:
@@ -215,6 +236,13 @@ class _Plan:
 
         R = relax.op
         wl, groups = self._pieces(call, L)
+        epi0 = epi
+        if epi and epi.get("quant_for"):
+            epi = {**epi, "quant_out": self.quant_out(epi)}
+            if wl is not None and (groups != 1 or wl.c_out != L.w.shape[0]):  # a sliced or split output
+                epi["quant_out"] = None
+            if epi["bias"] is None and epi["residual"] is None and not epi["relu"] and epi["quant_out"] is None:
+                epi = None
         if self.dry:
             if wl is None:  # a grouped/depthwise layer: its grouped kernel's workload (one call)
                 wl, groups = dry_workload(self, call, L), 1
@@ -231,10 +259,12 @@ class _Plan:
                 return done
             # -- end grouped hook --
             return self.fallback(bb, call, L, groups), False
-        fuse = {k: epi.get(k) for k in ("bias", "residual", "relu")} if epi else None
+        fuse = {k: epi.get(k) for k in ("bias", "residual", "relu", "quant_out")} if epi else None
         try:
             op, gv, fname, entry = self.kernel(wl, bb, fuse)
         except TvmqError as e:
+            if fuse and fuse["quant_out"]:  # a kernel without uint8 output (AMX): the quantize pass stays
+                return self.rewrite(bb, call, L, {**epi0, "quant_for": None})
             if not fuse:
                 return self.fallback(bb, call, L, str(e)), False
             print(f"tvmq export: note: layer {L.node!r}: no fused epilogue ({e}); bias/add/ReLU stay Relax ops",
@@ -243,17 +273,21 @@ class _Plan:
         x = call.args[0]
         o = L.w.shape[0]
         og = o // groups
+        ia = QUANTIZATIONS[self.opts.quantize].integer_activations
+        u8 = self.as_u8(x, L) if ia else None  # quantized by the previous kernel
         # the input as the previous kernel left it (NCHWc with the block this kernel reads): no layout change
-        keep = self.blocked.get(x) if groups == 1 and op.layout in BLOCKED and wl.c_in == L.w.shape[1] else None
+        keep = self.blocked.get(x) if u8 is None else (u8[0], u8[2]) if u8[1] in BLOCKED else None
+        if not (groups == 1 and op.layout in BLOCKED and wl.c_in == L.w.shape[1]):
+            keep = None
         ib = op.params.get("ib")
         if keep is not None and not (keep[1] % ib == 0 or ib % keep[1] == 0):
             keep = None
         if keep is not None:
             x = keep[0]
-        if QUANTIZATIONS[self.opts.quantize].integer_activations:
-            s, zp = L.act["scale"], L.act["zero_point"]
-            xs = bb.emit(R.round(R.multiply(x, relax.const(np.float32(1.0 / s)))))
-            x = bb.emit(R.astype(R.clip(R.add(xs, relax.const(np.float32(zp))), 0.0, 255.0), "uint8"))
+        elif u8 is not None:  # uint8 in another layout: back to NCHW (still uint8)
+            x = _from_layout(bb, u8[0], u8[1], int(x.ty.shape[1]))
+        if ia and u8 is None:
+            x = quantize(bb, x, L.act["scale"], L.act["zero_point"])
         if keep is not None and keep[1] != ib:  # NCHW{ob}c -> NCHW{ib}c in one transpose (after the quantize)
             x = _reblock(bb, x, keep[1], ib)
         xs = [x] if groups == 1 else [bb.emit(relax.TupleGetItem(bb.emit(R.split(x, groups, axis=1)), g))
@@ -273,12 +307,14 @@ class _Plan:
                                inputs=names))
         y = outs[0] if groups == 1 else bb.emit(R.concat(outs, axis=1))
         fused = {"bias": fuse["bias"] is not None, "relu": fuse["relu"],
-                 **({"residual": True} if fuse["residual"] is not None else {})} if fuse else None
+                 **({"residual": True} if fuse["residual"] is not None else {}),
+                 **({"quant_out": True} if fuse["quant_out"] else {})} if fuse else None
         self.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
                                     schedule=entry["schedule"], layout=op.layout, groups=groups, pieces=pieces,
                                     fused_epilogue=fused,
                                     input_layout="converted" if keep is None else "kept" if keep[1] == ib else
                                     f"reblocked {keep[1]}c->{ib}c",
+                                    **({"input_quantized_by": "the previous kernel"} if u8 is not None else {}),
                                     **L.report, **({"activation": L.act} if L.act else {})))
         return y, bool(fuse)
 
@@ -338,6 +374,8 @@ class _Plan:
             args.append(inp("bias", sl(fuse["bias"]).astype(np.float32), "bias (fused epilogue)"))
         if fuse and fuse.get("residual") is not None:  # the add's other operand, read in the output's layout
             args.append(in_out_layout(bb, fuse["residual"], self.blocked, layout, ob))
+        if fuse and fuse.get("quant_out"):
+            args.append(inp("outq", out_q_array(*fuse["quant_out"]), "next layer's activations (1 / scale, zero point)"))
         oa = op.out_arg
         want = [a.to_dict() for a in op.args[:-1]]
         got = [{"name": w["name"], "shape": [int(v) for v in a.ty.shape], "dtype": str(a.ty.dtype)}
@@ -345,6 +383,10 @@ class _Plan:
         if got != want:
             raise TvmqError(f"internal: layer {L.node!r}: kernel arguments {got} != {want}")
         y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
+        if fuse and fuse.get("quant_out"):
+            out = _from_layout(bb, dequantize(bb, y, *fuse["quant_out"]), layout, c_pad)
+            self.quantized[out] = (y, layout, ob, fuse["quant_out"])
+            return out, names
         out = _from_layout(bb, y, layout, c_pad)
         if layout in BLOCKED and g is None and c_pad == hi - lo:
             self.blocked[out] = (y, ob)
@@ -400,7 +442,11 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
     conv_op = tvm.ir.Op.get("relax.nn.conv2d")
     main = mod["main"]
     res_ok = variants.get(model_variant_params(opts)[0]).op in ("float", "int8", "codebook", "codebook_int8")  # residual epilogues
-    groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}, res_ok) if fuse and not dry else ({}, {})
+    # a conv that a tvmq kernel reads uint8 activations for (not the Relax fallback of a grouped conv)
+    reads_u8 = (lambda c: int(c.attrs.groups) <= 4 or opts.quantize in GROUPED_VARIANTS) \
+        if QUANTIZATIONS[opts.quantize].integer_activations else None
+    groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}, res_ok, reads_u8) if fuse and not dry \
+        else ({}, {})
     done: dict = {}  # conv var -> (its NCHW output, fused)
 
     @relax.expr_functor.mutator

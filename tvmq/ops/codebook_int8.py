@@ -17,8 +17,8 @@ from . import reference as R
 from .base import OpSpec, register
 from .codebook import PACKABLE, check_codebook, check_indices, index_reader
 from .float import blocks
-from .float import finish_reference, residual_input
-from .integer import check_int, epilogue_inputs, epilogue_reference, int_epilogue
+from .float import residual_input
+from .integer import check_int, epilogue_inputs, epilogue_reference, fused_reference, int_epilogue, quant_out_input
 
 TABLE = 64
 
@@ -26,7 +26,7 @@ TABLE = 64
 @register("codebook_int8")
 def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requant", layout="nchwc",
                          padding="hard", ib=None, ob=None, shift=30, planar=None, bias=False, relu=False,
-                         residual=False) -> OpSpec:
+                         residual=False, quant_out=False) -> OpSpec:
     """uint8 activations x int8 centroids looked up from b-bit indices; int32 accumulation.
 
     Packed indices are planar (``reference.pack_bits``) in groups of 64 bytes by default, the width
@@ -48,7 +48,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
     read, _ = D.padded_reader(X, wl, hw, XZ[0].astype("uint8"), padding)
     acc = D.conv(wl, layout, read, lambda *i: dec[i].astype("int32"), lambda a, b: a.astype("int32") * b, "int32",
                  ib, ob)
-    out, extra = int_epilogue(acc, XZ, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual)
+    out, extra = int_epilogue(acc, XZ, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual, quant_out)
 
     def make_inputs(rng):
         x = rng.integers(0, 256, (wl.n, wl.c_in, wl.h, wl.w)).astype("uint8")
@@ -60,7 +60,8 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         wsum = cb[idx].astype(np.int64).reshape(wl.c_out, -1).sum(1).astype("int32")
         return [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb, zp, wsum,
                 *epilogue_inputs(rng, wl, epilogue), *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
-                *([residual_input(rng, wl, layout, ob)] if residual else [])]
+                *([residual_input(rng, wl, layout, ob)] if residual else []),
+                *([quant_out_input(rng)] if quant_out else [])]
 
     def reference(ins):
         idx = R.unpack_bits(ins[1], bits, int(np.prod(wshape)), planar).reshape(wshape) if packed else ins[1]
@@ -70,15 +71,14 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         zp = int(ins[3][0])
         acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
         y = epilogue_reference(acc, zp, ins[4], epilogue, ins[5:], shift)
-        z = D.from_layout_data(ins[-1], layout) if residual else None
-        y = finish_reference(y, ins[-2 if residual else -1] if bias else None, relu, z) \
-            if bias or relu or residual else y
+        y = fused_reference(y, ins, layout, bias, relu, residual, quant_out)
         return D.to_layout_out(y, layout, ob)
 
     return OpSpec(
         name=f"conv2d_{layout}_codebook_int8", variant="codebook_int8", layout=layout, workload=wl,
         params=dict(bits=bits, entries=entries, packed=packed, planar=planar, epilogue=epilogue, padding=padding, ib=ib, ob=ob,
                     shift=shift, **({"bias": bias, "relu": relu} if bias or relu else {}),
-                    **({"residual": True} if residual else {})),
+                    **({"residual": True} if residual else {}), **({"quant_out": True} if quant_out else {})),
         tensors=[X, P, CB, XZ, *extra, out], make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
+        int_tol=1 if quant_out else 0,
     )

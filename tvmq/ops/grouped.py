@@ -19,7 +19,7 @@ from ..errors import TvmqError
 from . import reference as R
 from .base import OpSpec, register
 from .float import add_epilogue, finish_reference
-from .integer import check_int, epilogue_reference, int_epilogue
+from .integer import check_int, epilogue_reference, int_epilogue, quant_out_input, quantize_reference
 
 
 def default_cb(wl) -> int:
@@ -133,9 +133,10 @@ def conv2d_grouped_float(wl, cb=None, padding="hard", bias=False, relu=False) ->
 
 @register("grouped_int8")
 def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requant", shift=30, bias=False,
-                        relu=False) -> OpSpec:
+                        relu=False, quant_out=False) -> OpSpec:
     """uint8 activations (zero point) x int8 weights, int32 accumulation, then the integer epilogue of
-    ``tvmq.ops.integer`` (requantize to int8 by default; ``dequant`` for float out with bias/ReLU)."""
+    ``tvmq.ops.integer`` (requantize to int8 by default; ``dequant`` for float out with bias/ReLU, and
+    ``quant_out`` to quantize that to the next layer's uint8 activations)."""
     from tvm import te  # lazy: heavy (TVM)
 
     if act != "uint8":
@@ -148,7 +149,7 @@ def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requ
     W = te.placeholder(wshape, "int8", name="weight")
     XZ = te.placeholder((1,), "int32", name="x_zp")
     acc, _ = _conv(wl, cb, X, W, XZ[0].astype("uint8"), lambda a, b: a.astype("int32") * b.astype("int32"), "int32")
-    out, extra = int_epilogue(acc, XZ, "nchwc", cb, wl.c_out, epilogue, shift, bias, relu)
+    out, extra = int_epilogue(acc, XZ, "nchwc", cb, wl.c_out, epilogue, shift, bias, relu, quant_out=quant_out)
     k = wl.c_in_per_group * wl.kh * wl.kw
 
     def make_inputs(rng):
@@ -164,7 +165,8 @@ def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requ
         else:
             epi = []
         return [_to_data(x, cb), weight_to_layout(w, wl, cb).astype("int8"), zp, wsum, *epi,
-                *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else [])]
+                *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
+                *([quant_out_input(rng)] if quant_out else [])]
 
     def reference(ins):
         x = R.nchwc_to_nchw(ins[0])
@@ -172,12 +174,15 @@ def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requ
         zp = int(ins[2][0])
         a = R.conv2d_grouped_nchw(x, w, wl, pad_value=zp, acc=np.int64)
         y = epilogue_reference(a, zp, ins[3], epilogue, ins[4:], shift)
-        y = finish_reference(y, ins[-1] if bias else None, relu) if bias or relu else y
-        return R.nchw_to_nchwc(y, cb)
+        k = len(ins) - (1 if quant_out else 0)
+        y = finish_reference(y, ins[k - 1] if bias else None, relu) if bias or relu else y
+        return R.nchw_to_nchwc(quantize_reference(y, ins[-1]) if quant_out else y, cb)
 
     return OpSpec(
         name="conv2d_nchwc_grouped_int8", variant="grouped_int8", layout="nchwc", workload=wl,
         params=dict(cb=cb, ib=cb, ob=cb, padding="hard", act=act, weight="int8", epilogue=epilogue, shift=shift,
-                    **({"bias": bias, "relu": relu} if bias or relu else {})),
+                    **({"bias": bias, "relu": relu} if bias or relu else {}),
+                    **({"quant_out": True} if quant_out else {})),
         tensors=[X, W, XZ, *extra, out], make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
+        int_tol=1 if quant_out else 0,
     )

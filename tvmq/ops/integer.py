@@ -5,7 +5,9 @@ or int4 packed two per byte, accumulation in int32. The zero point enters as
 ``acc - x_zp * wsum[o]`` (``wsum`` precomputed per output channel) and the
 pad value equals the zero point, so the inner loop is a plain integer
 multiply-add. Epilogues: ``int32`` (raw), ``requant`` (fixed-point multiplier
-per channel, back to int8) or ``dequant`` (per-channel float scale).
+per channel, back to int8) or ``dequant`` (per-channel float scale; with ``quant_out`` its float
+result is quantized again to the uint8 activations of the next layer, ``out_q = [1 / scale, zero point]``,
+as a model export's next kernel reads them).
 """
 
 from __future__ import annotations
@@ -39,15 +41,36 @@ def check_int(act, weight, epilogue, shift):
         raise TvmqError(f"requantize shift must be in 1..40, got {shift}")
 
 
-def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=False, residual=False):
+def quantize_u8(v, Q):
+    """A float32 TIR value as uint8 activations: ``clip(round(v * Q[0]) + Q[1], 0, 255)``, the
+    export's Relax quantize (``Q = [1 / scale, zero point]``) in the same order."""
+    from tvm import tirx  # lazy: heavy (TVM)
+
+    r = tirx.round(v * Q[0]) + Q[1]
+    return tirx.max(tirx.min(r, tirx.const(255.0, "float32")), tirx.const(0.0, "float32")).astype("uint8")
+
+
+def quantize_reference(y: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """numpy twin of ``quantize_u8`` (float32 throughout, round half to even)."""
+    r = np.round(y.astype(np.float32) * np.float32(q[0])) + np.float32(q[1])
+    return np.clip(r, 0, 255).astype(np.uint8)
+
+
+def quant_out_input(rng) -> np.ndarray:
+    """A random ``out_q``: most of a test's dequant outputs (|y| up to ~100) land inside 0..255."""
+    return np.array([rng.uniform(0.5, 1.5), rng.integers(100, 156)], np.float32)
+
+
+def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=False, residual=False,
+                 quant_out=False):
     """Zero-point correction plus the epilogue; returns (output, extra placeholders after x_zp).
 
     ``dequant`` may also add a float bias and a residual (float, the output's shape) and apply ReLU
     (``relu``: True or the upper clip), fused into the same stage (a model export's conv -> bias ->
-    add -> ReLU)."""
+    add -> ReLU), and then quantize to uint8 (``quant_out``: one more input, ``out_q``)."""
     from tvm import te, tirx  # lazy: heavy (TVM)
 
-    if (bias or relu or residual) and epilogue != "dequant":
+    if (bias or relu or residual or quant_out) and epilogue != "dequant":
         raise TvmqError(f"a fused bias/ReLU needs the dequant epilogue (float output), not {epilogue!r}")
     WS = te.placeholder((c_out,), "int32", name="wsum")
     ch = lambda idx: channel_of(layout, idx, ob)  # noqa: E731
@@ -61,13 +84,15 @@ def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=F
         S = te.placeholder((c_out,), "float32", name="scale")
         B = [te.placeholder((c_out,), "float32", name="bias")] if bias else []
         Z = [te.placeholder(acc.shape, "float32", name="residual")] if residual else []
+        Q = [te.placeholder((2,), "float32", name="out_q")] if quant_out else []
 
         def dq(*i):
             v = corrected(i).astype("float32") * S[ch(i)]
             v = v + B[0][ch(i)] if bias else v
-            return relu_value(v + Z[0][i] if residual else v, relu)
+            v = relu_value(v + Z[0][i] if residual else v, relu)
+            return quantize_u8(v, Q[0]) if quant_out else v
 
-        return te.compute(acc.shape, dq, name="dequant"), [WS, S, *B, *Z]
+        return te.compute(acc.shape, dq, name="dequant"), [WS, S, *B, *Z, *Q]
     M = te.placeholder((c_out,), "int32", name="multiplier")
     YZ = te.placeholder((1,), "int32", name="y_zp")
 
@@ -100,8 +125,18 @@ def epilogue_reference(acc_nchw, zp, wsum, epilogue, extra, shift):
     return R.requantize(acc, extra[0], shift, int(extra[1][0]))
 
 
+def fused_reference(y, ins, layout, bias, relu, residual, quant_out):
+    """The dequant output ``y`` (NCHW) through the fused epilogue, its inputs at the end of ``ins``
+    (bias, residual in the output's layout, out_q)."""
+    k = len(ins) - (1 if quant_out else 0)
+    z = D.from_layout_data(ins[k - 1], layout) if residual else None
+    b = ins[k - 1 - (1 if residual else 0)] if bias else None
+    y = finish_reference(y, b, relu, z) if bias or relu or residual else y
+    return quantize_reference(y, ins[-1]) if quant_out else y
+
+
 def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift, bias=False, relu=False,
-              residual=False) -> OpSpec:
+              residual=False, quant_out=False) -> OpSpec:
     from tvm import te  # lazy: heavy (TVM)
 
     check_int(act, weight, epilogue, shift)
@@ -123,7 +158,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         wread = lambda *i: Wt[i].astype("int32")  # noqa: E731
     read, _ = D.padded_reader(X, wl, hw, XZ_pad[0].astype(act), padding)
     acc = D.conv(wl, layout, read, wread, lambda a, b: a.astype("int32") * b, "int32", ib, ob)
-    out, extra = int_epilogue(acc, XZ_pad, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual)
+    out, extra = int_epilogue(acc, XZ_pad, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual, quant_out)
     tensors = [X, Wt, XZ_pad, *extra, out]
     alo, ahi = ACTS[act]
     wlo, whi = WEIGHTS[weight]
@@ -137,7 +172,8 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
         return [D.to_layout_data(x, layout, ib), wstore, zp, wsum, *epilogue_inputs(rng, wl, epilogue),
                 *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
-                *([residual_input(rng, wl, layout, ob)] if residual else [])]
+                *([residual_input(rng, wl, layout, ob)] if residual else []),
+                *([quant_out_input(rng)] if quant_out else [])]
 
     def reference(ins):
         x = D.from_layout_data(ins[0], layout)
@@ -152,30 +188,32 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         zp = int(ins[2][0])
         acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
         y = epilogue_reference(acc, zp, ins[3], epilogue, ins[4:], shift)
-        z = D.from_layout_data(ins[-1], layout) if residual else None
-        y = finish_reference(y, ins[-2 if residual else -1] if bias else None, relu, z) \
-            if bias or relu or residual else y
+        y = fused_reference(y, ins, layout, bias, relu, residual, quant_out)
         return D.to_layout_out(y, layout, ob)
 
     return OpSpec(
         name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
         params=dict(act=act, weight=weight, epilogue=epilogue, padding=padding, ib=ib, ob=ob, shift=shift,
                     **({"bias": bias, "relu": relu} if bias or relu else {}),
-                    **({"residual": True} if residual else {})),
+                    **({"residual": True} if residual else {}), **({"quant_out": True} if quant_out else {})),
         tensors=tensors, make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
+        int_tol=1 if quant_out else 0,
     )
 
 
 @register("int8")
 def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30,
-                tiles=None, bias=False, relu=False, residual=False):
+                tiles=None, bias=False, relu=False, residual=False, quant_out=False):
     """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default.
     ``layout="amx"``: Intel AMX tiles, ``tiles=(rows, m_tiles, n_tiles)`` (see ``tvmq.ops.amx_int8``)."""
     if layout == "amx":
+        if quant_out:  # the tile kernel's epilogue is hand-written TIR without it
+            raise TvmqError("the AMX int8 kernel has no quantized (uint8) output")
         if residual:
             return amx_residual_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
         return amx_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
-    return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift, bias, relu, residual)
+    return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift, bias, relu, residual,
+                     quant_out)
 
 
 @register("int8w7")
