@@ -87,7 +87,9 @@ def test_export_routing_workload_and_task_variant():
     wl = workload_of("blk/dw", (1, 96, 112, 112), (96, 1, 3, 3), 96, (2, 2), (1, 1, 1, 1))
     assert wl.name == "blk_dw" and wl.depthwise and (wl.out_h, wl.out_w) == (56, 56)
     assert task_variant(wl, "int8", "int8", {}) == ("grouped_int8", {})
-    assert task_variant(wl, "kmeans", "codebook", {"bits": 5}) == ("codebook", {"bits": 5})  # not covered: fallback
+    # codebooks: the grouped kernel of the same activations, on weights decoded at export
+    assert task_variant(wl, "kmeans", "codebook", {"bits": 5}) == ("grouped_float", {})
+    assert task_variant(wl, "kmeans_int8", "codebook_int8", {"bits": 4}) == ("grouped_int8", {})
     with pytest.raises(TvmqError, match="dilation"):
         workload_of("d", (1, 8, 8, 8), (8, 1, 3, 3), 8, (1, 1), (2, 2, 2, 2), (2, 2))
 
@@ -237,6 +239,30 @@ def test_int8_export_runs_the_depthwise_layer_on_grouped_int8(tmp_path, capsys):
     assert main(["run", str(out), "--compare-onnx", str(src)]) == 0
     cap = capsys.readouterr()
     assert "-> ok" in cap.out + cap.err
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("quantize,variant", [("kmeans", "grouped_float"), ("kmeans_int8", "grouped_int8")])
+def test_codebook_export_runs_the_depthwise_layer_on_decoded_weights(tmp_path, capsys, quantize, variant):
+    """Codebook quantizations: the depthwise layer on the grouped kernel of its activations, its weights
+    decoded from the codebook at export (not Relax's conv2d); the output agrees with onnxruntime."""
+    import onnx
+
+    from tvmq.cli import main
+
+    src = tmp_path / "tiny_dw.onnx"
+    onnx.save(_tiny_dw_net(), str(src))
+    out = tmp_path / quantize
+    assert main(["export", "--model", str(src), "--quantize", quantize, "--bits", "4", "--out", str(out)]) == 0
+    assert "no tvmq kernel" not in capsys.readouterr().err
+    man = json.loads((out / "manifest.json").read_text())
+    rows = {r["node"]: r for r in man["model"]["layers"]}
+    assert rows["dw"]["kernel"].endswith("__" + variant)
+    roles = [p["role"] for p in man["model"]["params"] if p.get("layer") == "dw" or "dw" in p.get("name", "")]
+    assert any("decoded from the codebook" in r for r in roles), roles
+    assert main(["run", str(out), "--compare-onnx", str(src)]) == 0
+    cap = capsys.readouterr()
+    assert "-> ok" in cap.out + cap.err
+
 
 @pytest.mark.llvm
 def test_layer_export_of_depthwise_variants_runs_verified(tmp_path, capsys):

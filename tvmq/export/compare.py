@@ -63,8 +63,10 @@ def _decode_piece(q, f, wl, a: dict, act) -> np.ndarray:
 
     if f.get("op_variant", "").startswith("grouped_"):  # tvmq/ops/grouped.py's weight layout
 
-        w = weight_from_layout(a["w"] if q == "none" else a["q"], wl)
-        return w if q == "none" else w.astype(np.float32) * (a["scale"] / np.float32(act["scale"])).reshape(-1, 1, 1, 1)
+        if "w" in a:  # float weights (codebooks: decoded at export)
+            return weight_from_layout(a["w"], wl)
+        w = weight_from_layout(a["q"], wl)
+        return w.astype(np.float32) * (a["scale"] / np.float32(act["scale"])).reshape(-1, 1, 1, 1)
     p = f["op_params"]
     layout, ib, ob = f["make_op"]["layout"], p["ib"], p["ob"]
     if q == "none":
