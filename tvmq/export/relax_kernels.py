@@ -29,15 +29,14 @@ from ..task import Task
 from ..workload import ConvWorkload
 from ..build.from_log import best_record
 from .layers import function_entry, scheduled_function
-from ..ops import direct as D
-from ..ops import reference as Ref
 from ..ops.codebook import PACKABLE
 from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
 from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin, in_out_layout  # noqa: F401
 import warnings
 from .grouped import dry_workload
 from .grouped import GROUPED_VARIANTS, grouped_call
-from .requant import dequantize, out_q_array, quantize
+from .kernel_args import layer_inputs
+from .requant import dequantize, quantize
 
 
 def relax_import(model, shapes: dict):
@@ -324,58 +323,17 @@ class _Plan:
         from tvm import relax  # lazy: heavy (TVM)
 
 
-        p = op.params
-        layout, ib, ob = op.layout, p["ib"], p["ob"]
+        layout, ib, ob = op.layout, op.params["ib"], op.params["ob"]
         tag = L.safe if g is None else f"{L.safe}_g{g}"
-        q = self.opts.quantize
-
-        def sl(a):  # output channels lo:hi, zero-padded to c_pad (padded channels are sliced off)
-            a = a[lo:hi]
-            if c_pad > hi - lo:
-                a = np.concatenate([a, np.zeros((c_pad - (hi - lo), *a.shape[1:]), a.dtype)])
-            return a
-
-        def wsl(a):  # OIHW weights: sl, and input channels zero-padded to the kernel's (its data pads too)
-            a = sl(a)
-            if op.workload.c_in > a.shape[1]:
-                a = np.concatenate([a, np.zeros((a.shape[0], op.workload.c_in - a.shape[1], *a.shape[2:]), a.dtype)], 1)
-            return a
-
         names = {}
-
-        def inp(role_key, arr, role):
-            v = self.new_input(f"{tag}_{role_key}", arr, role, L.node)
-            names[role_key] = v.name
-            return v
-
-        xin = x if laid_out else _to_layout(bb, x, layout, ib)
-        if q == "int8":
-            qw = wsl(L.quant["q"])
-            args = [xin, inp("q", D.to_layout_weight(qw, layout, ib, ob).astype(np.int8), "int8 weights"),
-                    inp("xzp", np.array([L.act["zero_point"]], np.int32), "activation zero point"),
-                    inp("wsum", qw.astype(np.int64).reshape(c_pad, -1).sum(1).astype(np.int32), "weight sums"),
-                    inp("scale", sl(np.float32(L.act["scale"]) * L.quant["w_scale"]).astype(np.float32),
-                        "output scales (x_scale * w_scale)")]
-        elif q == "none":
-            args = [xin, inp("w", D.to_layout_weight(wsl(L.quant["weight"]), layout, ib, ob), "float weights")]
-        else:
-            idx = D.to_layout_weight(wsl(L.quant["indices"]), layout, ib, ob)
-            idx = Ref.pack_bits(idx, self.opts.bits, p.get("planar", 0)) if p["packed"] else idx
-            cb = L.quant["codebook"]
-            args = [xin, inp("idx", idx, f"{self.opts.bits}-bit codebook indices" + (" (packed)" if p["packed"] else "")),
-                    inp("cb", cb, "int8 codebook" if q == "kmeans_int8" else "codebook")]
-            if q == "kmeans_int8":  # padded output channels index entry 0: their sums are of entry 0 too
-                wsum = cb[wsl(L.quant["indices"])].astype(np.int64).reshape(c_pad, -1).sum(1).astype(np.int32)
-                args += [inp("xzp", np.array([L.act["zero_point"]], np.int32), "activation zero point"),
-                         inp("wsum", wsum, "weight sums"),
-                         inp("scale", sl(np.float32(L.act["scale"]) * L.quant["w_scale"]).astype(np.float32),
-                             "output scales (x_scale * codebook scale)")]
-        if fuse and fuse["bias"] is not None:
-            args.append(inp("bias", sl(fuse["bias"]).astype(np.float32), "bias (fused epilogue)"))
-        if fuse and fuse.get("residual") is not None:  # the add's other operand, read in the output's layout
-            args.append(in_out_layout(bb, fuse["residual"], self.blocked, layout, ob))
-        if fuse and fuse.get("quant_out"):
-            args.append(inp("outq", out_q_array(*fuse["quant_out"]), "next layer's activations (1 / scale, zero point)"))
+        args = [x if laid_out else _to_layout(bb, x, layout, ib)]
+        for key, arr, role in layer_inputs(self.opts.quantize, self.opts.bits, op, L, lo, hi, c_pad, fuse):
+            if arr is None:  # the fused residual: the add's other operand, read in the output's layout
+                args.append(in_out_layout(bb, fuse["residual"], self.blocked, layout, ob))
+                continue
+            v = self.new_input(f"{tag}_{key}", arr, role, L.node)
+            names[key] = v.name
+            args.append(v)
         oa = op.out_arg
         want = [a.to_dict() for a in op.args[:-1]]
         got = [{"name": w["name"], "shape": [int(v) for v in a.ty.shape], "dtype": str(a.ty.dtype)}
