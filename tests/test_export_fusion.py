@@ -109,6 +109,27 @@ def test_residual_net_float_int8_and_codebooks_match_onnxruntime(tmp_path, capsy
 
 
 @pytest.mark.llvm
+def test_no_uint8_output_for_a_conv_that_runs_on_relax(tmp_path, capsys):
+    """int8: conv0's only reader is a dilated conv (no tvmq kernel: Relax's conv2d on float input), so
+    conv0 keeps its float output rather than quantizing for a kernel that is not there."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (16, 3, 3, 3)).astype(np.float32), "w0"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (16, 16, 3, 3)).astype(np.float32), "w1")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Relu", ["c0"], ["a"], name="relu0"),
+             helper.make_node("Conv", ["a", "w1"], ["y"], name="dil", kernel_shape=[3, 3], pads=[2] * 4,
+                              dilations=[2, 2])]
+    model = save_graph(tmp_path / "dil.onnx", "dil", nodes, inits, [1, 3, 8, 8], [1, 16, 8, 8])
+    out = tmp_path / "int8"
+    assert main(["export", "--model", str(model), "--quantize", "int8", "--out", str(out)]) == 0
+    rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
+    assert rows["dil"]["kernel"] is None and rows["conv0"]["fused_epilogue"] == {"bias": False, "relu": True}
+    assert _run(out, model, tmp_path, capsys)["compare_onnx"]["relative"] <= 5e-2
+
+
+@pytest.mark.llvm
 def test_a_projected_skip_fuses_into_the_later_conv(tmp_path, capsys):
     model = residual_net(tmp_path / "proj.onnx", proj=True)
     out = tmp_path / "none"

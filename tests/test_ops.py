@@ -90,7 +90,8 @@ def test_quantized_output_is_the_next_layers_uint8_activations():
     assert op.args[-2].name == "out_q" and op.args[-2].shape == (2,) and op.out_arg.dtype == "uint8"
     out, ins = run_op(op)
     assert op.check(out, ins)[0] and out.min() >= ins[-1][1] - 0.5  # ReLU, then the zero point
-    assert np.mean(out == 255) < 0.5 and len(np.unique(out)) > 20  # a real spread, not saturated
+    assert np.mean(out == 255) < 0.05 and len(np.unique(out)) > 20  # a real spread, not saturated
+    assert not op.check(np.minimum(out, 254) + 1, ins)[0]  # one step off everywhere: a rounding bug
     ins[-1] = ins[-1] + np.float32([0, 3])
     assert not op.check(out, ins)[0]
 

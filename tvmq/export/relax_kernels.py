@@ -34,7 +34,7 @@ from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interfa
 from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin, in_out_layout  # noqa: F401
 import warnings
 from .grouped import dry_workload
-from .grouped import GROUPED_VARIANTS, grouped_call
+from .grouped import grouped_call
 from .kernel_args import layer_inputs
 from .requant import dequantize, quantize
 
@@ -236,7 +236,7 @@ class _Plan:
         R = relax.op
         wl, groups = self._pieces(call, L)
         epi0 = epi
-        if epi and epi.get("quant_for"):
+        if epi:
             epi = {**epi, "quant_out": self.quant_out(epi)}
             if wl is not None and (groups != 1 or wl.c_out != L.w.shape[0]):  # a sliced or split output
                 epi["quant_out"] = None
@@ -400,10 +400,12 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
     conv_op = tvm.ir.Op.get("relax.nn.conv2d")
     main = mod["main"]
     res_ok = variants.get(model_variant_params(opts)[0]).op in ("float", "int8", "codebook", "codebook_int8")  # residual epilogues
-    # a conv that a tvmq kernel reads uint8 activations for (not the Relax fallback of a grouped conv)
-    reads_u8 = (lambda c: int(c.attrs.groups) <= 4 or opts.quantize in GROUPED_VARIANTS) \
-        if QUANTIZATIONS[opts.quantize].integer_activations else None
-    groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}, res_ok, reads_u8) if fuse and not dry \
+    def reads_u8(c):  # a tvmq kernel (direct or grouped) reads this conv's input, not Relax's conv2d
+        L2 = plan.by_safe[c.args[1].name]
+        return plan._pieces(c, L2)[0] is not None or dry_workload(plan, c, L2) is not None
+
+    ia = QUANTIZATIONS[opts.quantize].integer_activations
+    groups, absorbed = fuse_epilogues(main, plan.by_safe, arrays or {}, res_ok, reads_u8 if ia else None) if fuse and not dry \
         else ({}, {})
     done: dict = {}  # conv var -> (its NCHW output, fused)
 

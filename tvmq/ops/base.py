@@ -79,7 +79,10 @@ class OpSpec:
             return False, float("inf")
         if np.issubdtype(out.dtype, np.integer):
             err = float(np.max(np.abs(out.astype(np.int64) - ref.astype(np.int64)))) if out.size else 0.0
-            return err <= self.int_tol, err
+            # a rounded float output may differ by one step at a .5 tie, but only rarely: a rounding
+            # or zero-point bug moves most outputs
+            off = float(np.mean(out.astype(np.int64) != ref.astype(np.int64))) if out.size else 0.0
+            return err <= self.int_tol and (self.int_tol == 0 or off <= 0.01), err
         diff = np.abs(out.astype(np.float64) - ref)
         err = float(diff.max()) if out.size else 0.0
         ok = bool(np.all(diff <= self.atol + self.rtol * np.abs(ref)))

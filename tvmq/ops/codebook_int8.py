@@ -61,7 +61,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         return [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb, zp, wsum,
                 *epilogue_inputs(rng, wl, epilogue), *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
                 *([residual_input(rng, wl, layout, ob)] if residual else []),
-                *([quant_out_input(rng)] if quant_out else [])]
+                *([quant_out_input(rng, wl.c_in * wl.kh * wl.kw)] if quant_out else [])]
 
     def reference(ins):
         idx = R.unpack_bits(ins[1], bits, int(np.prod(wshape)), planar).reshape(wshape) if packed else ins[1]

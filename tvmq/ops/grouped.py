@@ -166,7 +166,7 @@ def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requ
             epi = []
         return [_to_data(x, cb), weight_to_layout(w, wl, cb).astype("int8"), zp, wsum, *epi,
                 *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
-                *([quant_out_input(rng)] if quant_out else [])]
+                *([quant_out_input(rng, k)] if quant_out else [])]
 
     def reference(ins):
         x = R.nchwc_to_nchw(ins[0])

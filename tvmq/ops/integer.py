@@ -56,9 +56,11 @@ def quantize_reference(y: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.clip(r, 0, 255).astype(np.uint8)
 
 
-def quant_out_input(rng) -> np.ndarray:
-    """A random ``out_q``: most of a test's dequant outputs (|y| up to ~100) land inside 0..255."""
-    return np.array([rng.uniform(0.5, 1.5), rng.integers(100, 156)], np.float32)
+def quant_out_input(rng, k: int) -> np.ndarray:
+    """A random ``out_q`` for random test inputs of ``k`` products per output: their dequant outputs
+    spread about 3 * sqrt(k) (uint8 x int8 at scales near 5e-4), mapped to about +-30 steps around a
+    zero point near 128, so few saturate."""
+    return np.array([rng.uniform(0.5, 1.5) * 10.0 / np.sqrt(k), rng.integers(100, 156)], np.float32)
 
 
 def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=False, residual=False,
@@ -173,7 +175,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         return [D.to_layout_data(x, layout, ib), wstore, zp, wsum, *epilogue_inputs(rng, wl, epilogue),
                 *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
                 *([residual_input(rng, wl, layout, ob)] if residual else []),
-                *([quant_out_input(rng)] if quant_out else [])]
+                *([quant_out_input(rng, wl.c_in * wl.kh * wl.kw)] if quant_out else [])]
 
     def reference(ins):
         x = D.from_layout_data(ins[0], layout)
