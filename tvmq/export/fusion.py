@@ -74,14 +74,38 @@ def _residual_of(add, cur, order: dict, before: int, final_of: dict):
     return other if same and str(other.ty.dtype) == "float32" else None
 
 
+def _uint8_reader(f, users: dict, value: dict, by_safe: dict, reads_u8, groups: dict, absorbed: dict):
+    """The safe name of a conv that reads ``f`` as uint8 activations where every reader of ``f`` takes
+    them: convs on tvmq kernels (``reads_u8``) with one activation quantization, and later kernels'
+    fused residual adds (they dequantize it); else None."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    first, acts = None, set()
+    for u in users.get(f, [None]):
+        if u is None:  # the function's output
+            return None
+        c = value[u]
+        if (_op_is(c, "relax.nn.conv2d") and c.args[0].same_as(f) and isinstance(c.args[1], relax.Var)
+                and c.args[1].name in by_safe and reads_u8(c)):
+            act = by_safe[c.args[1].name].act
+            if not act:
+                return None
+            acts.add((float(act["scale"]), float(act["zero_point"])))
+            first = first or c.args[1].name
+        elif not (u in absorbed and groups[absorbed[u]]["residual"] is not None
+                  and groups[absorbed[u]]["residual"].same_as(f)):
+            return None
+    return first if len(acts) == 1 else None
+
+
 def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False,
                    reads_u8=None) -> tuple[dict, dict]:
     """conv2d bindings whose output goes (only) through a bias add, a residual add (with ``residual``)
-    and/or a ReLU, or (only) into a conv that reads uint8 activations: ({conv var: epilogue},
-    {absorbed binding var: conv var}). An epilogue is dict(bias=array or None, residual=the other
-    operand's var or None, relu=False/True/cap, final=the var that ends the chain, absorbed=[vars],
-    quant_for=the consuming layer's safe name or None). ``reads_u8(conv call)``: whether that conv's
-    kernel reads uint8 activations (the producer can then write them: no quantize pass between)."""
+    and/or a ReLU, or into convs that read uint8 activations: ({conv var: epilogue}, {absorbed binding
+    var: conv var}). An epilogue is dict(bias=array or None, residual=the other operand's var or None,
+    relu=False/True/cap, final=the var that ends the chain, absorbed=[vars], quant_for=the safe name of
+    a layer whose uint8 activations the kernel can write, or None: see ``_uint8_reader``).
+    ``reads_u8(conv call)``: whether that conv's kernel reads uint8 activations."""
     from tvm import relax  # lazy: heavy (TVM)
 
     bindings = [b for blk in main.body.blocks for b in blk.bindings if isinstance(b, relax.VarBinding)]
@@ -98,7 +122,7 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False,
         u = users.get(v, [])
         return u[0] if len(u) == 1 and u[0] is not None else None
 
-    groups, absorbed, final_of = {}, {}, {}
+    groups, absorbed, final_of, chains = {}, {}, {}, []
     for b in bindings:
         c = b.value
         if not (_op_is(c, "relax.nn.conv2d") and isinstance(c.args[1], relax.Var) and c.args[1].name in by_safe):
@@ -138,15 +162,14 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False,
             if lo == 0.0 and hi is not None and 0.0 < hi < float("inf"):
                 relu, cur = hi, u
                 eaten.append(u)
-        u = only_user(cur)
-        quant_for = None
-        if reads_u8 is not None and u is not None:
-            c2 = value[u]
-            if (_op_is(c2, "relax.nn.conv2d") and c2.args[0].same_as(cur) and isinstance(c2.args[1], relax.Var)
-                    and c2.args[1].name in by_safe and reads_u8(c2)):
-                quant_for = c2.args[1].name
-        if eaten or quant_for:
-            groups[b.var] = dict(bias=bias, residual=res, relu=relu, final=cur, absorbed=eaten, quant_for=quant_for)
+        chains.append((b.var, dict(bias=bias, residual=res, relu=relu, final=cur, absorbed=eaten, quant_for=None)))
+        if eaten:
+            groups[b.var] = chains[-1][1]
             final_of[cur] = b.var
             absorbed.update({v: b.var for v in eaten})
+    if reads_u8 is not None:
+        for conv, chain in chains:
+            quant_for = _uint8_reader(chain["final"], users, value, by_safe, reads_u8, groups, absorbed)
+            if quant_for:
+                groups[conv] = {**chain, "quant_for": quant_for}
     return groups, absorbed

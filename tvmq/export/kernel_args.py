@@ -63,6 +63,9 @@ def layer_inputs(quantize: str, bits: int, op, L, lo: int, hi: int, c_pad: int, 
         args.append(("bias", sl(fuse["bias"]).astype(np.float32), "bias (fused epilogue)"))
     if fuse and fuse.get("residual") is not None:
         args.append(("residual", None, "residual (fused epilogue)"))
+        if fuse.get("residual_q"):
+            args.append(("resq", np.array(fuse["residual_q"], np.float32), "the residual's uint8 activations "
+                         "(scale, zero point)"))
     if fuse and fuse.get("quant_out"):
         args.append(("outq", out_q_array(*fuse["quant_out"]), "next layer's activations (1 / scale, zero point)"))
     return args

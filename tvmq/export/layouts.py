@@ -53,6 +53,16 @@ def in_out_layout(bb, x, blocked: dict, layout: str, ob: int):
     return _to_layout(bb, x, layout, ob)
 
 
+def in_layout(bb, y, lay: str, b: int, layout: str, ob: int, c: int):
+    """``y`` (any dtype, ``c`` channels) in layout ``lay`` with block ``b``, as ``layout`` with block
+    ``ob``: as it is, reblocked in one transpose, or through NCHW."""
+    if lay in BLOCKED and layout in BLOCKED and (b % ob == 0 or ob % b == 0):
+        return y if b == ob else _reblock(bb, y, b, ob)
+    if lay == layout and lay not in BLOCKED:
+        return y
+    return _to_layout(bb, _from_layout(bb, y, lay, c), layout, ob)
+
+
 def _from_layout(bb, y, layout: str, c: int):
     from tvm import relax  # lazy: heavy (TVM)
 

@@ -31,7 +31,7 @@ from ..build.from_log import best_record
 from .layers import function_entry, scheduled_function
 from ..ops.codebook import PACKABLE
 from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
-from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin, in_out_layout  # noqa: F401
+from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin, in_layout, in_out_layout  # noqa: F401
 import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
@@ -207,7 +207,8 @@ class _Plan:
                 raise TvmqError("its best record is MetaSchedule's, which takes no fused epilogue")
         if epi:
             overrides.update({**({"bias": True} if epi["bias"] is not None else {}),
-                              **({"residual": True} if epi.get("residual") is not None else {}),
+                              **({"residual": "uint8" if epi.get("residual_q") else True}
+                                 if epi.get("residual") is not None else {}),
                               **({"relu": epi["relu"]} if epi["relu"] else {}),
                               **({"quant_out": True} if epi.get("quant_out") else {})})
         overrides = overrides or None
@@ -259,11 +260,15 @@ class _Plan:
             # -- end grouped hook --
             return self.fallback(bb, call, L, groups), False
         fuse = {k: epi.get(k) for k in ("bias", "residual", "relu", "quant_out")} if epi else None
+        if fuse and fuse["residual"] is not None and not epi.get("float_residual"):
+            q = self.quantized.get(fuse["residual"])  # the residual as a kernel wrote it: uint8
+            fuse["residual_q"] = q[3] if q is not None else None
         try:
             op, gv, fname, entry = self.kernel(wl, bb, fuse)
         except TvmqError as e:
-            if fuse and fuse["quant_out"]:  # a kernel without uint8 output (AMX): the quantize pass stays
-                return self.rewrite(bb, call, L, {**epi0, "quant_for": None})
+            if fuse and (fuse["quant_out"] or fuse.get("residual_q")):
+                # a kernel without uint8 output or residual (AMX): quantize pass and float residual stay
+                return self.rewrite(bb, call, L, {**epi0, "quant_for": None, "float_residual": True})
             if not fuse:
                 return self.fallback(bb, call, L, str(e)), False
             print(f"tvmq export: note: layer {L.node!r}: no fused epilogue ({e}); bias/add/ReLU stay Relax ops",
@@ -306,7 +311,8 @@ class _Plan:
                                inputs=names))
         y = outs[0] if groups == 1 else bb.emit(R.concat(outs, axis=1))
         fused = {"bias": fuse["bias"] is not None, "relu": fuse["relu"],
-                 **({"residual": True} if fuse["residual"] is not None else {}),
+                 **({"residual": "uint8" if fuse.get("residual_q") else True}
+                    if fuse["residual"] is not None else {}),
                  **({"quant_out": True} if fuse["quant_out"] else {})} if fuse else None
         self.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
                                     schedule=entry["schedule"], layout=op.layout, groups=groups, pieces=pieces,
@@ -329,7 +335,11 @@ class _Plan:
         args = [x if laid_out else _to_layout(bb, x, layout, ib)]
         for key, arr, role in layer_inputs(self.opts.quantize, self.opts.bits, op, L, lo, hi, c_pad, fuse):
             if arr is None:  # the fused residual: the add's other operand, read in the output's layout
-                args.append(in_out_layout(bb, fuse["residual"], self.blocked, layout, ob))
+                if fuse.get("residual_q"):  # as uint8, where the kernel that made it wrote that
+                    yq, lay, qb, _ = self.quantized[fuse["residual"]]
+                    args.append(in_layout(bb, yq, lay, qb, layout, ob, c_pad))
+                else:
+                    args.append(in_out_layout(bb, fuse["residual"], self.blocked, layout, ob))
                 continue
             v = self.new_input(f"{tag}_{key}", arr, role, L.node)
             names[key] = v.name

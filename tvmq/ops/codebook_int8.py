@@ -17,8 +17,8 @@ from . import reference as R
 from .base import OpSpec, register
 from .codebook import PACKABLE, check_codebook, check_indices, index_reader
 from .float import blocks
-from .float import residual_input
-from .integer import check_int, epilogue_inputs, epilogue_reference, fused_reference, int_epilogue, quant_out_input
+from .integer import (check_int, epilogue_inputs, epilogue_reference, fused_reference, int_epilogue, quant_out_input,
+                      residual_inputs)
 
 TABLE = 64
 
@@ -60,7 +60,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         wsum = cb[idx].astype(np.int64).reshape(wl.c_out, -1).sum(1).astype("int32")
         return [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb, zp, wsum,
                 *epilogue_inputs(rng, wl, epilogue), *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
-                *([residual_input(rng, wl, layout, ob)] if residual else []),
+                *(residual_inputs(rng, wl, layout, ob, residual) if residual else []),
                 *([quant_out_input(rng, wl.c_in * wl.kh * wl.kw)] if quant_out else [])]
 
     def reference(ins):
@@ -78,7 +78,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         name=f"conv2d_{layout}_codebook_int8", variant="codebook_int8", layout=layout, workload=wl,
         params=dict(bits=bits, entries=entries, packed=packed, planar=planar, epilogue=epilogue, padding=padding, ib=ib, ob=ob,
                     shift=shift, **({"bias": bias, "relu": relu} if bias or relu else {}),
-                    **({"residual": True} if residual else {}), **({"quant_out": True} if quant_out else {})),
+                    **({"residual": residual} if residual else {}), **({"quant_out": True} if quant_out else {})),
         tensors=[X, P, CB, XZ, *extra, out], make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
         int_tol=1 if quant_out else 0,
     )

@@ -56,6 +56,14 @@ def quantize_reference(y: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.clip(r, 0, 255).astype(np.uint8)
 
 
+def residual_inputs(rng, wl, layout, ob, residual) -> list:
+    """A random residual operand in the output's layout: float32, or uint8 with its ``res_q``."""
+    if residual != "uint8":
+        return [residual_input(rng, wl, layout, ob)]
+    z = rng.integers(0, 256, (wl.n, wl.c_out, wl.out_h, wl.out_w)).astype("uint8")
+    return [D.to_layout_out(z, layout, ob), np.array([rng.uniform(0.005, 0.02), rng.integers(100, 156)], np.float32)]
+
+
 def quant_out_input(rng, k: int) -> np.ndarray:
     """A random ``out_q`` for random test inputs of ``k`` products per output: their dequant outputs
     spread about 3 * sqrt(k) (uint8 x int8 at scales near 5e-4), mapped to about +-30 steps around a
@@ -67,7 +75,8 @@ def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=F
                  quant_out=False):
     """Zero-point correction plus the epilogue; returns (output, extra placeholders after x_zp).
 
-    ``dequant`` may also add a float bias and a residual (float, the output's shape) and apply ReLU
+    ``dequant`` may also add a float bias and a residual (the output's shape: float32, or with
+    ``residual="uint8"`` uint8 activations and ``res_q = [scale, zero point]``) and apply ReLU
     (``relu``: True or the upper clip), fused into the same stage (a model export's conv -> bias ->
     add -> ReLU), and then quantize to uint8 (``quant_out``: one more input, ``out_q``)."""
     from tvm import te, tirx  # lazy: heavy (TVM)
@@ -85,13 +94,18 @@ def int_epilogue(acc, XZ, layout, ob, c_out, epilogue, shift, bias=False, relu=F
     if epilogue == "dequant":
         S = te.placeholder((c_out,), "float32", name="scale")
         B = [te.placeholder((c_out,), "float32", name="bias")] if bias else []
-        Z = [te.placeholder(acc.shape, "float32", name="residual")] if residual else []
+        u8 = residual == "uint8"
+        Z = [te.placeholder(acc.shape, "uint8" if u8 else "float32", name="residual")] if residual else []
+        Z += [te.placeholder((2,), "float32", name="res_q")] if u8 else []
         Q = [te.placeholder((2,), "float32", name="out_q")] if quant_out else []
+
+        def res(i):
+            return (Z[0][i].astype("float32") - Z[1][1]) * Z[1][0] if u8 else Z[0][i]
 
         def dq(*i):
             v = corrected(i).astype("float32") * S[ch(i)]
             v = v + B[0][ch(i)] if bias else v
-            v = relu_value(v + Z[0][i] if residual else v, relu)
+            v = relu_value(v + res(i) if residual else v, relu)
             return quantize_u8(v, Q[0]) if quant_out else v
 
         return te.compute(acc.shape, dq, name="dequant"), [WS, S, *B, *Z, *Q]
@@ -129,10 +143,14 @@ def epilogue_reference(acc_nchw, zp, wsum, epilogue, extra, shift):
 
 def fused_reference(y, ins, layout, bias, relu, residual, quant_out):
     """The dequant output ``y`` (NCHW) through the fused epilogue, its inputs at the end of ``ins``
-    (bias, residual in the output's layout, out_q)."""
+    (bias, residual in the output's layout (uint8: and res_q), out_q)."""
     k = len(ins) - (1 if quant_out else 0)
-    z = D.from_layout_data(ins[k - 1], layout) if residual else None
-    b = ins[k - 1 - (1 if residual else 0)] if bias else None
+    nz = (2 if residual == "uint8" else 1) if residual else 0
+    z = D.from_layout_data(ins[k - nz], layout) if residual else None
+    if residual == "uint8":
+        q = ins[k - 1]
+        z = (z.astype(np.float32) - np.float32(q[1])) * np.float32(q[0])
+    b = ins[k - 1 - nz] if bias else None
     y = finish_reference(y, b, relu, z) if bias or relu or residual else y
     return quantize_reference(y, ins[-1]) if quant_out else y
 
@@ -174,7 +192,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
         return [D.to_layout_data(x, layout, ib), wstore, zp, wsum, *epilogue_inputs(rng, wl, epilogue),
                 *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
-                *([residual_input(rng, wl, layout, ob)] if residual else []),
+                *(residual_inputs(rng, wl, layout, ob, residual) if residual else []),
                 *([quant_out_input(rng, wl.c_in * wl.kh * wl.kw)] if quant_out else [])]
 
     def reference(ins):
@@ -197,7 +215,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
         params=dict(act=act, weight=weight, epilogue=epilogue, padding=padding, ib=ib, ob=ob, shift=shift,
                     **({"bias": bias, "relu": relu} if bias or relu else {}),
-                    **({"residual": True} if residual else {}), **({"quant_out": True} if quant_out else {})),
+                    **({"residual": residual} if residual else {}), **({"quant_out": True} if quant_out else {})),
         tensors=tensors, make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
         int_tol=1 if quant_out else 0,
     )
@@ -207,10 +225,11 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
 def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30,
                 tiles=None, bias=False, relu=False, residual=False, quant_out=False):
     """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default.
+    ``residual``: True (float32) or ``"uint8"`` (with ``res_q``), for the dequant epilogue.
     ``layout="amx"``: Intel AMX tiles, ``tiles=(rows, m_tiles, n_tiles)`` (see ``tvmq.ops.amx_int8``)."""
     if layout == "amx":
-        if quant_out:  # the tile kernel's epilogue is hand-written TIR without it
-            raise TvmqError("the AMX int8 kernel has no quantized (uint8) output")
+        if quant_out or residual == "uint8":  # the tile kernel's epilogue is hand-written TIR without them
+            raise TvmqError("the AMX int8 kernel has no uint8 output or uint8 residual")
         if residual:
             return amx_residual_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
         return amx_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
