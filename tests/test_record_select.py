@@ -96,6 +96,20 @@ def test_transfer_seeds_take_this_machines_similar_layers_before_other_machines(
     assert seeds[2]["ob"] == 32 and len(seeds) == 3
 
 
+def test_transfer_seeds_keep_a_slot_for_this_machines_layers_with_several_source_machines():
+    """Two machines' four best of this layer would fill all 8 slots: each machine's best comes first,
+    then the nearest layer measured here, then the rest of theirs."""
+    conv4 = Task.make(resolve("alexnet.conv4")[0], "float", HOST)
+    here = this_machine()
+    recs = [rec(TASK, cfg(tile_ow=13, ob=ob, ib=ib * k), ms + 0.1 * i, m)
+            for i, (ob, ib) in enumerate(((16, 16), (32, 16), (8, 16), (16, 32)))
+            for m, ms, k in ((ZEN4, 1.0, 1), (AVX2, 2.0, 2))]
+    recs.append(rec(conv4, dict(conv4.space().default, tile_ow=13, ob=32, ib=8), 3.0, here))
+    seeds = transfer_seeds(TASK, recs, here, n=8)
+    assert [(s["ob"], s["ib"]) for s in seeds[:3]] == [(16, 16), (16, 32), (32, 8)]
+    assert len(seeds) == 8 and all(TASK.space().is_valid(s) for s in seeds)
+
+
 def test_transfer_seeds_cover_distinct_structures_first():
     recs = [rec(TASK, cfg(tile_ow=13, ob=ob), ms, ZEN4) for ob, ms in ((16, 1.0), (32, 1.1), (8, 1.2))]
     recs.append(rec(TASK, cfg(tile_ow=13, order="ic_outer"), 2.0, ZEN4))  # slower, another loop order

@@ -98,9 +98,10 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
 
 def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, similar_workloads: int = 3,
                    per_workload: int = 4) -> list[dict]:
-    """Configs to measure first on a machine with no records of ``task``: the ``per_workload`` best
-    configs of this workload from every other machine (most similar first), then the best config of
-    each of the ``similar_workloads`` most similar workloads, this machine's own first; at most ``n``.
+    """Configs to measure first on a machine with no records of ``task``, at most ``n``: the best config
+    of this workload from every other machine (most similar first), the best of this machine's own
+    ``similar_workloads`` nearest layers, the next ``per_workload - 1`` of this workload from each
+    other machine, then the best of the other machines' ``similar_workloads`` nearest workloads.
 
     Each is completed for this space and kept only when valid there; duplicates are dropped.
     """
@@ -125,17 +126,21 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
     own = [g for g in near if g[0] == machine.kind][:similar_workloads]  # nearest first
     others = [g for g in near if g[0] != machine.kind]
     near_wls = list(dict.fromkeys(g[1] for g in others))[:similar_workloads]
-    order = same + own + [g for g in others if g[1] in near_wls]
+    # this workload: each machine's best, then this machine's nearest layers' best, then the other
+    # machines' next few (round robin), then their nearest workloads' best. With several source
+    # machines their few best each would fill every slot before this machine's own layers.
+    mine = {g: _distinct_families(sorted(groups[g], key=median_time), per_workload) for g in same}
+    recs = [mine[g][0] for g in same]
+    recs += [min(groups[g], key=median_time) for g in own]
+    recs += [mine[g][i] for i in range(1, per_workload) for g in same if i < len(mine[g])]
+    recs += [min(groups[g], key=median_time) for g in others if g[1] in near_wls]
     out, seen = [], set()
-    for g in order:  # this workload: each machine's few best configs; similar workloads: their best
-        recs = sorted(groups[g], key=median_time)
-        recs = _distinct_families(recs, per_workload) if g[1] == task.workload.key else recs[:1]
-        for r in recs:
-            cfg = space.complete(r["config"])
-            k = fingerprint(cfg)
-            if k not in seen:
-                seen.add(k)
-                out.append(cfg)
+    for r in recs:
+        cfg = space.complete(r["config"])
+        k = fingerprint(cfg)
+        if k not in seen:
+            seen.add(k)
+            out.append(cfg)
     return out[:n]
 
 
