@@ -24,10 +24,9 @@ import numpy as np
 
 from ..errors import TvmqError
 from ..ops.grouped import weight_to_layout
-from .layouts import BLOCKED, _from_layout, _to_layout
-from .requant import dequantize, out_q_array, quantize
+from .layouts import _to_layout
+from .requant import out_q_array
 from ..task import Task
-from ..variants import QUANTIZATIONS
 from ..workload import ConvWorkload
 from .layers import function_entry, scheduled_function
 
@@ -161,16 +160,9 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         entry["layers"].append(wl.name)
     cb = op.params["cb"]
     x = call.args[0]
-    ia = QUANTIZATIONS[q].integer_activations
-    u8 = plan.as_u8(x, L) if ia else None  # quantized by the previous kernel
-    keep = plan.blocked.get(x) if u8 is None else (u8[0], u8[2]) if u8[1] in BLOCKED else None
+    keep, u8 = plan.input_source(x, L)
     laid_out = keep is not None and keep[1] == cb  # the previous kernel's NCHWc output, same block: no change
-    if laid_out:
-        x = keep[0]
-    elif u8 is not None:  # uint8 in another layout: back to NCHW (still uint8)
-        x = _from_layout(bb, u8[0], u8[1], int(x.ty.shape[1]))
-    if ia and u8 is None:  # elementwise: in either layout
-        x = quantize(bb, x, L.act["scale"], L.act["zero_point"])
+    x = plan.read_input(bb, x, L, keep if laid_out else None, u8)
     xin = x if laid_out else _to_layout(bb, x, "nchwc", cb)
     names = {}
     args = [xin]
@@ -180,12 +172,7 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         args.append(v)
     oa = op.out_arg
     y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
-    if qo is not None:
-        out = _from_layout(bb, dequantize(bb, y, *qo), "nchwc", wl.c_out)
-        plan.quantized[out] = (y, "nchwc", cb, qo)
-    else:
-        out = _from_layout(bb, y, "nchwc", wl.c_out)
-        plan.blocked[out] = (y, cb)
+    out = plan.output(bb, y, "nchwc", cb, wl.c_out, qo)
     plan.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=name,
                                 schedule=entry["schedule"], layout="nchwc", groups=wl.groups,
                                 pieces=[dict(kernel=name, out_channels=[0, wl.c_out], c_out_padded=wl.c_out,

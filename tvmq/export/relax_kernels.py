@@ -192,6 +192,38 @@ class _Plan:
             return None
         return q[:3]
 
+    def input_source(self, x, L):
+        """(kept, u8) for a kernel reading the NCHW var ``x``: ``kept`` the form it can read without a
+        layout change if its blocks fit ((tensor, block), uint8 where ``u8``), ``u8`` the uint8 form that
+        the previous kernel wrote for layer ``L`` ((tensor, layout, block)) or None."""
+        u8 = self.as_u8(x, L) if QUANTIZATIONS[self.opts.quantize].integer_activations else None
+        if u8 is None:
+            return self.blocked.get(x), None
+        return ((u8[0], u8[2]) if u8[1] in BLOCKED else None), u8
+
+    def read_input(self, bb, x, L, keep, u8):
+        """``x`` as the kernel of layer ``L`` reads it before any reblock: the kept form, else the uint8
+        form back in NCHW, else ``x``; quantized where activations are integers and no kernel did it."""
+        if keep is not None:
+            x = keep[0]
+        elif u8 is not None:  # uint8 in another layout: back to NCHW (still uint8)
+            x = _from_layout(bb, u8[0], u8[1], int(x.ty.shape[1]))
+        if QUANTIZATIONS[self.opts.quantize].integer_activations and u8 is None:
+            x = quantize(bb, x, L.act["scale"], L.act["zero_point"])
+        return x
+
+    def output(self, bb, y, layout: str, block: int, c: int, quant_out=None, keep_blocked: bool = True):
+        """The NCHW var of a kernel's output ``y`` (``c`` channels); its blocked or uint8 form is kept
+        for the next kernels (``quant_out``: ``y`` is uint8 with that (scale, zero point))."""
+        if quant_out:
+            out = _from_layout(bb, dequantize(bb, y, *quant_out), layout, c)
+            self.quantized[out] = (y, layout, block, quant_out)
+            return out
+        out = _from_layout(bb, y, layout, c)
+        if keep_blocked and layout in BLOCKED:
+            self.blocked[out] = (y, block)
+        return out
+
     def kernel(self, wl, bb, epi: dict | None = None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
 
@@ -277,21 +309,14 @@ class _Plan:
         x = call.args[0]
         o = L.w.shape[0]
         og = o // groups
-        ia = QUANTIZATIONS[self.opts.quantize].integer_activations
-        u8 = self.as_u8(x, L) if ia else None  # quantized by the previous kernel
         # the input as the previous kernel left it (NCHWc with the block this kernel reads): no layout change
-        keep = self.blocked.get(x) if u8 is None else (u8[0], u8[2]) if u8[1] in BLOCKED else None
+        keep, u8 = self.input_source(x, L)
         if not (groups == 1 and op.layout in BLOCKED and wl.c_in == L.w.shape[1]):
             keep = None
         ib = op.params.get("ib")
         if keep is not None and not (keep[1] % ib == 0 or ib % keep[1] == 0):
             keep = None
-        if keep is not None:
-            x = keep[0]
-        elif u8 is not None:  # uint8 in another layout: back to NCHW (still uint8)
-            x = _from_layout(bb, u8[0], u8[1], int(x.ty.shape[1]))
-        if ia and u8 is None:
-            x = quantize(bb, x, L.act["scale"], L.act["zero_point"])
+        x = self.read_input(bb, x, L, keep, u8)
         if keep is not None and keep[1] != ib:  # NCHW{ob}c -> NCHW{ib}c in one transpose (after the quantize)
             x = _reblock(bb, x, keep[1], ib)
         xs = [x] if groups == 1 else [bb.emit(relax.TupleGetItem(bb.emit(R.split(x, groups, axis=1)), g))
@@ -351,14 +376,8 @@ class _Plan:
         if got != want:
             raise TvmqError(f"internal: layer {L.node!r}: kernel arguments {got} != {want}")
         y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
-        if fuse and fuse.get("quant_out"):
-            out = _from_layout(bb, dequantize(bb, y, *fuse["quant_out"]), layout, c_pad)
-            self.quantized[out] = (y, layout, ob, fuse["quant_out"])
-            return out, names
-        out = _from_layout(bb, y, layout, c_pad)
-        if layout in BLOCKED and g is None and c_pad == hi - lo:
-            self.blocked[out] = (y, ob)
-        return out, names
+        return self.output(bb, y, layout, ob, c_pad, fuse.get("quant_out") if fuse else None,
+                           g is None and c_pad == hi - lo), names
 
     def propagate(self, bb, value, out):
         """Glue that works on NCHWc as well gets a blocked twin when its inputs have one (layouts.py)."""
