@@ -37,14 +37,17 @@ def _record_summary(rec: dict | None) -> dict | None:
     return dict(rec, median_ms=round(median_time(rec) * 1e3, 6))
 
 
-def scheduled_function(task, records, warn=True, op_overrides: dict | None = None):
+def scheduled_function(task, records, warn=True, op_overrides: dict | None = None, record: dict | None = None):
     """(op, PrimFunc, cfg, record, op_kwargs) for ``task``: the best record's config, else the default.
 
     ``op_overrides`` rebuild the operator with other epilogue parameters (bias, dequant) while
     keeping the tuned loop schedule: the template applies the same config to the new op.
+    ``record``: one of the task's records to build instead of the best (joint_layouts.pick).
     """
 
     rec = best_record(task, records, warn_prefix="tvmq export" if warn else None)
+    if record is not None:
+        rec = record
     if op_overrides:
         cfg = task.space().complete(rec["config"]) if rec is not None and rec.get("tuner") != "metaschedule" else task.space().default
         if rec is not None and rec.get("tuner") == "metaschedule":

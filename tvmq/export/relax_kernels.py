@@ -27,7 +27,8 @@ from .. import variants
 from ..variants import QUANTIZATIONS, model_variant
 from ..task import Task
 from ..workload import ConvWorkload
-from ..build.from_log import best_record
+from ..build.from_log import best_record, choice_for
+from .joint_layouts import Want, pick
 from .layers import function_entry, scheduled_function
 from ..ops.codebook import PACKABLE
 from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
@@ -224,19 +225,22 @@ class _Plan:
             self.blocked[out] = (y, block)
         return out
 
-    def kernel(self, wl, bb, epi: dict | None = None):
+    def kernel(self, wl, bb, epi: dict | None = None, want: Want | None = None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
 
         ``epi``: a fused epilogue (``bias``, ``residual``, ``relu``), built into the kernel as operator
-        overrides; the task (and so the records it is built from) is the plain convolution's."""
+        overrides; the task (and so the records it is built from) is the plain convolution's.
+        ``want``: the blocks its neighbours hold, to choose among its records with them (joint_layouts)."""
 
         variant, params = self._variant()
         task = _ExportTask.make(wl, variant, self.target, **params)
         overrides = {"epilogue": "dequant"} if variant in ("int8", "codebook_int8") else {}
-        if epi and self.records:
-            rec = best_record(task, self.records)
-            if rec is not None and rec.get("tuner") == "metaschedule":  # its schedule is not tvmq's template's
-                raise TvmqError("its best record is MetaSchedule's, which takes no fused epilogue")
+        rec, why = None, None
+        if self.records:
+            choice = choice_for(task, self.records)
+            rec, why = pick(task, choice, want)
+        if epi and rec is not None and rec.get("tuner") == "metaschedule":  # its schedule is not tvmq's template's
+            raise TvmqError("its best record is MetaSchedule's, which takes no fused epilogue")
         if epi:
             overrides.update({**({"bias": True} if epi["bias"] is not None else {}),
                               **({"residual": "uint8" if epi.get("residual_q") else True}
@@ -244,13 +248,14 @@ class _Plan:
                               **({"relu": epi["relu"]} if epi["relu"] else {}),
                               **({"quant_out": True} if epi.get("quant_out") else {})})
         overrides = overrides or None
-        key = (wl.key, task.variant, repr(sorted(task.params.items())), repr(sorted((overrides or {}).items())))
+        key = (wl.key, task.variant, repr(sorted(task.params.items())), repr(sorted((overrides or {}).items())),
+               repr(sorted(rec["config"].items())) if rec is not None else None)
         if key in self.kernels:
             op, gv, name, entry = self.kernels[key]
             if wl.name not in entry["layers"]:
                 entry["layers"].append(wl.name)
             return op, gv, name, entry
-        op, func, cfg, rec, kw = scheduled_function(task, self.records, op_overrides=overrides)
+        op, func, cfg, rec, kw = scheduled_function(task, self.records, op_overrides=overrides, record=rec)
         name = f"k{len(self.kernels):02d}_{wl.name}__{task.variant}"
         func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
         gv = bb.add_func(func, name)
@@ -258,9 +263,29 @@ class _Plan:
         entry["layers"] = [wl.name]
         if overrides:
             entry["epilogue_override"] = overrides
+        if why:
+            entry["joint_layout"] = why
         self.kernels[key] = (op, gv, name, entry)
         self.entries.append(entry)
         return op, gv, name, entry
+
+    def want(self, x, L, wl, groups, fuse) -> Want | None:
+        """The blocks that the input ``x`` of layer ``L`` and its fused residual are kept in, if any."""
+        if groups != 1 or wl.c_in != L.w.shape[1]:
+            return None
+        keep, _ = self.input_source(x, L)
+        ia = QUANTIZATIONS[self.opts.quantize].integer_activations
+        ib = keep[1] if keep is not None else None
+        in_bytes = wl.n * wl.c_in * wl.h * wl.w * (1 if ia else 4)
+        ob, res_bytes = None, 0
+        r = fuse.get("residual") if fuse else None
+        if r is not None:
+            q = self.quantized.get(r) if fuse.get("residual_q") else None
+            kept = (q[0], q[2]) if q is not None and q[1] in BLOCKED else self.blocked.get(r) if q is None else None
+            if kept is not None:
+                ob = kept[1]
+                res_bytes = int(np.prod([int(v) for v in r.ty.shape])) * (1 if q is not None else 4)
+        return Want(ib, in_bytes, ob, res_bytes) if ib is not None or ob is not None else None
 
     def rewrite(self, bb, call, L, epi: dict | None = None):
         """The conv2d ``call`` on tvmq kernels: (NCHW output, whether ``epi`` was fused into the kernel)."""
@@ -296,7 +321,7 @@ class _Plan:
             q = self.quantized.get(fuse["residual"])  # the residual as a kernel wrote it: uint8
             fuse["residual_q"] = q[3] if q is not None else None
         try:
-            op, gv, fname, entry = self.kernel(wl, bb, fuse)
+            op, gv, fname, entry = self.kernel(wl, bb, fuse, self.want(call.args[0], L, wl, groups, fuse))
         except TvmqError as e:
             if fuse and (fuse["quant_out"] or fuse.get("residual_q")):
                 # a kernel without uint8 output or residual (AMX): quantize pass and float residual stay

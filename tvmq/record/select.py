@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..machine import Machine, fingerprint, record_kind, record_machine, similarity
 from ..workload import ConvWorkload
@@ -26,6 +26,9 @@ class Choice:
     record: dict | None
     source: str  # THIS_MACHINE, TRANSFER or NONE
     note: str = ""
+    # the records ``record`` was the fastest of (same machine kind, target and threads): the alternatives a
+    # model export may take instead, to keep its neighbours' layouts (export/joint_layouts.py)
+    pool: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def from_kind(self) -> str | None:
@@ -66,10 +69,11 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
     mine = [r for r in cands if record_kind(r) == machine.kind and _same_target(r, task)]
     if mine:
         same_threads = [r for r in mine if threads is None or r.get("threads") == threads]
-        rec = min(same_threads or mine, key=median_time)
+        pool = same_threads or mine
+        rec = min(pool, key=median_time)
         note = "" if same_threads else (f"{task.workload.name} {task.variant}: record measured here at "
                                         f"{rec.get('threads')} threads, used for {threads}")
-        return Choice(rec, THIS_MACHINE, note)
+        return Choice(rec, THIS_MACHINE, note, tuple(pool))
     label = f"{task.workload.name} {task.variant} on target {task.target.name} (machine {machine.kind})"
     others = [r for r in cands if not (record_kind(r) == machine.kind and _same_target(r, task))]
     if not others:
@@ -93,7 +97,8 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
     rec = min(by_kind[kind], key=median_time)
     sim = similarity(machine, record_machine(rec))
     return Choice(rec, TRANSFER, f"{label}: using the record measured on {kind} (similarity {sim:.2f}), not on "
-                                 "this machine; rebuilt and verified here, its time is not this machine's")
+                                 "this machine; rebuilt and verified here, its time is not this machine's",
+                  tuple(by_kind[kind]))
 
 
 def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, similar_workloads: int = 3,
