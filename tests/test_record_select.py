@@ -37,6 +37,7 @@ def test_only_this_machines_records_count_by_default():
     recs = [rec(TASK, cfg(tile_ow=13), 1.0, ZEN4), rec(TASK, cfg(tile_ow=1), 5.0, this_machine())]
     c = choose(TASK, recs, this_machine())
     assert c.source == THIS_MACHINE and c.record["config"]["tile_ow"] == 1  # slower, but measured here
+    assert c.pool == (recs[1],)  # the alternatives an export may take (joint layouts): this machine's only
 
 
 def test_other_machines_records_are_never_used_silently():
@@ -45,7 +46,7 @@ def test_other_machines_records_are_never_used_silently():
     assert c.record is None and c.source == NONE
     assert "amd-znver4-2c" in c.note and "--transfer" in c.note
     t = choose(TASK, recs, this_machine(), transfer=True)
-    assert t.source == TRANSFER and t.record["config"]["tile_ow"] == 13
+    assert t.source == TRANSFER and t.record["config"]["tile_ow"] == 13 and t.pool == (recs[0],)
     assert "amd-znver4-2c" in t.note and "not on this machine" in t.note
 
 

@@ -11,7 +11,9 @@ Across the network (``build_relax``):
 * the blocked layout (NCHWc) of a kernel's output is kept for every consumer that can take it: a
   tvmq kernel whose input block equals the output block, and the layout-agnostic glue between
   (ReLU, elementwise add, max pooling, concat on channels). The NCHW forms left unused are removed
-  by dead-code elimination, so a layout change remains only where an operator needs NCHW.
+  by dead-code elimination, so a layout change remains only where an operator needs NCHW
+  (``kept_forms.py`` holds those forms; ``joint_layouts.py`` lets a kernel pick, among its records,
+  one that reads the block its producer wrote).
 """
 
 from __future__ import annotations
@@ -29,15 +31,15 @@ from ..task import Task
 from ..workload import ConvWorkload
 from ..build.from_log import best_record, choice_for
 from .joint_layouts import Want, pick
+from .kept_forms import KeptForms
 from .layers import function_entry, scheduled_function
 from ..ops.codebook import PACKABLE
 from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
-from .layouts import BLOCKED, _from_layout, _reblock, _to_layout, blocked_twin, in_layout, in_out_layout  # noqa: F401
+from .layouts import BLOCKED, _reblock, _to_layout, in_layout, in_out_layout
 import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
 from .kernel_args import layer_inputs
-from .requant import dequantize, quantize
 
 
 def relax_import(model, shapes: dict):
@@ -83,7 +85,7 @@ class _ExportTask(Task):
         return _SPACES[k]
 
 
-class _Plan:
+class _Plan(KeptForms):
     """Decides, per conv2d call, kernel or fallback; collects kernels, new inputs and their arrays."""
 
     def __init__(self, layers, opts, target, records):
@@ -99,10 +101,7 @@ class _Plan:
         self.dry = False  # only collect the kernels' workloads (model_workloads)
         self.workloads: dict[str, object] = {}
         self.counts: dict[str, int] = {}  # workload key -> kernel calls in the network (groups count each)
-        self.blocked: dict = {}  # NCHW var -> (the same tensor in NCHW{ob}c, ob)
-        # NCHW var -> (the same tensor as uint8 activations, its layout, block, (scale, zero point)): a
-        # kernel that quantized its output for the next layer (its float NCHW twin is left to DCE)
-        self.quantized: dict = {}
+        KeptForms.__init__(self)
 
     def new_input(self, name, arr, role, layer):
         from tvm import relax  # lazy: heavy (TVM)
@@ -177,54 +176,6 @@ class _Plan:
         tuned = best_record(_ExportTask.make(wl, variant, self.target, **params), self.records) is not None
         return wl if tuned else padded
 
-    def quant_out(self, epi: dict | None):
-        """(scale, zero point) of the uint8 activations that ``epi``'s consuming layer reads, when the
-        producing kernel should write them (integer activations), else None."""
-        if not epi or not epi.get("quant_for") or not QUANTIZATIONS[self.opts.quantize].integer_activations:
-            return None
-        L2 = self.by_safe.get(epi["quant_for"])
-        return (float(L2.act["scale"]), float(L2.act["zero_point"])) if L2 is not None and L2.act else None
-
-    def as_u8(self, x, L):
-        """``x`` as uint8 activations of layer ``L`` where the producing kernel already wrote them:
-        (tensor, layout, block), else None."""
-        q = self.quantized.get(x)
-        if q is None or not L.act or q[3] != (float(L.act["scale"]), float(L.act["zero_point"])):
-            return None
-        return q[:3]
-
-    def input_source(self, x, L):
-        """(kept, u8) for a kernel reading the NCHW var ``x``: ``kept`` the form it can read without a
-        layout change if its blocks fit ((tensor, block), uint8 where ``u8``), ``u8`` the uint8 form that
-        the previous kernel wrote for layer ``L`` ((tensor, layout, block)) or None."""
-        u8 = self.as_u8(x, L) if QUANTIZATIONS[self.opts.quantize].integer_activations else None
-        if u8 is None:
-            return self.blocked.get(x), None
-        return ((u8[0], u8[2]) if u8[1] in BLOCKED else None), u8
-
-    def read_input(self, bb, x, L, keep, u8):
-        """``x`` as the kernel of layer ``L`` reads it before any reblock: the kept form, else the uint8
-        form back in NCHW, else ``x``; quantized where activations are integers and no kernel did it."""
-        if keep is not None:
-            x = keep[0]
-        elif u8 is not None:  # uint8 in another layout: back to NCHW (still uint8)
-            x = _from_layout(bb, u8[0], u8[1], int(x.ty.shape[1]))
-        if QUANTIZATIONS[self.opts.quantize].integer_activations and u8 is None:
-            x = quantize(bb, x, L.act["scale"], L.act["zero_point"])
-        return x
-
-    def output(self, bb, y, layout: str, block: int, c: int, quant_out=None, keep_blocked: bool = True):
-        """The NCHW var of a kernel's output ``y`` (``c`` channels); its blocked or uint8 form is kept
-        for the next kernels (``quant_out``: ``y`` is uint8 with that (scale, zero point))."""
-        if quant_out:
-            out = _from_layout(bb, dequantize(bb, y, *quant_out), layout, c)
-            self.quantized[out] = (y, layout, block, quant_out)
-            return out
-        out = _from_layout(bb, y, layout, c)
-        if keep_blocked and layout in BLOCKED:
-            self.blocked[out] = (y, block)
-        return out
-
     def kernel(self, wl, bb, epi: dict | None = None, want: Want | None = None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
 
@@ -268,24 +219,6 @@ class _Plan:
         self.kernels[key] = (op, gv, name, entry)
         self.entries.append(entry)
         return op, gv, name, entry
-
-    def want(self, x, L, wl, groups, fuse) -> Want | None:
-        """The blocks that the input ``x`` of layer ``L`` and its fused residual are kept in, if any."""
-        if groups != 1 or wl.c_in != L.w.shape[1]:
-            return None
-        keep, _ = self.input_source(x, L)
-        ia = QUANTIZATIONS[self.opts.quantize].integer_activations
-        ib = keep[1] if keep is not None else None
-        in_bytes = wl.n * wl.c_in * wl.h * wl.w * (1 if ia else 4)
-        ob, res_bytes = None, 0
-        r = fuse.get("residual") if fuse else None
-        if r is not None:
-            q = self.quantized.get(r) if fuse.get("residual_q") else None
-            kept = (q[0], q[2]) if q is not None and q[1] in BLOCKED else self.blocked.get(r) if q is None else None
-            if kept is not None:
-                ob = kept[1]
-                res_bytes = int(np.prod([int(v) for v in r.ty.shape])) * (1 if q is not None else 4)
-        return Want(ib, in_bytes, ob, res_bytes) if ib is not None or ob is not None else None
 
     def rewrite(self, bb, call, L, epi: dict | None = None):
         """The conv2d ``call`` on tvmq kernels: (NCHW output, whether ``epi`` was fused into the kernel)."""
@@ -403,12 +336,6 @@ class _Plan:
         y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
         return self.output(bb, y, layout, ob, c_pad, fuse.get("quant_out") if fuse else None,
                            g is None and c_pad == hi - lo), names
-
-    def propagate(self, bb, value, out):
-        """Glue that works on NCHWc as well gets a blocked twin when its inputs have one (layouts.py)."""
-        twin = blocked_twin(bb, value, self.blocked)
-        if twin is not None:
-            self.blocked[out] = twin
 
     def fallback(self, bb, call, L, why):
         """Relax's own conv2d, its weight decoded from the stored form inside the graph (at run time)."""

@@ -1,0 +1,79 @@
+"""Channel blocks chosen with the neighbours: a kernel takes a slightly slower record whose input block is its
+producer's output block when the layout change it saves costs more, and never a much slower one."""
+
+import json
+
+import pytest
+
+from test_export_fusion import _run, residual_net
+from tvmq.cli import main
+from tvmq.export.joint_layouts import Want, pick, reblock_s
+from tvmq.machine import this_machine
+from tvmq.record import log as recordlog
+from tvmq.record.select import THIS_MACHINE, Choice
+from tvmq.run.base import RunResult
+from tvmq.run.settings import MeasureSettings
+from tvmq.targets import get_target
+from tvmq.task import Task
+from tvmq.workload import ConvWorkload
+
+HOST = get_target("host")
+WL = ConvWorkload("c", n=1, c_in=64, c_out=64, h=28, w=28, kh=3, kw=3, stride=(1, 1), pad=(1, 1, 1, 1))
+
+
+def _rec(task, ms, **kw):
+    cfg = dict(task.space().default, **kw)
+    assert task.space().is_valid(cfg), cfg
+    return recordlog.make_record(task, cfg, RunResult("ok", [ms / 1e3] * 3), "local", MeasureSettings(threads=2),
+                                 "xgb", 1, this_machine())
+
+
+def test_pick_pays_for_a_slower_config_only_up_to_the_layout_change_it_saves():
+    task = Task.make(WL, "float", HOST)
+    in_bytes = 64 * 28 * 28 * 4
+    saved_ms = reblock_s(in_bytes) * 1e3
+    fast, kept = _rec(task, 0.500, ib=4, ob=16), _rec(task, 0.500 + saved_ms / 2, ib=16, ob=16)
+    choice = Choice(fast, THIS_MACHINE, "", (fast, kept))
+    assert pick(task, choice, None) == (fast, None)  # nothing to keep: the fastest
+    assert pick(task, choice, Want(ib=4, in_bytes=in_bytes)) == (fast, None)  # the fastest reads it already
+    rec, why = pick(task, choice, Want(ib=16, in_bytes=in_bytes))
+    assert rec is kept and "reads 16c" in why
+    slow = _rec(task, 0.500 + 2 * saved_ms, ib=16, ob=16)
+    assert pick(task, Choice(fast, THIS_MACHINE, "", (fast, slow)), Want(ib=16, in_bytes=in_bytes))[0] is fast
+    # the residual's block counts too: ob 16 keeps it, ob 32 would reblock it
+    r32 = _rec(task, 0.500, ib=16, ob=32)
+    rec, _ = pick(task, Choice(r32, THIS_MACHINE, "", (r32, kept)), Want(ib=16, in_bytes=in_bytes, ob=16,
+                                                                          res_bytes=in_bytes))
+    assert rec is kept
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("with_kept", [True, False])
+def test_export_keeps_the_producers_block_when_a_record_reads_it(tmp_path, capsys, with_kept):
+    from tvmq.export.model import ModelOptions, model_tasks
+
+    model = residual_net(tmp_path / "res.onnx")
+    recs = []
+    for task, _ in model_tasks(model, HOST, ModelOptions(quantize="none")):
+        if task.workload.c_in == 3:
+            recs.append(_rec(task, 0.010, ob=16))
+            continue
+        recs.append(_rec(task, 0.010, ib=4, ob=8))
+        if with_kept:  # 0.05 us slower than the fastest: less than a 16-channel 8x8 reblock (0.39 us)
+            recs.append(_rec(task, 0.01005, ib=16, ob=16))
+    log = tmp_path / "logs" / "host.jsonl"
+    log.parent.mkdir()
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(model), "--quantize", "none", "--logs", str(log.parent),
+                 "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    rows = {r["node"]: r for r in man["model"]["layers"]}
+    funcs = {f["name"]: f for f in man["functions"]}
+    for node in ("conv1", "conv2", "conv3"):
+        if with_kept:
+            assert rows[node]["input_layout"] == "kept", rows[node]
+            assert "reads 16c" in funcs[rows[node]["kernel"]]["joint_layout"]
+        else:
+            assert rows[node]["input_layout"] != "kept" and "joint_layout" not in funcs[rows[node]["kernel"]]
+    assert _run(out, model, tmp_path, capsys)["compare_onnx"]["relative"] <= 1e-4

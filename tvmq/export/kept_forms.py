@@ -1,0 +1,94 @@
+"""The forms a model export keeps each activation in between kernels, so the next kernel reads it without a
+layout change or a quantize pass: blocked (NCHW{b}c, as a kernel wrote it) and uint8 (a kernel's
+``quant_out`` epilogue). ``_Plan`` (relax_kernels.py) inherits them; ``by_safe`` and ``opts`` are its."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..variants import QUANTIZATIONS
+from .joint_layouts import Want
+from .layouts import BLOCKED, _from_layout, blocked_twin
+from .requant import dequantize, quantize
+
+
+class KeptForms:
+    """NCHW vars -> the other forms of the same tensor that kernels wrote, and how a kernel reads one."""
+
+    def __init__(self):
+        self.blocked: dict = {}  # NCHW var -> (the same tensor in NCHW{ob}c, ob)
+        # NCHW var -> (the same tensor as uint8 activations, its layout, block, (scale, zero point)): a
+        # kernel that quantized its output for the next layer (its float NCHW twin is left to DCE)
+        self.quantized: dict = {}
+
+    def quant_out(self, epi: dict | None):
+        """(scale, zero point) of the uint8 activations that ``epi``'s consuming layer reads, when the
+        producing kernel should write them (integer activations), else None."""
+        if not epi or not epi.get("quant_for") or not QUANTIZATIONS[self.opts.quantize].integer_activations:
+            return None
+        L2 = self.by_safe.get(epi["quant_for"])
+        return (float(L2.act["scale"]), float(L2.act["zero_point"])) if L2 is not None and L2.act else None
+
+    def as_u8(self, x, L):
+        """``x`` as uint8 activations of layer ``L`` where the producing kernel already wrote them:
+        (tensor, layout, block), else None."""
+        q = self.quantized.get(x)
+        if q is None or not L.act or q[3] != (float(L.act["scale"]), float(L.act["zero_point"])):
+            return None
+        return q[:3]
+
+    def input_source(self, x, L):
+        """(kept, u8) for a kernel reading the NCHW var ``x``: ``kept`` the form it can read without a
+        layout change if its blocks fit ((tensor, block), uint8 where ``u8``), ``u8`` the uint8 form that
+        the previous kernel wrote for layer ``L`` ((tensor, layout, block)) or None."""
+        u8 = self.as_u8(x, L) if QUANTIZATIONS[self.opts.quantize].integer_activations else None
+        if u8 is None:
+            return self.blocked.get(x), None
+        return ((u8[0], u8[2]) if u8[1] in BLOCKED else None), u8
+
+    def read_input(self, bb, x, L, keep, u8):
+        """``x`` as the kernel of layer ``L`` reads it before any reblock: the kept form, else the uint8
+        form back in NCHW, else ``x``; quantized where activations are integers and no kernel did it."""
+        if keep is not None:
+            x = keep[0]
+        elif u8 is not None:  # uint8 in another layout: back to NCHW (still uint8)
+            x = _from_layout(bb, u8[0], u8[1], int(x.ty.shape[1]))
+        if QUANTIZATIONS[self.opts.quantize].integer_activations and u8 is None:
+            x = quantize(bb, x, L.act["scale"], L.act["zero_point"])
+        return x
+
+    def output(self, bb, y, layout: str, block: int, c: int, quant_out=None, keep_blocked: bool = True):
+        """The NCHW var of a kernel's output ``y`` (``c`` channels); its blocked or uint8 form is kept
+        for the next kernels (``quant_out``: ``y`` is uint8 with that (scale, zero point))."""
+        if quant_out:
+            out = _from_layout(bb, dequantize(bb, y, *quant_out), layout, c)
+            self.quantized[out] = (y, layout, block, quant_out)
+            return out
+        out = _from_layout(bb, y, layout, c)
+        if keep_blocked and layout in BLOCKED:
+            self.blocked[out] = (y, block)
+        return out
+
+    def propagate(self, bb, value, out):
+        """Glue that works on NCHWc as well gets a blocked twin when its inputs have one (layouts.py)."""
+        twin = blocked_twin(bb, value, self.blocked)
+        if twin is not None:
+            self.blocked[out] = twin
+
+    def want(self, x, L, wl, groups, fuse) -> Want | None:
+        """The blocks that the input ``x`` of layer ``L`` and its fused residual are kept in, if any."""
+        if groups != 1 or wl.c_in != L.w.shape[1]:
+            return None
+        keep, _ = self.input_source(x, L)
+        ia = QUANTIZATIONS[self.opts.quantize].integer_activations
+        ib = keep[1] if keep is not None else None
+        in_bytes = wl.n * wl.c_in * wl.h * wl.w * (1 if ia else 4)
+        ob, res_bytes = None, 0
+        r = fuse.get("residual") if fuse else None
+        if r is not None:
+            q = self.quantized.get(r) if fuse.get("residual_q") else None
+            kept = (q[0], q[2]) if q is not None and q[1] in BLOCKED else self.blocked.get(r) if q is None else None
+            if kept is not None:
+                ob = kept[1]
+                res_bytes = int(np.prod([int(v) for v in r.ty.shape])) * (1 if q is not None else 4)
+        return Want(ib, in_bytes, ob, res_bytes) if ib is not None or ob is not None else None
