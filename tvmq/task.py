@@ -57,9 +57,11 @@ class Task:
                                **kernel_revisions(space)), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def measure_key(self, machine_kind: str, threads: int) -> str:
-        """``key`` plus what changes a time: the machine kind and the runtime threads (records' ``task_key``)."""
-        blob = json.dumps(dict(task=self.key, machine=machine_kind, threads=threads), sort_keys=True)
+    def measure_key(self, machine_kind: str, threads: int, cold: bool = False) -> str:
+        """``key`` plus what changes a time: the machine kind, the runtime threads and cold weights
+        (``MeasureSettings.flush_cache``; only a cold key says so, so that earlier logs keep theirs)."""
+        blob = json.dumps(dict(task=self.key, machine=machine_kind, threads=threads, **({"cold": True} if cold else {})),
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ..run.settings import MeasureSettings, RPCSettings
 from ..run.factory import make_runner  # noqa: F401  (the commands take it from here with the flags)
 
@@ -21,14 +23,19 @@ def add_measure_args(p):
     g.add_argument("--repeat", type=int, default=_MS.repeat, help="timing samples, all recorded")
     g.add_argument("--min-repeat-ms", type=int, default=_MS.min_repeat_ms, help="minimum duration of one sample")
     g.add_argument("--timeout", type=float, default=_MS.timeout_s, help="seconds before a candidate is killed")
-    g.add_argument("--flush-cache", action="store_true", help="flush the CPU cache between samples")
+    g.add_argument("--flush-cache", action=argparse.BooleanOptionalAction, default=None,
+                   help="cold weights: flush every argument but the input from the caches before each sample, one "
+                        "run per sample (default: on for tune --model, as kernels run in a network; off otherwise)")
     g.add_argument("--threads", type=int, default=_MS.threads, help="TVM runtime threads")
     g.add_argument("--build-workers", type=int, default=_MS.build_workers, help="parallel compile processes")
     g.add_argument("--build-timeout", type=float, default=_MS.build_timeout_s, help="seconds before a compile is abandoned")
     g.add_argument("--seed", type=int, default=_MS.seed, help="seed of inputs and of the search")
 
 
-def measure_settings(a) -> MeasureSettings:
+def measure_settings(a, cold: bool = False) -> MeasureSettings:
+    """The flags' MeasureSettings; ``cold``: ``--flush-cache``'s default where it is not given."""
+    if getattr(a, "flush_cache", False) is None:
+        a.flush_cache = cold
     return MeasureSettings.from_flags(a)
 
 

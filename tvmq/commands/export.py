@@ -87,7 +87,7 @@ def run(a):
     check_out(out)
     logs = Path(a.logs)
     if logs.exists():
-        records = RecordSet(recordlog.read_dir(logs), transfer=a.transfer)
+        records = RecordSet(recordlog.read_dir(logs), transfer=a.transfer, cold=bool(a.model))
     else:
         print(f"tvmq export: warning: no tuning logs at {str(logs)!r}; every layer gets the default schedule",
               file=sys.stderr)

@@ -47,7 +47,7 @@ def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, tria
         "schema_version": SCHEMA_VERSION,
         "tvmq_version": __version__,
         "tvm_version": tvm_version(),
-        "task_key": task.measure_key(machine.kind, settings.threads),
+        "task_key": task.measure_key(machine.kind, settings.threads, settings.flush_cache),
         "machine": machine.to_dict(),
         "machine_kind": machine.kind,
         "threads": settings.threads,

@@ -36,11 +36,23 @@ class Choice:
 
 
 class RecordSet(list):
-    """Records plus the policy for using them: ``transfer`` allows other machines' records (with a warning)."""
+    """Records plus the policy for using them: ``transfer`` allows other machines' records (with a warning);
+    ``cold`` prefers records timed with cold weights (``flush_cache``: a model's kernels) or hot ones (layers)."""
 
-    def __init__(self, records=(), transfer: bool = False):
+    def __init__(self, records=(), transfer: bool = False, cold: bool = False):
         super().__init__(records)
         self.transfer = transfer
+        self.cold = cold
+
+
+def is_cold(r: dict) -> bool:
+    """Timed with cold weights (``MeasureSettings.flush_cache``)."""
+    return bool((r.get("settings") or {}).get("flush_cache"))
+
+
+def _same_warmth(recs: list[dict], cold: bool) -> list[dict]:
+    """The records timed as ``cold`` asks, where there are any (a cold time and a hot one do not compare)."""
+    return [r for r in recs if is_cold(r) == cold] or recs
 
 
 def _same_task(r: dict, task) -> bool:
@@ -60,8 +72,11 @@ def _fits(r: dict, space) -> bool:
 
 
 def choose(task, records: list[dict], machine: Machine, threads: int | None = None, transfer: bool = False,
-           tuner: str | None = None) -> Choice:
-    """The best record of ``task`` for ``machine`` (at ``threads`` when given), optionally from one tuner."""
+           tuner: str | None = None, cold: bool | None = None) -> Choice:
+    """The best record of ``task`` for ``machine`` (at ``threads`` when given), optionally from one tuner;
+    among cold-weight records where ``cold`` (else hot ones) when the pool has both (default: the
+    ``RecordSet``'s policy)."""
+    cold = getattr(records, "cold", False) if cold is None else cold
     cands = [r for r in records if _same_task(r, task) and (tuner is None or r.get("tuner") == tuner)
              and not r.get("modelled")]  # a model's estimates rank candidates, they never choose one
     if not machine.emulated:  # emulated times never choose a schedule for a real machine or board
@@ -69,7 +84,7 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
     mine = [r for r in cands if record_kind(r) == machine.kind and _same_target(r, task)]
     if mine:
         same_threads = [r for r in mine if threads is None or r.get("threads") == threads]
-        pool = same_threads or mine
+        pool = _same_warmth(same_threads or mine, cold)
         rec = min(pool, key=median_time)
         note = "" if same_threads else (f"{task.workload.name} {task.variant}: record measured here at "
                                         f"{rec.get('threads')} threads, used for {threads}")
@@ -94,6 +109,7 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
     # Most similar machine first; among equals, the one with the fastest record.
     kind = max(by_kind, key=lambda k: (similarity(machine, record_machine(by_kind[k][0])),
                                        -min(median_time(r) for r in by_kind[k])))
+    by_kind[kind] = _same_warmth(by_kind[kind], cold)
     rec = min(by_kind[kind], key=median_time)
     sim = similarity(machine, record_machine(rec))
     return Choice(rec, TRANSFER, f"{label}: using the record measured on {kind} (similarity {sim:.2f}), not on "

@@ -23,7 +23,10 @@ class MeasureSettings:
     timeout_s : float
         A candidate still running after this is killed and recorded as ``timeout``.
     flush_cache : bool
-        Flush the CPU cache between samples (cold-cache timing).
+        Cold weights: before each sample, flush from the CPU caches every argument but the first (the
+        input, which the previous layer of a network has just written), and time one run per sample
+        (``number`` and ``min_repeat_ms`` then do not apply: a second run would find the weights cached).
+        How a kernel runs inside a network whose weights do not fit in the caches.
     threads : int
         TVM runtime threads; default the cores this process may use (TVM's own default halves
         the logical CPUs, assuming hyper-threads, and so uses 1 on a 2-vCPU VM).
@@ -59,7 +62,7 @@ class MeasureSettings:
     def from_flags(cls, a) -> "MeasureSettings":
         """From the measurement flags (``--number --repeat ... --seed``), one to one."""
         return cls(number=a.number, repeat=a.repeat, min_repeat_ms=a.min_repeat_ms, timeout_s=a.timeout,
-                   flush_cache=a.flush_cache, threads=a.threads, build_workers=a.build_workers,
+                   flush_cache=bool(a.flush_cache), threads=a.threads, build_workers=a.build_workers,
                    build_timeout_s=a.build_timeout, seed=a.seed)
 
 

@@ -43,11 +43,10 @@ def time_module(mod, dev, inputs, out_spec, settings, func="main"):
     mod[func](*args, out)
     dev.sync()
     result = out.numpy()
-    kw = {}
-    if settings.flush_cache:
-        kw["f_preproc"] = "cache_flush_cpu_non_first_arg"
-    ev = mod.time_evaluator(func, dev, number=settings.number, repeat=settings.repeat,
-                            min_repeat_ms=settings.min_repeat_ms, **kw)
+    number, min_ms, kw = settings.number, settings.min_repeat_ms, {}
+    if settings.flush_cache:  # TVM flushes before each sample only: one run per sample, or the rest run hot
+        number, min_ms, kw = 1, 0, {"f_preproc": "cache_flush_cpu_non_first_arg"}
+    ev = mod.time_evaluator(func, dev, number=number, repeat=settings.repeat, min_repeat_ms=min_ms, **kw)
     times = list(ev(*args, out).results)
     return result, [float(t) for t in times]
 

@@ -100,7 +100,8 @@ class TuneSession:
         self._t0 = time.time()
         self._pending = []
         if resume and log_path:
-            key = task.measure_key(self.machine.kind, settings.threads if settings is not None else None)
+            key = task.measure_key(self.machine.kind, settings.threads if settings is not None else None,
+                                   settings is not None and settings.flush_cache)
             old = [r for r in (prior_records if prior_records is not None else recordlog.read(log_path))
                    if r.get("task_key") == key and r.get("tuner") == tuner.name and r.get("failure") != "board"]
             for r in old:

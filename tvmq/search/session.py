@@ -89,7 +89,7 @@ def tune_tasks(tasks, opts: TuneOptions, settings, runner, machine, log_path, lo
 
 def _prepare(task, opts, settings, machine, prior, db):
     """(tuner, seeds) for ``task``: warm-started from the database, with transfer seeds where asked."""
-    key = task.measure_key(machine.kind, settings.threads)
+    key = task.measure_key(machine.kind, settings.threads, settings.flush_cache)
     tuner = make_tuner(opts.tuner, task.space(), seed=opts.seed, threads=settings.threads, machine=machine)
     if opts.warm_start:
         # This machine's records of other tasks, and the performance model's ranks for this target (a
@@ -99,12 +99,32 @@ def _prepare(task, opts, settings, machine, prior, db):
         tuner.warm_start([r for r in (db if opts.transfer else same_machine)
                           if r.get("variant") == task.variant and r.get("task_key") != key])
     seeds = []
-    if opts.transfer and not any(r.get("task_key") == key for r in prior):
+    if settings.flush_cache and not any(r.get("task_key") == key for r in prior):
+        seeds = hot_seeds(task, [*prior, *db], machine, settings.threads, opts.batch_size)
+        if seeds and opts.progress:
+            print(f"tvmq tune: {task.workload.name} {task.variant}: cold weights: measuring this machine's {len(seeds)} "
+                  "best config(s) timed hot first", file=sys.stderr)
+    if opts.transfer and not seeds and not any(r.get("task_key") == key for r in prior):
         seeds = transfer_seeds(task, db, machine, n=opts.batch_size)
         if opts.progress:
             print(f"tvmq tune: {task.workload.name} {task.variant}: transfer: measuring {len(seeds)} config(s) "
                   "from other machines' records first", file=sys.stderr)
     return tuner, seeds
+
+
+def hot_seeds(task, records: list[dict], machine, threads: int, n: int) -> list[dict]:
+    """The ``n`` best distinct configs of ``task`` that this machine timed with hot caches: where cold-weight
+    tuning of the task starts (a config fast hot is a good first guess cold)."""
+    hot = task.measure_key(machine.kind, threads)
+    out, seen = [], set()
+    for r in sorted((r for r in records if r.get("task_key") == hot and r.get("status") == "ok"), key=median_time):
+        k = config_key(r["config"])
+        if k not in seen:
+            seen.add(k)
+            out.append(r["config"])
+        if len(out) >= n:
+            break
+    return out
 
 
 def make_session(task, opts, settings, runner, machine, log_path, prior, db, builder) -> TuneSession:
@@ -137,7 +157,7 @@ def _tune_modelled(task, opts, settings, runner, machine, log_path, prior, db, b
     mrunner = ModelRunner(model, task)
     mmachine = model_machine(model, task.target)
     ranked = _tune_one(task, opts, settings, mrunner, mmachine, log_path, prior, db, builder, "model")
-    mkey = task.measure_key(mmachine.kind, settings.threads)
+    mkey = task.measure_key(mmachine.kind, settings.threads, settings.flush_cache)
     est = {config_key(r["config"]): median_time(r) for r in recordlog.read(log_path) if r.get("task_key") == mkey}
     top = [json.loads(k) for k, _ in sorted(est.items(), key=lambda kv: kv[1])[: opts.verify_top]]
     if opts.progress:
