@@ -50,6 +50,15 @@ def test_other_machines_records_are_never_used_silently():
     assert "amd-znver4-2c" in t.note and "not on this machine" in t.note
 
 
+def test_model_exports_prefer_cold_weight_records_and_layer_exports_hot_ones():
+    hot = rec(TASK, cfg(tile_ow=13), 1.0, this_machine())
+    cold = rec(TASK, cfg(tile_ow=1), 1.5, this_machine())
+    cold["settings"]["flush_cache"] = True
+    assert choose(TASK, RecordSet([hot, cold], cold=True), this_machine()).record is cold
+    assert choose(TASK, RecordSet([hot, cold]), this_machine()).record is hot
+    assert choose(TASK, RecordSet([hot], cold=True), this_machine()).record is hot  # only hot: taken
+
+
 def test_transfer_takes_the_most_similar_machine():
     me = Machine(kind="intel-x-2c", vendor="intel", arch="x86_64", cores=2,
                  features=("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"))

@@ -124,3 +124,27 @@ def test_the_best_kernel_is_not_compiled_again_to_count_its_instructions(runner,
     assert res.best_config is not None and compiles == []  # counted from the build that was measured
     assert row["asm_counts"] == asm_mod.key_instructions(task, res.best_config) and len(compiles) == 1
     assert row["asm_counts"]["vfmadd_ps"] > 0
+
+
+def test_cold_weights_time_one_run_per_sample_after_a_flush():
+    """TVM flushes before each sample only: with more runs per sample all but the first would be hot."""
+    from types import SimpleNamespace
+
+    import tvm
+
+    from tvmq.run.timing import time_module
+
+    class Mod:
+        def __getitem__(self, name):
+            return lambda *args: None
+
+        def time_evaluator(self, func, dev, **kw):
+            self.kw = kw
+            return lambda *args: SimpleNamespace(results=[1e-3] * kw["repeat"])
+
+    for flush, want in ((True, (1, 0, "cache_flush_cpu_non_first_arg")), (False, (4, 20, None))):
+        mod = Mod()
+        _, times = time_module(mod, tvm.cpu(0), [np.zeros(4, "float32")], ((4,), "float32"),
+                               MeasureSettings(number=4, repeat=3, min_repeat_ms=20, flush_cache=flush))
+        assert times == [1e-3] * 3
+        assert (mod.kw["number"], mod.kw["min_repeat_ms"], mod.kw.get("f_preproc")) == want

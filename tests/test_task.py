@@ -29,6 +29,11 @@ def test_measure_keys_separate_machines_and_threads():
     assert len(keys) == 3 and t.measure_key("a", 2) == t.measure_key("a", 2)
 
 
+def test_a_cold_weights_time_has_its_own_key_and_hot_keys_stay_as_logged():
+    t = Task.make(WL, "float", HOST)
+    assert t.measure_key("a", 2, cold=False) == t.measure_key("a", 2) != t.measure_key("a", 2, cold=True)
+
+
 def test_the_space_fingerprint_follows_the_knobs_a_target_offers():
     from tvmq.space import Space
 
