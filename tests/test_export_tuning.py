@@ -23,6 +23,7 @@ def test_tune_model_then_export_uses_its_records(tmp_path, capsys):
     assert "[model]" in err and "model estimate" in err
     recs = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(recs) == 8 and {r["variant"] for r in recs} == {"codebook4"}
+    assert all(r["settings"]["flush_cache"] for r in recs)  # timed with cold weights, as in the network
     out = tmp_path / "export"
     assert main(["export", "--model", str(DATA / "digits_cnn.onnx"), "--quantize", "kmeans", "--bits", "4",
                  "--logs", str(log.parent), "--out", str(out)]) == 0

@@ -25,7 +25,8 @@ def add_measure_args(p):
     g.add_argument("--timeout", type=float, default=_MS.timeout_s, help="seconds before a candidate is killed")
     g.add_argument("--flush-cache", action=argparse.BooleanOptionalAction, default=None,
                    help="cold weights: flush every argument but the input from the caches before each sample, one "
-                        "run per sample (default: on for tune --model, as kernels run in a network; off otherwise)")
+                        "run per sample (default: on for tune --model on a local target, as kernels run in a network; off "
+                        "otherwise)")
     g.add_argument("--threads", type=int, default=_MS.threads, help="TVM runtime threads")
     g.add_argument("--build-workers", type=int, default=_MS.build_workers, help="parallel compile processes")
     g.add_argument("--build-timeout", type=float, default=_MS.build_timeout_s, help="seconds before a compile is abandoned")

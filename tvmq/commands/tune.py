@@ -96,7 +96,8 @@ def _run_model(a):
     opts = TuneOptions(trials=a.trials, tuner=a.tuner, batch_size=a.batch_size, resume=a.resume,
                        warm_start=not a.no_warm_start, transfer=a.transfer, seed=a.seed, progress=not a.quiet)
     mopts = ModelOptions(quantize=a.quantize, bits=a.bits, random_weights=a.random_weights)
-    settings = measure_settings(a, cold=True)
+    # cold weights as in the network; a board's runs stay as they were (not yet checked over RPC)
+    settings = measure_settings(a, cold=target.runner == "local")
     runner = make_runner(target, rpc_settings(a, target))
     try:
         machine = for_runner(target, runner)
