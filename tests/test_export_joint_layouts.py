@@ -77,3 +77,14 @@ def test_export_keeps_the_producers_block_when_a_record_reads_it(tmp_path, capsy
         else:
             assert rows[node]["input_layout"] != "kept" and "joint_layout" not in funcs[rows[node]["kernel"]]
     assert _run(out, model, tmp_path, capsys)["compare_onnx"]["relative"] <= 1e-4
+
+
+def test_a_plain_layout_pays_for_converting_its_input_and_output_and_odd_blocks_pay_more():
+    task = Task.make(WL, "float", HOST)
+    nbytes = 64 * 28 * 28 * 4
+    plain = _rec(task, 0.500, layout="nchw")
+    blocked = _rec(task, 0.500 + reblock_s(nbytes, False) * 1e3, ib=16, ob=16)  # less than converting in and out
+    rec, _ = pick(task, Choice(plain, THIS_MACHINE, "", (plain, blocked)), Want(ib=16, in_bytes=nbytes,
+                                                                                out_bytes=nbytes))
+    assert rec is blocked
+    assert reblock_s(nbytes, False) > reblock_s(nbytes)  # through NCHW costs more than one transpose

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import TvmqError
 from ..ops.grouped import weight_to_layout
-from .layouts import _to_layout
+from .layouts import _reblock, _to_layout
 from .requant import out_q_array
 from ..task import Task
 from ..workload import ConvWorkload
@@ -162,8 +162,9 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
     x = call.args[0]
     keep, u8 = plan.input_source(x, L)
     laid_out = keep is not None and keep[1] == cb  # the previous kernel's NCHWc output, same block: no change
-    x = plan.read_input(bb, x, L, keep if laid_out else None, u8)
-    xin = x if laid_out else _to_layout(bb, x, "nchwc", cb)
+    reblock = keep is not None and not laid_out and (keep[1] % cb == 0 or cb % keep[1] == 0)  # one transpose
+    x = plan.read_input(bb, x, L, keep if laid_out or reblock else None, u8)
+    xin = x if laid_out else _reblock(bb, x, keep[1], cb) if reblock else _to_layout(bb, x, "nchwc", cb)
     names = {}
     args = [xin]
     for role_key, arr, role in args_in:
@@ -179,7 +180,8 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
                                              inputs=names)],
                                 fused_epilogue={"bias": bias is not None, "relu": relu,
                                                 **({"quant_out": True} if qo is not None else {})} if epi else None,
-                                input_layout="kept" if laid_out else "converted",
+                                input_layout="kept" if laid_out else f"reblocked {keep[1]}c->{cb}c" if reblock
+                                else "converted",
                                 **({"input_quantized_by": "the previous kernel"} if u8 is not None else {}),
                                 **L.report, **({"activation": L.act} if L.act else {})))
     return out, bool(epi)

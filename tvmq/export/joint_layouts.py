@@ -15,35 +15,46 @@ from ..record.log import median_time
 from ..templates import template_module
 from .layouts import BLOCKED
 
-# Bytes a layout change reads plus writes per second: ResNet-50 float on AMD Zen 5 (2 threads,
-# `tvmq bench --export --breakdown`) spent 1.45 ms in 47 layout changes of about 61 MB.
+# Bytes a layout change reads plus writes per second, AMD Zen 5, 2 threads (`tvmq bench --export
+# --breakdown`): a reblock where one block divides the other is one transpose (ResNet-50 float: 1.45 ms
+# in 47 of them, about 61 MB); other blocks go through NCHW, a transpose-reshape-transpose that Relax
+# fuses into one gather with div/mod indices (MobileNet-v2 float: 0.2-0.8 ms for 1.6-4.8 MB tensors).
 REBLOCK_BYTES_PER_S = 42e9
+CONVERT_BYTES_PER_S = 12e9
 
 
-def reblock_s(nbytes: int) -> float:
-    """Estimated seconds of one layout change of a tensor of ``nbytes`` (read once, written once)."""
-    return 2.0 * nbytes / REBLOCK_BYTES_PER_S
+def reblock_s(nbytes: int, divides: bool = True) -> float:
+    """Estimated seconds of one layout change of a tensor of ``nbytes`` (read once, written once);
+    ``divides``: one block is a multiple of the other (a single transpose)."""
+    return 2.0 * nbytes / (REBLOCK_BYTES_PER_S if divides else CONVERT_BYTES_PER_S)
+
+
+def _divides(a: int, b: int) -> bool:
+    return a % b == 0 or b % a == 0
 
 
 @dataclass(frozen=True)
 class Want:
     """The blocks the neighbours hold: the input's (``ib``, with its bytes) and the fused residual's
-    (``ob``, with its bytes); None where there is no blocked tensor to keep."""
+    (``ob``, with its bytes), None where there is no blocked tensor to keep; ``out_bytes``: the output's
+    size (a kernel that writes a plain layout makes its blocked readers convert it)."""
 
     ib: int | None = None
     in_bytes: int = 0
     ob: int | None = None
     res_bytes: int = 0
+    out_bytes: int = 0
 
     def cost_s(self, params: dict) -> float:
         """Seconds of the layout changes a kernel with operator ``params`` (layout, ib, ob) needs."""
-        if params.get("layout") not in BLOCKED:
-            return 0.0
-        s = 0.0
-        if self.ib is not None and params.get("ib") != self.ib:
-            s += reblock_s(self.in_bytes)
-        if self.ob is not None and params.get("ob") != self.ob:
-            s += reblock_s(self.res_bytes)
+        if params.get("layout") not in BLOCKED:  # NCHW or NHWC: blocked inputs and readers all convert
+            return (reblock_s(self.in_bytes, False) if self.ib is not None else 0.0) + \
+                (reblock_s(self.res_bytes, False) if self.ob is not None else 0.0) + reblock_s(self.out_bytes, False)
+        s, ib, ob = 0.0, params.get("ib"), params.get("ob")
+        if self.ib is not None and ib != self.ib:
+            s += reblock_s(self.in_bytes, ib is not None and _divides(ib, self.ib))
+        if self.ob is not None and ob != self.ob:
+            s += reblock_s(self.res_bytes, ob is not None and _divides(ob, self.ob))
         return s
 
 
@@ -51,7 +62,7 @@ def pick(task, choice, want: Want | None):
     """(record, note): the record of ``choice.pool`` with the least time plus layout changes; the best
     record itself (and note None) when nothing is wanted or it wins anyway."""
     best = choice.record
-    if best is None or want is None or (want.ib is None and want.ob is None) or len(choice.pool) < 2:
+    if best is None or want is None or len(choice.pool) < 2:
         return best, None
     tmpl = template_module(task.template)
     space = task.space()

@@ -91,4 +91,4 @@ class KeptForms:
             if kept is not None:
                 ob = kept[1]
                 res_bytes = int(np.prod([int(v) for v in r.ty.shape])) * (1 if q is not None else 4)
-        return Want(ib, in_bytes, ob, res_bytes) if ib is not None or ob is not None else None
+        return Want(ib, in_bytes, ob, res_bytes, wl.n * wl.c_out * wl.out_h * wl.out_w * (1 if ia else 4))
