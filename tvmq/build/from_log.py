@@ -25,9 +25,15 @@ def best_record(task, records: list[dict], tuner: str | None = None, machine: Ma
                 threads: int | None = None, transfer: bool | None = None, warn_prefix: str | None = None):
     """``choice_for``'s record (None: the default schedule); its note goes to stderr under ``warn_prefix``."""
     c = choice_for(task, records, tuner, machine, threads, transfer)
-    if warn_prefix and c.note:
-        print(f"{warn_prefix}: {'warning: ' if c.source != 'this machine' else ''}{c.note}", file=sys.stderr)
+    if warn_prefix:
+        say(c, warn_prefix)
     return c.record
+
+
+def say(c: Choice, prefix: str):
+    """A choice's note on stderr (a warning unless the record was measured on this machine)."""
+    if c.note:
+        print(f"{prefix}: {'warning: ' if c.source != 'this machine' else ''}{c.note}", file=sys.stderr)
 
 
 def schedule_for(task, record: dict | None, warn: bool = True):

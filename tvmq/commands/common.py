@@ -36,7 +36,7 @@ def add_measure_args(p):
 def measure_settings(a, cold: bool = False) -> MeasureSettings:
     """The flags' MeasureSettings; ``cold``: ``--flush-cache``'s default where it is not given."""
     if getattr(a, "flush_cache", False) is None:
-        a.flush_cache = cold
+        a = argparse.Namespace(**{**vars(a), "flush_cache": cold})
     return MeasureSettings.from_flags(a)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import TvmqError
 from ..ops.grouped import weight_to_layout
-from .layouts import _reblock, _to_layout
+from .layouts import _reblock, _to_layout, divides
 from .requant import out_q_array
 from ..task import Task
 from ..workload import ConvWorkload
@@ -162,7 +162,7 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
     x = call.args[0]
     keep, u8 = plan.input_source(x, L)
     laid_out = keep is not None and keep[1] == cb  # the previous kernel's NCHWc output, same block: no change
-    reblock = keep is not None and not laid_out and (keep[1] % cb == 0 or cb % keep[1] == 0)  # one transpose
+    reblock = keep is not None and not laid_out and divides(keep[1], cb)  # one transpose
     x = plan.read_input(bb, x, L, keep if laid_out or reblock else None, u8)
     xin = x if laid_out else _reblock(bb, x, keep[1], cb) if reblock else _to_layout(bb, x, "nchwc", cb)
     names = {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..record.log import median_time
 from ..templates import template_module
-from .layouts import BLOCKED
+from .layouts import BLOCKED, divides
 
 # Bytes a layout change reads plus writes per second, AMD Zen 5, 2 threads (`tvmq bench --export
 # --breakdown`): a reblock where one block divides the other is one transpose (ResNet-50 float: 1.45 ms
@@ -27,10 +27,6 @@ def reblock_s(nbytes: int, divides: bool = True) -> float:
     """Estimated seconds of one layout change of a tensor of ``nbytes`` (read once, written once);
     ``divides``: one block is a multiple of the other (a single transpose)."""
     return 2.0 * nbytes / (REBLOCK_BYTES_PER_S if divides else CONVERT_BYTES_PER_S)
-
-
-def _divides(a: int, b: int) -> bool:
-    return a % b == 0 or b % a == 0
 
 
 @dataclass(frozen=True)
@@ -52,9 +48,9 @@ class Want:
                 (reblock_s(self.res_bytes, False) if self.ob is not None else 0.0) + reblock_s(self.out_bytes, False)
         s, ib, ob = 0.0, params.get("ib"), params.get("ob")
         if self.ib is not None and ib != self.ib:
-            s += reblock_s(self.in_bytes, ib is not None and _divides(ib, self.ib))
+            s += reblock_s(self.in_bytes, ib is not None and divides(ib, self.ib))
         if self.ob is not None and ob != self.ob:
-            s += reblock_s(self.res_bytes, ob is not None and _divides(ob, self.ob))
+            s += reblock_s(self.res_bytes, ob is not None and divides(ob, self.ob))
         return s
 
 

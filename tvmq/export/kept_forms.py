@@ -86,9 +86,10 @@ class KeptForms:
         ob, res_bytes = None, 0
         r = fuse.get("residual") if fuse else None
         if r is not None:
-            q = self.quantized.get(r) if fuse.get("residual_q") else None
-            kept = (q[0], q[2]) if q is not None and q[1] in BLOCKED else self.blocked.get(r) if q is None else None
-            if kept is not None:
-                ob = kept[1]
-                res_bytes = int(np.prod([int(v) for v in r.ty.shape])) * (1 if q is not None else 4)
+            if fuse.get("residual_q"):  # a uint8 residual: its block where a kernel wrote it blocked
+                q = self.quantized.get(r)
+                ob = q[2] if q is not None and q[1] in BLOCKED else None
+            else:
+                ob = self.blocked.get(r, (None, None))[1]
+            res_bytes = int(np.prod([int(v) for v in r.ty.shape])) * (1 if fuse.get("residual_q") else 4)
         return Want(ib, in_bytes, ob, res_bytes, wl.n * wl.c_out * wl.out_h * wl.out_w * (1 if ia else 4))

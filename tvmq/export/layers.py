@@ -42,12 +42,11 @@ def scheduled_function(task, records, warn=True, op_overrides: dict | None = Non
 
     ``op_overrides`` rebuild the operator with other epilogue parameters (bias, dequant) while
     keeping the tuned loop schedule: the template applies the same config to the new op.
-    ``record``: one of the task's records to build instead of the best (joint_layouts.pick).
+    ``record``: one of the task's records to build instead of the best (joint_layouts.pick); its choice's
+    note is then the caller's to say.
     """
 
-    rec = best_record(task, records, warn_prefix="tvmq export" if warn else None)
-    if record is not None:
-        rec = record
+    rec = record if record is not None else best_record(task, records, warn_prefix="tvmq export" if warn else None)
     if op_overrides:
         cfg = task.space().complete(rec["config"]) if rec is not None and rec.get("tuner") != "metaschedule" else task.space().default
         if rec is not None and rec.get("tuner") == "metaschedule":

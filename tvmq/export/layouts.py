@@ -25,6 +25,11 @@ def _to_layout(bb, x, layout: str, ib: int):
 BLOCKED = ("nchwc", "nchwc_vnni", "amx")  # kernel layouts whose data and output are NCHW{block}c
 
 
+def divides(a: int, b: int) -> bool:
+    """One channel block is a multiple of the other: NCHW{a}c -> NCHW{b}c is one transpose (``_reblock``)."""
+    return a % b == 0 or b % a == 0
+
+
 def _reblock(bb, x, ob: int, ib: int):
     """NCHW{ob}c -> NCHW{ib}c (one block a multiple of the other): one transpose, not two."""
     from tvm import relax  # lazy: heavy (TVM)
@@ -48,7 +53,7 @@ def in_out_layout(bb, x, blocked: dict, layout: str, ob: int):
         xb, b = blocked[x]
         if b == ob:
             return xb
-        if b % ob == 0 or ob % b == 0:
+        if divides(b, ob):
             return _reblock(bb, xb, b, ob)
     return _to_layout(bb, x, layout, ob)
 
@@ -56,7 +61,7 @@ def in_out_layout(bb, x, blocked: dict, layout: str, ob: int):
 def in_layout(bb, y, lay: str, b: int, layout: str, ob: int, c: int):
     """``y`` (any dtype, ``c`` channels) in layout ``lay`` with block ``b``, as ``layout`` with block
     ``ob``: as it is, reblocked in one transpose, or through NCHW."""
-    if lay in BLOCKED and layout in BLOCKED and (b % ob == 0 or ob % b == 0):
+    if lay in BLOCKED and layout in BLOCKED and divides(b, ob):
         return y if b == ob else _reblock(bb, y, b, ob)
     if lay == layout and lay not in BLOCKED:
         return y

@@ -29,13 +29,13 @@ from .. import variants
 from ..variants import QUANTIZATIONS, model_variant
 from ..task import Task
 from ..workload import ConvWorkload
-from ..build.from_log import best_record, choice_for
+from ..build.from_log import best_record, choice_for, say
 from .joint_layouts import Want, pick
 from .kept_forms import KeptForms
 from .layers import function_entry, scheduled_function
 from ..ops.codebook import PACKABLE
 from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
-from .layouts import BLOCKED, _reblock, _to_layout, in_layout, in_out_layout
+from .layouts import BLOCKED, _reblock, _to_layout, divides, in_layout, in_out_layout
 import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
@@ -186,7 +186,7 @@ class _Plan(KeptForms):
         variant, params = self._variant()
         task = _ExportTask.make(wl, variant, self.target, **params)
         overrides = {"epilogue": "dequant"} if variant in ("int8", "codebook_int8") else {}
-        rec, why = None, None
+        choice, rec, why = None, None, None
         if self.records:
             choice = choice_for(task, self.records)
             rec, why = pick(task, choice, want)
@@ -206,6 +206,8 @@ class _Plan(KeptForms):
             if wl.name not in entry["layers"]:
                 entry["layers"].append(wl.name)
             return op, gv, name, entry
+        if rec is not None:  # else scheduled_function chooses (none) and says why
+            say(choice, "tvmq export")
         op, func, cfg, rec, kw = scheduled_function(task, self.records, op_overrides=overrides, record=rec)
         name = f"k{len(self.kernels):02d}_{wl.name}__{task.variant}"
         func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
@@ -272,7 +274,7 @@ class _Plan(KeptForms):
         if not (groups == 1 and op.layout in BLOCKED and wl.c_in == L.w.shape[1]):
             keep = None
         ib = op.params.get("ib")
-        if keep is not None and not (keep[1] % ib == 0 or ib % keep[1] == 0):
+        if keep is not None and not divides(keep[1], ib):
             keep = None
         x = self.read_input(bb, x, L, keep, u8)
         if keep is not None and keep[1] != ib:  # NCHW{ob}c -> NCHW{ib}c in one transpose (after the quantize)
