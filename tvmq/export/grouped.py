@@ -29,6 +29,7 @@ from .requant import out_q_array
 from ..task import Task
 from ..workload import ConvWorkload
 from .layers import function_entry, scheduled_function
+from ..build.from_log import best_record
 
 # --quantize -> the grouped variant its kernels run (codebooks: on weights decoded at export)
 GROUPED_VARIANTS = {"none": "grouped_float", "kmeans": "grouped_float", "int8": "grouped_int8",
@@ -48,10 +49,11 @@ def workload_of(name: str, data_shape, weight_shape, groups: int, strides, paddi
 
 
 def grouped_kernel(wl: ConvWorkload, quantize: str, target, records, bias: bool = False, relu=False,
-                   quant_out: bool = False):
+                   quant_out: bool = False, kept_block: int | None = None):
     """(task, op, scheduled PrimFunc, manifest entry) of the tuned (or default) grouped kernel for ``wl``;
     ``bias``/``relu`` are fused into its epilogue (int8: the dequant epilogue, float out; with
-    ``quant_out`` quantized again to the next layer's uint8 activations)."""
+    ``quant_out`` quantized again to the next layer's uint8 activations). ``kept_block``: the block its
+    input is kept in, which the kernel reads as it is where it can (``data_block``)."""
 
     if quantize not in GROUPED_VARIANTS:
         raise TvmqError(f"--quantize {quantize} has no grouped kernel (only {sorted(GROUPED_VARIANTS)})")
@@ -63,6 +65,13 @@ def grouped_kernel(wl: ConvWorkload, quantize: str, target, records, bias: bool 
         overrides["relu"] = relu
     if quant_out:
         overrides["quant_out"] = True
+    if kept_block:
+        rec = best_record(task, records)
+        cfg = task.space().default if rec is None or rec.get("tuner") == "metaschedule" else \
+            task.space().complete(rec["config"])
+        cb = cfg["cb"]
+        if kept_block != cb and not wl.c_in % kept_block and not (wl.depthwise and kept_block % cb):
+            overrides["data_block"] = kept_block
     op, func, cfg, rec, kw = scheduled_function(task, records, op_overrides=overrides or None)
     entry = function_entry("", task, op, cfg, rec, kw)
     if overrides:
@@ -141,10 +150,12 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         bias = epi.get("bias") if epi else None
         relu = epi.get("relu") if epi else False
         qo = epi.get("quant_out") if epi else None
-        key = ("grouped", wl.key, q, bias is not None, repr(relu), qo is not None)
+        keep, u8 = plan.input_source(call.args[0], L)
+        kb = keep[1] if keep is not None else None
+        key = ("grouped", wl.key, q, bias is not None, repr(relu), qo is not None, kb)
         if key not in plan.kernels:
             task, op, func, entry = grouped_kernel(wl, q, plan.target, plan.records, bias is not None, relu,
-                                                   qo is not None)
+                                                   qo is not None, kb)
             name = f"k{len(plan.kernels):02d}_{wl.name}__{task.variant}"
             func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
             gv = bb.add_func(func, name)
@@ -158,10 +169,9 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         return None
     if wl.name not in entry["layers"]:
         entry["layers"].append(wl.name)
-    cb = op.params["cb"]
+    cb = op.params.get("data_block") or op.params["cb"]  # the block the kernel reads its data in
     x = call.args[0]
-    keep, u8 = plan.input_source(x, L)
-    laid_out = keep is not None and keep[1] == cb  # the previous kernel's NCHWc output, same block: no change
+    laid_out = keep is not None and keep[1] == cb  # the previous kernel's NCHWc output as it is: no change
     reblock = keep is not None and not laid_out and divides(keep[1], cb)  # one transpose
     x = plan.read_input(bb, x, L, keep if laid_out or reblock else None, u8)
     xin = x if laid_out else _reblock(bb, x, keep[1], cb) if reblock else _to_layout(bb, x, "nchwc", cb)
@@ -173,7 +183,7 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         args.append(v)
     oa = op.out_arg
     y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
-    out = plan.output(bb, y, "nchwc", cb, wl.c_out, qo)
+    out = plan.output(bb, y, "nchwc", op.params["cb"], wl.c_out, qo)
     plan.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=name,
                                 schedule=entry["schedule"], layout="nchwc", groups=wl.groups,
                                 pieces=[dict(kernel=name, out_channels=[0, wl.c_out], c_out_padded=wl.c_out,

@@ -1,7 +1,8 @@
-"""Channel blocks chosen with the neighbours: a kernel of a model export may take a tuned config a
-little slower than its best when that config reads its input in the block the previous kernel
-wrote (and its fused residual in the block that tensor is in), so the layout change between them
-goes away. Each candidate is scored as its measured time plus the layout changes it needs.
+"""Channel blocks chosen with the neighbours. A direct kernel reads its input in the block the previous
+kernel wrote whenever one block divides the other (``data_block``: the operator indexes that block;
+its reduction keeps the tuned ``ib``), so no layout change runs between them. For what remains (a
+fused residual in another block, a plain or AMX layout), a kernel may take a tuned config a little
+slower than its best; each candidate is scored as its measured time plus the layout changes it needs.
 
 The choice is greedy in graph order: the producer's block is fixed when its consumer chooses.
 Candidates are the records the best one was chosen from (same machine kind and target: ``Choice.pool``).
@@ -29,6 +30,18 @@ def reblock_s(nbytes: int, divides: bool = True) -> float:
     return 2.0 * nbytes / (REBLOCK_BYTES_PER_S if divides else CONVERT_BYTES_PER_S)
 
 
+READS_ANY_BLOCK = ("nchwc", "nchwc_vnni")  # layouts whose operators take ``data_block``
+
+
+def data_block(params: dict, xb: int | None, c_in: int) -> int | None:
+    """The ``data_block`` override for a kernel with operator ``params`` whose input is kept in
+    NCHW{xb}c: ``xb`` where the kernel can read it as it is and ``ib`` differs, else None."""
+    ib = params.get("ib")
+    if xb is None or xb == ib or params.get("layout") not in READS_ANY_BLOCK or c_in % xb or not divides(xb, ib):
+        return None
+    return xb
+
+
 @dataclass(frozen=True)
 class Want:
     """The blocks the neighbours hold: the input's (``ib``, with its bytes) and the fused residual's
@@ -47,7 +60,8 @@ class Want:
             return (reblock_s(self.in_bytes, False) if self.ib is not None else 0.0) + \
                 (reblock_s(self.res_bytes, False) if self.ob is not None else 0.0) + reblock_s(self.out_bytes, False)
         s, ib, ob = 0.0, params.get("ib"), params.get("ob")
-        if self.ib is not None and ib != self.ib:
+        reads_it = params.get("layout") in READS_ANY_BLOCK and ib is not None and divides(ib, self.ib or ib)
+        if self.ib is not None and ib != self.ib and not reads_it:
             s += reblock_s(self.in_bytes, ib is not None and divides(ib, self.ib))
         if self.ob is not None and ob != self.ob:
             s += reblock_s(self.res_bytes, ob is not None and divides(ob, self.ob))

@@ -30,7 +30,8 @@ from ..variants import QUANTIZATIONS, model_variant
 from ..task import Task
 from ..workload import ConvWorkload
 from ..build.from_log import best_record, choice_for, say
-from .joint_layouts import Want, pick
+from .joint_layouts import Want, data_block, pick
+from ..templates import template_module
 from .kept_forms import KeptForms
 from .layers import function_entry, scheduled_function
 from ..ops.codebook import PACKABLE
@@ -181,7 +182,8 @@ class _Plan(KeptForms):
 
         ``epi``: a fused epilogue (``bias``, ``residual``, ``relu``), built into the kernel as operator
         overrides; the task (and so the records it is built from) is the plain convolution's.
-        ``want``: the blocks its neighbours hold, to choose among its records with them (joint_layouts)."""
+        ``want``: the blocks its neighbours hold, to choose among its records with them and to read the
+        input in the block it is kept in (joint_layouts)."""
 
         variant, params = self._variant()
         task = _ExportTask.make(wl, variant, self.target, **params)
@@ -198,6 +200,11 @@ class _Plan(KeptForms):
                                  if epi.get("residual") is not None else {}),
                               **({"relu": epi["relu"]} if epi["relu"] else {}),
                               **({"quant_out": True} if epi.get("quant_out") else {})})
+        if want is not None and (rec is None or rec.get("tuner") != "metaschedule"):
+            space = task.space()
+            cfg = space.complete(rec["config"]) if rec is not None else space.default
+            xb = data_block(template_module(task.template).op_params(cfg), want.ib, wl.c_in)
+            overrides.update({"data_block": xb} if xb else {})
         overrides = overrides or None
         key = (wl.key, task.variant, repr(sorted(task.params.items())), repr(sorted((overrides or {}).items())),
                repr(sorted(rec["config"].items())) if rec is not None else None)
@@ -273,7 +280,7 @@ class _Plan(KeptForms):
         keep, u8 = self.input_source(x, L)
         if not (groups == 1 and op.layout in BLOCKED and wl.c_in == L.w.shape[1]):
             keep = None
-        ib = op.params.get("ib")
+        ib = op.params.get("data_block") or op.params.get("ib")  # the block the kernel reads its data in
         if keep is not None and not divides(keep[1], ib):
             keep = None
         x = self.read_input(bb, x, L, keep, u8)
@@ -314,7 +321,8 @@ class _Plan(KeptForms):
         from tvm import relax  # lazy: heavy (TVM)
 
 
-        layout, ib, ob = op.layout, op.params["ib"], op.params["ob"]
+        layout, ob = op.layout, op.params["ob"]
+        ib = op.params.get("data_block") or op.params["ib"]
         tag = L.safe if g is None else f"{L.safe}_g{g}"
         names = {}
         args = [x if laid_out else _to_layout(bb, x, layout, ib)]

@@ -14,7 +14,7 @@ from ..errors import TvmqError
 from . import direct as D
 from . import reference as R
 from .base import OpSpec, register
-from .float import add_epilogue, blocks, finish_reference, float_tolerance, residual_input
+from .float import add_epilogue, blocks, data_block_param, finish_reference, float_tolerance, residual_input
 
 PACKABLE = (1, 2, 4)
 
@@ -69,7 +69,7 @@ def index_reader(wshape, bits: int, packed: bool, name="indices", planar: int = 
 
 @register("codebook")
 def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", padding="hard", ib=None, ob=None,
-                    bias=False, relu=False, planar=None, residual=False) -> OpSpec:
+                    bias=False, relu=False, planar=None, residual=False, data_block=None) -> OpSpec:
     """Direct convolution with float activations and codebook-indexed weights.
 
     Packed indices are planar in groups of 16 bytes by default (``reference.pack_bits``): 16
@@ -80,13 +80,14 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
     planar = (16 if packed else 0) if planar is None else planar
     entries = check_codebook(bits, entries, packed)
     ib, ob = blocks(wl, ib, ob)
-    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+    xb = data_block or ib
+    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
     X = te.placeholder(dshape, "float32", name="data")
     P, code = index_reader(wshape, bits, packed, planar=planar)
     CB = te.placeholder((entries,), "float32", name="codebook")
     dec = te.compute(wshape, lambda *i: CB[code(*i)], name="decode")
     read, _ = D.padded_reader(X, wl, hw, 0.0, padding)
-    out = D.conv(wl, layout, read, lambda *i: dec[i], lambda a, b: a * b, "float32", ib, ob)
+    out = D.conv(wl, layout, read, lambda *i: dec[i], lambda a, b: a * b, "float32", ib, ob, xb=xb)
     out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out, residual=residual)
 
     def make_inputs(rng):
@@ -94,7 +95,7 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
         idx = rng.integers(0, entries, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("uint8")
         cb = np.sort(rng.uniform(-1, 1, entries)).astype("float32")
         idx_l = D.to_layout_weight(idx, layout, ib, ob)
-        ins = [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb]
+        ins = [D.to_layout_data(x, layout, xb), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb]
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
         if residual:
@@ -116,6 +117,6 @@ def conv2d_codebook(wl, bits=5, entries=None, packed=None, layout="nchwc", paddi
     return OpSpec(
         name=f"conv2d_{layout}_codebook", variant="codebook", layout=layout, workload=wl,
         params=dict(bits=bits, entries=entries, packed=packed, planar=planar, padding=padding, ib=ib, ob=ob, bias=bias, relu=relu,
-                    **({"residual": True} if residual else {})),
+                    **({"residual": True} if residual else {}), **data_block_param(ib, xb)),
         tensors=[X, P, CB, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
     )

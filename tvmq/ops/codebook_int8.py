@@ -16,7 +16,7 @@ from . import direct as D
 from . import reference as R
 from .base import OpSpec, register
 from .codebook import PACKABLE, check_codebook, check_indices, index_reader
-from .float import blocks
+from .float import blocks, data_block_param
 from .integer import (check_int, epilogue_inputs, epilogue_reference, fused_reference, int_epilogue, quant_out_input,
                       residual_inputs)
 
@@ -26,7 +26,7 @@ TABLE = 64
 @register("codebook_int8")
 def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requant", layout="nchwc",
                          padding="hard", ib=None, ob=None, shift=30, planar=None, bias=False, relu=False,
-                         residual=False, quant_out=False) -> OpSpec:
+                         residual=False, quant_out=False, data_block=None) -> OpSpec:
     """uint8 activations x int8 centroids looked up from b-bit indices; int32 accumulation.
 
     Packed indices are planar (``reference.pack_bits``) in groups of 64 bytes by default, the width
@@ -39,7 +39,8 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
     check_int("uint8", "int8", epilogue, shift)
     table = max(entries, TABLE)
     ib, ob = blocks(wl, ib, ob)
-    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+    xb = data_block or ib
+    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
     X = te.placeholder(dshape, "uint8", name="data")
     XZ = te.placeholder((1,), "int32", name="x_zp")
     P, code = index_reader(wshape, bits, packed, planar=planar)
@@ -47,7 +48,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
     dec = te.compute(wshape, lambda *i: CB[code(*i)], name="decode")
     read, _ = D.padded_reader(X, wl, hw, XZ[0].astype("uint8"), padding)
     acc = D.conv(wl, layout, read, lambda *i: dec[i].astype("int32"), lambda a, b: a.astype("int32") * b, "int32",
-                 ib, ob)
+                 ib, ob, xb=xb)
     out, extra = int_epilogue(acc, XZ, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual, quant_out)
 
     def make_inputs(rng):
@@ -58,7 +59,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         idx_l = D.to_layout_weight(idx, layout, ib, ob)
         zp = np.array([rng.integers(0, 256)], "int32")
         wsum = cb[idx].astype(np.int64).reshape(wl.c_out, -1).sum(1).astype("int32")
-        return [D.to_layout_data(x, layout, ib), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb, zp, wsum,
+        return [D.to_layout_data(x, layout, xb), R.pack_bits(idx_l, bits, planar) if packed else idx_l, cb, zp, wsum,
                 *epilogue_inputs(rng, wl, epilogue), *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
                 *(residual_inputs(rng, wl, layout, ob, residual) if residual else []),
                 *([quant_out_input(rng, wl.c_in * wl.kh * wl.kw)] if quant_out else [])]
@@ -78,7 +79,8 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         name=f"conv2d_{layout}_codebook_int8", variant="codebook_int8", layout=layout, workload=wl,
         params=dict(bits=bits, entries=entries, packed=packed, planar=planar, epilogue=epilogue, padding=padding, ib=ib, ob=ob,
                     shift=shift, **({"bias": bias, "relu": relu} if bias or relu else {}),
-                    **({"residual": residual} if residual else {}), **({"quant_out": True} if quant_out else {})),
+                    **({"residual": residual} if residual else {}), **({"quant_out": True} if quant_out else {}),
+                    **data_block_param(ib, xb)),
         tensors=[X, P, CB, XZ, *extra, out], make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
         int_tol=1 if quant_out else 0,
     )

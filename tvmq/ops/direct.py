@@ -24,10 +24,20 @@ def check_blocks(wl: ConvWorkload, ib: int, ob: int):
         raise TvmqError(f"layout nchwc: output-channel block ob={ob} does not divide c_out={wl.c_out}")
 
 
-def shapes(wl: ConvWorkload, layout: str, ib: int = 1, ob: int = 1):
-    """(data shape, weight shape, output shape, (h axis, w axis)) for a layout."""
+def check_data_block(wl: ConvWorkload, ib: int, xb: int):
+    if wl.c_in % xb or (xb % ib and ib % xb):
+        raise TvmqError(f"data block {xb} must divide c_in={wl.c_in} and be a multiple or divisor of ib={ib}")
+
+
+def shapes(wl: ConvWorkload, layout: str, ib: int = 1, ob: int = 1, xb: int | None = None):
+    """(data shape, weight shape, output shape, (h axis, w axis)) for a layout; ``xb``: the data's
+    channel block where it differs from the reduction's ``ib`` (blocked layouts)."""
     n, c, h, w, o, kh, kw = wl.n, wl.c_in, wl.h, wl.w, wl.c_out, wl.kh, wl.kw
     ho, wo = wl.out_h, wl.out_w
+    if xb and xb != ib and layout.startswith("nchwc"):
+        check_data_block(wl, ib, xb)
+        _, ws, os_, hw = shapes(wl, layout, ib, ob)
+        return (n, c // xb, h, w, xb), ws, os_, hw
     if layout == "nchw":
         return (n, c, h, w), (o, c, kh, kw), (n, o, ho, wo), (2, 3)
     if layout == "nhwc":
@@ -94,8 +104,20 @@ def padded_reader(data, wl: ConvWorkload, hw_axes, pad_value, padding: str):
     return lambda *idx: padded[idx], padded
 
 
-def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: int = 1, ob: int = 1, name="conv"):
-    """The convolution block: ``sum(mul(read(...), weight(...)))`` in ``acc_dtype``."""
+def blocked_read(read, ib: int, xb: int):
+    """``read`` of NCHW{xb}c data indexed as NCHW{ib}c (reduction block, lane): a kernel reads the block
+    its producer wrote, so no layout change runs between them."""
+    if xb % ib == 0:
+        k = xb // ib
+        return lambda n, co, y, x, ci: read(n, co // k, y, x, co % k * ib + ci)
+    k = ib // xb
+    return lambda n, co, y, x, ci: read(n, co * k + ci // xb, y, x, ci % xb)
+
+
+def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: int = 1, ob: int = 1, name="conv",
+         xb: int | None = None):
+    """The convolution block: ``sum(mul(read(...), weight(...)))`` in ``acc_dtype``; ``xb``: the data's
+    channel block where it is not ``ib`` (``shapes``)."""
     from tvm import te  # lazy: heavy (TVM)
 
     _, _, oshape, _ = shapes(wl, layout, ib, ob)
@@ -113,6 +135,8 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
             mul(read(n, y * sh + r, x * sw + s, c), weight(r, s, c, o)).astype(acc_dtype), axis=[r, s, c]
         )
     else:
+        if xb and xb != ib:
+            read = blocked_read(read, ib, xb)
         co = te.reduce_axis((0, wl.c_in // ib), name="co")
         ci = te.reduce_axis((0, ib), name="ci")
         if layout == "nchwc":

@@ -90,9 +90,15 @@ def finish_reference(y_nchw, bias_arr, relu, residual=None):
 
 @register("float")
 def conv2d_float(wl, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False,
-                 residual=False) -> OpSpec:
-    """float32 direct convolution with hard (pad stage) or soft (bounds check) padding."""
-    return float_like_conv(wl, "float", layout, padding, ib, ob, bias, relu, residual=residual)
+                 residual=False, data_block=None) -> OpSpec:
+    """float32 direct convolution with hard (pad stage) or soft (bounds check) padding.
+    ``data_block``: the data's channel block when it is not ``ib`` (a model's previous kernel wrote it)."""
+    return float_like_conv(wl, "float", layout, padding, ib, ob, bias, relu, residual=residual, data_block=data_block)
+
+
+def data_block_param(ib, xb) -> dict:
+    """The operator parameter ``data_block`` where it differs from ``ib`` (else nothing: the same op)."""
+    return {"data_block": xb} if xb and xb != ib else {}
 
 
 def _same(v):
@@ -100,24 +106,26 @@ def _same(v):
 
 
 def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False,
-                    storage="float32", widen=_same, encode=_same, decode=_same, residual=False) -> OpSpec:
+                    storage="float32", widen=_same, encode=_same, decode=_same, residual=False,
+                    data_block=None) -> OpSpec:
     """A direct convolution accumulated in float32 whose data and weights are stored as ``storage``:
     ``widen`` turns a stored TIR value into float32, ``encode``/``decode`` do the same for numpy arrays
     (float32 itself; bf16 as uint16 bits, tvmq.ops.bf16)."""
     from tvm import te  # lazy: heavy (TVM)
 
     ib, ob = blocks(wl, ib, ob)
-    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+    xb = data_block or ib
+    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
     X = te.placeholder(dshape, storage, name="data")
     W = te.placeholder(wshape, storage, name="weight")
     read, _ = D.padded_reader(X, wl, hw, 0.0 if storage == "float32" else 0, padding)  # bits 0: +0.0
-    out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: widen(a) * widen(b), "float32", ib, ob)
+    out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: widen(a) * widen(b), "float32", ib, ob, xb=xb)
     out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out, residual=residual)
 
     def make_inputs(rng):
         x = encode(rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32"))
         w = encode(rng.uniform(-1, 1, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("float32"))
-        ins = [D.to_layout_data(x, layout, ib), D.to_layout_weight(w, layout, ib, ob)]
+        ins = [D.to_layout_data(x, layout, xb), D.to_layout_weight(w, layout, ib, ob)]
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
         if residual:
@@ -134,6 +142,7 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
     atol, rtol = float_tolerance(wl)
     return OpSpec(
         name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
-        params=dict(padding=padding, ib=ib, ob=ob, bias=bias, relu=relu, **({"residual": True} if residual else {})),
+        params=dict(padding=padding, ib=ib, ob=ob, bias=bias, relu=relu, **({"residual": True} if residual else {}),
+                    **data_block_param(ib, xb)),
         tensors=[X, W, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
     )

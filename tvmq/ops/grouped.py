@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import TvmqError
 from . import reference as R
 from .base import OpSpec, register
-from .float import add_epilogue, finish_reference
+from .float import add_epilogue, data_block_param, finish_reference
 from .integer import check_int, epilogue_reference, int_epilogue, quant_out_input, quantize_reference
 
 
@@ -34,14 +34,23 @@ def check(wl, cb):
         raise TvmqError(f"grouped layout: channel block cb={cb} must divide c_in={wl.c_in} and c_out={wl.c_out}")
 
 
-def shapes(wl, cb):
-    """(data shape, weight shape, output shape) in NCHWc."""
+def check_data_block(wl, cb, xb):
+    """A data block other than ``cb``: it must divide c_in, and be a multiple of ``cb`` for depthwise
+    (each vector of ``cb`` channels then stays within one block)."""
+    if wl.c_in % xb or (wl.depthwise and xb % cb):
+        raise TvmqError(f"grouped layout: data block {xb} must divide c_in={wl.c_in}"
+                        + (f" and be a multiple of cb={cb} (depthwise)" if wl.depthwise else ""))
+
+
+def shapes(wl, cb, xb=None):
+    """(data shape, weight shape, output shape) in NCHWc; ``xb``: the data's block where it is not ``cb``."""
     n, ho, wo = wl.n, wl.out_h, wl.out_w
+    xb = xb or cb
     if wl.depthwise:
         wshape = (wl.c_out // cb, wl.kh, wl.kw, cb)
     else:
         wshape = (wl.c_out // cb, wl.c_in_per_group, wl.kh, wl.kw, cb)
-    return (n, wl.c_in // cb, wl.h, wl.w, cb), wshape, (n, wl.c_out // cb, ho, wo, cb)
+    return (n, wl.c_in // xb, wl.h, wl.w, xb), wshape, (n, wl.c_out // cb, ho, wo, cb)
 
 
 # -- numpy layouts --------------------------------------------------------
@@ -59,14 +68,18 @@ def weight_from_layout(w: np.ndarray, wl) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 4, 1, 2, 3).reshape(oo * cb, ipg, kh, kw))
 
 
-def _conv(wl, cb, X, W, pad_value, mul, acc_dtype):
-    """(conv tensor, pad tensor or None): the grouped convolution in NCHWc over a hard pad stage."""
+def _conv(wl, cb, X, W, pad_value, mul, acc_dtype, xb=None):
+    """(conv tensor, pad tensor or None): the grouped convolution in NCHWc over a hard pad stage; the
+    data in blocks of ``xb`` (default ``cb``)."""
     from tvm import te, tirx  # lazy: heavy (TVM)
 
     top, left, bottom, right = wl.pad
-    dshape, _, oshape = shapes(wl, cb)
+    xb = xb or cb
+    if xb != cb:
+        check_data_block(wl, cb, xb)
+    dshape, _, oshape = shapes(wl, cb, xb)
     if any(wl.pad):
-        pshape = (dshape[0], dshape[1], wl.h + top + bottom, wl.w + left + right, cb)
+        pshape = (dshape[0], dshape[1], wl.h + top + bottom, wl.w + left + right, xb)
 
         def fpad(n, c, y, x, ci):
             cond = tirx.all(y >= top, y < wl.h + top, x >= left, x < wl.w + left)
@@ -79,15 +92,18 @@ def _conv(wl, cb, X, W, pad_value, mul, acc_dtype):
     r = te.reduce_axis((0, wl.kh), name="r")
     s = te.reduce_axis((0, wl.kw), name="s")
     if wl.depthwise:
+        k = xb // cb  # output blocks per data block: block oo // k, lanes from (oo % k) * cb
+
         def f(n, oo, y, x, oi):
-            return te.sum(mul(P[n, oo, y * sh + r, x * sw + s, oi], W[oo, r, s, oi]).astype(acc_dtype), axis=[r, s])
+            blk, lane = (oo, oi) if k == 1 else (oo // k, oo % k * cb + oi)
+            return te.sum(mul(P[n, blk, y * sh + r, x * sw + s, lane], W[oo, r, s, oi]).astype(acc_dtype), axis=[r, s])
     else:
         ipg, opg = wl.c_in_per_group, wl.c_out // wl.groups
         rc = te.reduce_axis((0, ipg), name="rc")
 
         def f(n, oo, y, x, oi):
             c = ((oo * cb + oi) // opg) * ipg + rc
-            return te.sum(mul(P[n, c // cb, y * sh + r, x * sw + s, c % cb], W[oo, rc, r, s, oi]).astype(acc_dtype),
+            return te.sum(mul(P[n, c // xb, y * sh + r, x * sw + s, c % xb], W[oo, rc, r, s, oi]).astype(acc_dtype),
                           axis=[rc, r, s])
     return te.compute(oshape, f, name="conv"), (P if any(wl.pad) else None)
 
@@ -97,22 +113,24 @@ def _to_data(x, cb):
 
 
 @register("grouped_float")
-def conv2d_grouped_float(wl, cb=None, padding="hard", bias=False, relu=False) -> OpSpec:
-    """float32 grouped / depthwise convolution in NCHWc (``padding`` is always a pad stage)."""
+def conv2d_grouped_float(wl, cb=None, padding="hard", bias=False, relu=False, data_block=None) -> OpSpec:
+    """float32 grouped / depthwise convolution in NCHWc (``padding`` is always a pad stage);
+    ``data_block``: the data's channel block when it is not ``cb`` (a model's previous kernel wrote it)."""
     from tvm import te, tirx  # lazy: heavy (TVM)
 
     cb = cb or default_cb(wl)
     check(wl, cb)
-    dshape, wshape, _ = shapes(wl, cb)
+    xb = data_block or cb
+    dshape, wshape, _ = shapes(wl, cb, xb)
     X = te.placeholder(dshape, "float32", name="data")
     W = te.placeholder(wshape, "float32", name="weight")
-    out, _ = _conv(wl, cb, X, W, tirx.const(0.0, "float32"), lambda a, b: a * b, "float32")
+    out, _ = _conv(wl, cb, X, W, tirx.const(0.0, "float32"), lambda a, b: a * b, "float32", xb)
     out, extra = add_epilogue(out, "nchwc", cb, bias, relu, wl.c_out)
 
     def make_inputs(rng):
         x = rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32")
         w = rng.uniform(-1, 1, (wl.c_out, wl.c_in_per_group, wl.kh, wl.kw)).astype("float32")
-        ins = [_to_data(x, cb), weight_to_layout(w, wl, cb)]
+        ins = [_to_data(x, xb), weight_to_layout(w, wl, cb)]
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
         return ins
@@ -126,14 +144,14 @@ def conv2d_grouped_float(wl, cb=None, padding="hard", bias=False, relu=False) ->
     k = wl.c_in_per_group * wl.kh * wl.kw
     return OpSpec(
         name="conv2d_nchwc_grouped_float", variant="grouped_float", layout="nchwc", workload=wl,
-        params=dict(cb=cb, ib=cb, ob=cb, padding="hard", bias=bias, relu=relu),
+        params=dict(cb=cb, ib=cb, ob=cb, padding="hard", bias=bias, relu=relu, **data_block_param(cb, xb)),
         tensors=[X, W, *extra, out], make_inputs=make_inputs, reference=reference, atol=1e-6 * k + 1e-5, rtol=1e-4,
     )
 
 
 @register("grouped_int8")
 def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requant", shift=30, bias=False,
-                        relu=False, quant_out=False) -> OpSpec:
+                        relu=False, quant_out=False, data_block=None) -> OpSpec:
     """uint8 activations (zero point) x int8 weights, int32 accumulation, then the integer epilogue of
     ``tvmq.ops.integer`` (requantize to int8 by default; ``dequant`` for float out with bias/ReLU, and
     ``quant_out`` to quantize that to the next layer's uint8 activations)."""
@@ -144,11 +162,13 @@ def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requ
     check_int(act, "int8", epilogue, shift)
     cb = cb or default_cb(wl)
     check(wl, cb)
-    dshape, wshape, _ = shapes(wl, cb)
+    xb = data_block or cb
+    dshape, wshape, _ = shapes(wl, cb, xb)
     X = te.placeholder(dshape, "uint8", name="data")
     W = te.placeholder(wshape, "int8", name="weight")
     XZ = te.placeholder((1,), "int32", name="x_zp")
-    acc, _ = _conv(wl, cb, X, W, XZ[0].astype("uint8"), lambda a, b: a.astype("int32") * b.astype("int32"), "int32")
+    acc, _ = _conv(wl, cb, X, W, XZ[0].astype("uint8"), lambda a, b: a.astype("int32") * b.astype("int32"), "int32",
+                   xb)
     out, extra = int_epilogue(acc, XZ, "nchwc", cb, wl.c_out, epilogue, shift, bias, relu, quant_out=quant_out)
     k = wl.c_in_per_group * wl.kh * wl.kw
 
@@ -164,7 +184,7 @@ def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requ
             epi = [rng.uniform(1e-4, 1e-3, wl.c_out).astype("float32")]
         else:
             epi = []
-        return [_to_data(x, cb), weight_to_layout(w, wl, cb).astype("int8"), zp, wsum, *epi,
+        return [_to_data(x, xb), weight_to_layout(w, wl, cb).astype("int8"), zp, wsum, *epi,
                 *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
                 *([quant_out_input(rng, k)] if quant_out else [])]
 
@@ -182,7 +202,7 @@ def conv2d_grouped_int8(wl, cb=None, padding="hard", act="uint8", epilogue="requ
         name="conv2d_nchwc_grouped_int8", variant="grouped_int8", layout="nchwc", workload=wl,
         params=dict(cb=cb, ib=cb, ob=cb, padding="hard", act=act, weight="int8", epilogue=epilogue, shift=shift,
                     **({"bias": bias, "relu": relu} if bias or relu else {}),
-                    **({"quant_out": True} if quant_out else {})),
+                    **({"quant_out": True} if quant_out else {}), **data_block_param(cb, xb)),
         tensors=[X, W, XZ, *extra, out], make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
         int_tol=1 if quant_out else 0,
     )

@@ -20,7 +20,7 @@ from . import reference as R
 from .amx_int8 import amx_conv
 from .amx_residual import amx_residual_conv
 from .base import OpSpec, register
-from .float import blocks, channel_of, finish_reference, relu_value, residual_input
+from .float import blocks, channel_of, data_block_param, finish_reference, relu_value, residual_input
 
 ACTS = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-256, 255)}
 # int7: int8 storage, values in [-64, 63], so u8 x s8 pair sums fit int16 exactly (vpmaddubsw,
@@ -156,12 +156,13 @@ def fused_reference(y, ins, layout, bias, relu, residual, quant_out):
 
 
 def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift, bias=False, relu=False,
-              residual=False, quant_out=False) -> OpSpec:
+              residual=False, quant_out=False, data_block=None) -> OpSpec:
     from tvm import te  # lazy: heavy (TVM)
 
     check_int(act, weight, epilogue, shift)
     ib, ob = blocks(wl, ib, ob)
-    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+    xb = data_block or ib
+    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
     X = te.placeholder(dshape, act, name="data")
     XZ_pad = te.placeholder((1,), "int32", name="x_zp")
     if weight == "int4":
@@ -177,7 +178,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         Wt = te.placeholder(wshape, STORAGE.get(weight, weight), name="weight")
         wread = lambda *i: Wt[i].astype("int32")  # noqa: E731
     read, _ = D.padded_reader(X, wl, hw, XZ_pad[0].astype(act), padding)
-    acc = D.conv(wl, layout, read, wread, lambda a, b: a.astype("int32") * b, "int32", ib, ob)
+    acc = D.conv(wl, layout, read, wread, lambda a, b: a.astype("int32") * b, "int32", ib, ob, xb=xb)
     out, extra = int_epilogue(acc, XZ_pad, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual, quant_out)
     tensors = [X, Wt, XZ_pad, *extra, out]
     alo, ahi = ACTS[act]
@@ -190,7 +191,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         wstore = R.pack_int4(wl_) if weight == "int4" else wl_.astype(STORAGE.get(weight, weight))
         zp = np.array([rng.integers(alo, ahi + 1) if act == "uint8" else 0], "int32")
         wsum = w.reshape(wl.c_out, -1).sum(1).astype("int32")
-        return [D.to_layout_data(x, layout, ib), wstore, zp, wsum, *epilogue_inputs(rng, wl, epilogue),
+        return [D.to_layout_data(x, layout, xb), wstore, zp, wsum, *epilogue_inputs(rng, wl, epilogue),
                 *([rng.uniform(-1, 1, wl.c_out).astype("float32")] if bias else []),
                 *(residual_inputs(rng, wl, layout, ob, residual) if residual else []),
                 *([quant_out_input(rng, wl.c_in * wl.kh * wl.kw)] if quant_out else [])]
@@ -215,7 +216,8 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
         params=dict(act=act, weight=weight, epilogue=epilogue, padding=padding, ib=ib, ob=ob, shift=shift,
                     **({"bias": bias, "relu": relu} if bias or relu else {}),
-                    **({"residual": residual} if residual else {}), **({"quant_out": True} if quant_out else {})),
+                    **({"residual": residual} if residual else {}), **({"quant_out": True} if quant_out else {}),
+                    **data_block_param(ib, xb)),
         tensors=tensors, make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
         int_tol=1 if quant_out else 0,
     )
@@ -223,18 +225,21 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
 
 @register("int8")
 def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30,
-                tiles=None, bias=False, relu=False, residual=False, quant_out=False):
+                tiles=None, bias=False, relu=False, residual=False, quant_out=False, data_block=None):
     """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default.
     ``residual``: True (float32) or ``"uint8"`` (with ``res_q``), for the dequant epilogue.
-    ``layout="amx"``: Intel AMX tiles, ``tiles=(rows, m_tiles, n_tiles)`` (see ``tvmq.ops.amx_int8``)."""
+    ``layout="amx"``: Intel AMX tiles, ``tiles=(rows, m_tiles, n_tiles)`` (see ``tvmq.ops.amx_int8``).
+    ``data_block``: the data's channel block when it is not ``ib`` (a model's previous kernel wrote it)."""
     if layout == "amx":
+        if data_block:
+            raise TvmqError("the AMX int8 kernel reads its data in its own layout only (no data_block)")
         if quant_out or residual == "uint8":  # the tile kernel's epilogue is hand-written TIR without them
             raise TvmqError("the AMX int8 kernel has no uint8 output or uint8 residual")
         if residual:
             return amx_residual_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
         return amx_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
     return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift, bias, relu, residual,
-                     quant_out)
+                     quant_out, data_block)
 
 
 @register("int8w7")
