@@ -202,3 +202,41 @@ def test_a_fused_residual_kernel_is_built_from_the_plain_convolutions_records(tm
     assert funcs[rows["conv2"]["kernel"]]["make_op"]["residual"] is True
     r = _run(out, model, tmp_path, capsys)
     assert r["compare_onnx"]["relative"] <= 1e-4
+
+
+def fire_net(path: Path, ch: int = 16) -> Path:
+    """SqueezeNet's fire module: x -> squeeze 1x1 -> relu -> (expand 1x1, expand 3x3) -> relu each -> concat
+    on channels -> conv 1x1 (the next fire's squeeze)."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    inits = []
+
+    def conv(name, i, o, k, inp, out):
+        w = rng.normal(0, np.sqrt(2 / (i * k * k)), (o, i, k, k)).astype(np.float32)
+        b = rng.uniform(-0.1, 0.1, o).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, f"{name}_w"), numpy_helper.from_array(b, f"{name}_b")])
+        return [helper.make_node("Conv", [inp, f"{name}_w", f"{name}_b"], [out + "_c"], name=name,
+                                 kernel_shape=[k, k], pads=[k // 2] * 4),
+                helper.make_node("Relu", [out + "_c"], [out], name=f"{name}_relu")]
+
+    nodes = [*conv("squeeze", ch, ch, 1, "x", "s"), *conv("e1", ch, ch, 1, "s", "a"), *conv("e3", ch, ch, 3, "s", "b"),
+             helper.make_node("Concat", ["a", "b"], ["cat"], name="cat", axis=1),
+             helper.make_node("Conv", ["cat", "next_w"], ["y"], name="next", kernel_shape=[1, 1])]
+    inits.append(numpy_helper.from_array(rng.normal(0, 0.2, (ch, 2 * ch, 1, 1)).astype(np.float32), "next_w"))
+    return save_graph(path, "fire", nodes, inits, [1, ch, 8, 8], [1, ch, 8, 8])
+
+
+@pytest.mark.llvm
+def test_int8_expand_kernels_write_uint8_through_the_concat(tmp_path, capsys):
+    """A fire module in int8: both expand kernels quantize their outputs for the conv after the concat,
+    the concat joins the uint8 blocks, and that conv reads them with no quantize pass or layout change;
+    the network agrees with onnxruntime within int8 tolerance."""
+    model = fire_net(tmp_path / "fire.onnx")
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(model), "--quantize", "int8", "--out", str(out)]) == 0
+    rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
+    for node in ("e1", "e3"):
+        assert rows[node]["fused_epilogue"] == {"bias": True, "relu": True, "quant_out": True}, rows[node]
+    assert rows["next"]["input_quantized_by"] == "the previous kernel" and rows["next"]["input_layout"] == "kept"
+    assert _run(out, model, tmp_path, capsys)["compare_onnx"]["ok"]

@@ -74,10 +74,21 @@ def _residual_of(add, cur, order: dict, before: int, final_of: dict):
     return other if same and str(other.ty.dtype) == "float32" else None
 
 
-def _uint8_reader(f, users: dict, value: dict, by_safe: dict, reads_u8, groups: dict, absorbed: dict):
+def _kernel_concat(c, finals) -> bool:
+    """``c`` concatenates, on channels, only outputs of conv chains (``finals``): a concat of uint8 kernel
+    outputs stays uint8 (Inception's and SqueezeNet's branches)."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    return (_op_is(c, "relax.concat") and c.attrs.axis is not None and int(c.attrs.axis) == 1
+            and isinstance(c.args[0], relax.Tuple) and all(f in finals for f in c.args[0].fields))
+
+
+def _uint8_reader(f, users: dict, value: dict, by_safe: dict, reads_u8, groups: dict, absorbed: dict,
+                  finals=frozenset()):
     """The safe name of a conv that reads ``f`` as uint8 activations where every reader of ``f`` takes
-    them: convs on tvmq kernels (``reads_u8``) with one activation quantization, and later kernels'
-    fused residual adds (they dequantize it); else None."""
+    them: convs on tvmq kernels (``reads_u8``) with one activation quantization, later kernels' fused
+    residual adds (they dequantize it), and channel concats of conv outputs (``finals``) whose readers
+    all take them; else None."""
     from tvm import relax  # lazy: heavy (TVM)
 
     first, acts = None, set()
@@ -85,7 +96,13 @@ def _uint8_reader(f, users: dict, value: dict, by_safe: dict, reads_u8, groups: 
         if u is None:  # the function's output
             return None
         c = value[u]
-        if (_op_is(c, "relax.nn.conv2d") and c.args[0].same_as(f) and isinstance(c.args[1], relax.Var)
+        if _kernel_concat(c, finals):
+            name = _uint8_reader(u, users, value, by_safe, reads_u8, groups, absorbed, finals)
+            if name is None:
+                return None
+            acts.add((float(by_safe[name].act["scale"]), float(by_safe[name].act["zero_point"])))
+            first = first or name
+        elif (_op_is(c, "relax.nn.conv2d") and c.args[0].same_as(f) and isinstance(c.args[1], relax.Var)
                 and c.args[1].name in by_safe and reads_u8(c)):
             act = by_safe[c.args[1].name].act
             if not act:
@@ -168,8 +185,9 @@ def fuse_epilogues(main, by_safe: dict, arrays: dict, residual: bool = False,
             final_of[cur] = b.var
             absorbed.update({v: b.var for v in eaten})
     if reads_u8 is not None:
+        finals = frozenset(chain["final"] for _, chain in chains)
         for conv, chain in chains:
-            quant_for = _uint8_reader(chain["final"], users, value, by_safe, reads_u8, groups, absorbed)
+            quant_for = _uint8_reader(chain["final"], users, value, by_safe, reads_u8, groups, absorbed, finals)
             if quant_for:
                 groups[conv] = {**chain, "quant_for": quant_for}
     return groups, absorbed

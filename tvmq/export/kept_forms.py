@@ -12,6 +12,21 @@ from .layouts import BLOCKED, _from_layout, blocked_twin
 from .requant import dequantize, quantize
 
 
+def concat_u8(value, quantized: dict):
+    """(uint8 parts, layout, block, quantization) when ``value`` concatenates on channels tensors that
+    kernels wrote as uint8 in one blocked layout, block and quantization; else None."""
+    import tvm  # lazy: heavy (TVM)
+    from tvm import relax
+
+    if not (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name == "relax.concat" and value.attrs.axis is not None and int(value.attrs.axis) == 1
+            and isinstance(value.args[0], relax.Tuple)):
+        return None
+    qs = [quantized.get(f) for f in value.args[0].fields]
+    if any(q is None for q in qs) or len({(q[1], q[2], q[3]) for q in qs}) != 1 or qs[0][1] not in BLOCKED:
+        return None
+    return [q[0] for q in qs], qs[0][1], qs[0][2], qs[0][3]
+
+
 class KeptForms:
     """NCHW vars -> the other forms of the same tensor that kernels wrote, and how a kernel reads one."""
 
@@ -70,10 +85,17 @@ class KeptForms:
         return out
 
     def propagate(self, bb, value, out):
-        """Glue that works on NCHWc as well gets a blocked twin when its inputs have one (layouts.py)."""
+        """Glue that works on NCHWc as well gets a blocked twin when its inputs have one (layouts.py); a
+        channel concat of uint8 kernel outputs (one quantization, one blocked layout) a uint8 one."""
         twin = blocked_twin(bb, value, self.blocked)
         if twin is not None:
             self.blocked[out] = twin
+        u8 = concat_u8(value, self.quantized)
+        if u8 is not None:
+            from tvm import relax  # lazy: heavy (TVM)
+
+            parts, lay, block, q = u8
+            self.quantized[out] = (bb.emit(relax.op.concat(parts, axis=1)), lay, block, q)
 
     def want(self, x, L, wl, groups, fuse) -> Want | None:
         """The blocks that the input ``x`` of layer ``L`` and its fused residual are kept in, if any."""
