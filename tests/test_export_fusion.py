@@ -205,38 +205,46 @@ def test_a_fused_residual_kernel_is_built_from_the_plain_convolutions_records(tm
 
 
 def fire_net(path: Path, ch: int = 16) -> Path:
-    """SqueezeNet's fire module: x -> squeeze 1x1 -> relu -> (expand 1x1, expand 3x3) -> relu each -> concat
-    on channels -> conv 1x1 (the next fire's squeeze)."""
+    """SqueezeNet's fire module between max pools, Inception-style readers after it: x -> conv 3x3 -> relu ->
+    max pool 2x2 -> squeeze 1x1 -> relu -> (expand 1x1, expand 3x3) -> relu each -> concat on channels ->
+    (conv 1x1 "next"; max pool 3x3 stride 1 -> conv 1x1 "pooled") -> concat."""
     from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(1)
     inits = []
 
-    def conv(name, i, o, k, inp, out):
+    def conv(name, i, o, k, inp, out, relu=True):
         w = rng.normal(0, np.sqrt(2 / (i * k * k)), (o, i, k, k)).astype(np.float32)
         b = rng.uniform(-0.1, 0.1, o).astype(np.float32)
         inits.extend([numpy_helper.from_array(w, f"{name}_w"), numpy_helper.from_array(b, f"{name}_b")])
-        return [helper.make_node("Conv", [inp, f"{name}_w", f"{name}_b"], [out + "_c"], name=name,
-                                 kernel_shape=[k, k], pads=[k // 2] * 4),
-                helper.make_node("Relu", [out + "_c"], [out], name=f"{name}_relu")]
+        c = helper.make_node("Conv", [inp, f"{name}_w", f"{name}_b"], [out + "_c" if relu else out], name=name,
+                             kernel_shape=[k, k], pads=[k // 2] * 4)
+        return [c, helper.make_node("Relu", [out + "_c"], [out], name=f"{name}_relu")] if relu else [c]
 
-    nodes = [*conv("squeeze", ch, ch, 1, "x", "s"), *conv("e1", ch, ch, 1, "s", "a"), *conv("e3", ch, ch, 3, "s", "b"),
+    nodes = [*conv("pre", 3, ch, 3, "x", "p"),
+             helper.make_node("MaxPool", ["p"], ["pp"], name="pool0", kernel_shape=[2, 2], strides=[2, 2]),
+             *conv("squeeze", ch, ch, 1, "pp", "s"), *conv("e1", ch, ch, 1, "s", "a"), *conv("e3", ch, ch, 3, "s", "b"),
              helper.make_node("Concat", ["a", "b"], ["cat"], name="cat", axis=1),
-             helper.make_node("Conv", ["cat", "next_w"], ["y"], name="next", kernel_shape=[1, 1])]
-    inits.append(numpy_helper.from_array(rng.normal(0, 0.2, (ch, 2 * ch, 1, 1)).astype(np.float32), "next_w"))
-    return save_graph(path, "fire", nodes, inits, [1, ch, 8, 8], [1, ch, 8, 8])
+             *conv("next", 2 * ch, ch, 1, "cat", "n", relu=False),
+             helper.make_node("MaxPool", ["cat"], ["cp"], name="pool1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             *conv("pooled", 2 * ch, ch, 1, "cp", "q", relu=False),
+             helper.make_node("Concat", ["n", "q"], ["y"], name="out", axis=1)]
+    return save_graph(path, "fire", nodes, inits, [1, 3, 16, 16], [1, 2 * ch, 8, 8])
 
 
 @pytest.mark.llvm
-def test_int8_expand_kernels_write_uint8_through_the_concat(tmp_path, capsys):
-    """A fire module in int8: both expand kernels quantize their outputs for the conv after the concat,
-    the concat joins the uint8 blocks, and that conv reads them with no quantize pass or layout change;
+def test_int8_kernels_write_uint8_through_concat_and_max_pool(tmp_path, capsys):
+    """A fire module in int8: each kernel before a max pool or a channel concat quantizes its output for
+    the convs after them (a conv after a max pool takes the pool input's quantization), the pool and the
+    concat work on the uint8 blocks, and those convs read them with no quantize pass or layout change;
     the network agrees with onnxruntime within int8 tolerance."""
     model = fire_net(tmp_path / "fire.onnx")
     out = tmp_path / "export"
     assert main(["export", "--model", str(model), "--quantize", "int8", "--out", str(out)]) == 0
     rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
-    for node in ("e1", "e3"):
+    for node in ("pre", "squeeze", "e1", "e3"):
         assert rows[node]["fused_epilogue"] == {"bias": True, "relu": True, "quant_out": True}, rows[node]
-    assert rows["next"]["input_quantized_by"] == "the previous kernel" and rows["next"]["input_layout"] == "kept"
+    for node in ("squeeze", "next", "pooled"):
+        assert rows[node]["input_quantized_by"] == "the previous kernel" and rows[node]["input_layout"] == "kept"
+    assert rows["pooled"]["activation"]["scale"] == rows["next"]["activation"]["scale"]
     assert _run(out, model, tmp_path, capsys)["compare_onnx"]["ok"]

@@ -83,12 +83,19 @@ def _kernel_concat(c, finals) -> bool:
             and isinstance(c.args[0], relax.Tuple) and all(f in finals for f in c.args[0].fields))
 
 
+def _u8_max_pool(c, f) -> bool:
+    """``c`` max-pools ``f`` in NCHW: it pools uint8 activations as well (max commutes with quantization;
+    the conv after it takes the pool input's quantization, ``onnx_prep.pooled_source``)."""
+    return (_op_is(c, "relax.nn.max_pool2d") and c.args[0].same_as(f) and str(c.attrs.layout) == "NCHW"
+            and str(c.attrs.out_layout) == "NCHW")
+
+
 def _uint8_reader(f, users: dict, value: dict, by_safe: dict, reads_u8, groups: dict, absorbed: dict,
                   finals=frozenset()):
     """The safe name of a conv that reads ``f`` as uint8 activations where every reader of ``f`` takes
     them: convs on tvmq kernels (``reads_u8``) with one activation quantization, later kernels' fused
-    residual adds (they dequantize it), and channel concats of conv outputs (``finals``) whose readers
-    all take them; else None."""
+    residual adds (they dequantize it), and channel concats of conv outputs (``finals``) and max pools
+    whose readers all take them; else None."""
     from tvm import relax  # lazy: heavy (TVM)
 
     first, acts = None, set()
@@ -96,7 +103,7 @@ def _uint8_reader(f, users: dict, value: dict, by_safe: dict, reads_u8, groups: 
         if u is None:  # the function's output
             return None
         c = value[u]
-        if _kernel_concat(c, finals):
+        if _kernel_concat(c, finals) or _u8_max_pool(c, f):
             name = _uint8_reader(u, users, value, by_safe, reads_u8, groups, absorbed, finals)
             if name is None:
                 return None

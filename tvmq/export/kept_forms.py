@@ -13,8 +13,8 @@ from .requant import dequantize, quantize
 
 
 def concat_u8(value, quantized: dict):
-    """(uint8 parts, layout, block, quantization) when ``value`` concatenates on channels tensors that
-    kernels wrote as uint8 in one blocked layout, block and quantization; else None."""
+    """(the concat of the uint8 parts, layout, block, quantization) when ``value`` concatenates on channels
+    tensors that kernels wrote as uint8 in one blocked layout, block and quantization; else None."""
     import tvm  # lazy: heavy (TVM)
     from tvm import relax
 
@@ -24,7 +24,26 @@ def concat_u8(value, quantized: dict):
     qs = [quantized.get(f) for f in value.args[0].fields]
     if any(q is None for q in qs) or len({(q[1], q[2], q[3]) for q in qs}) != 1 or qs[0][1] not in BLOCKED:
         return None
-    return [q[0] for q in qs], qs[0][1], qs[0][2], qs[0][3]
+    return relax.op.concat([q[0] for q in qs], axis=1), qs[0][1], qs[0][2], qs[0][3]
+
+
+def max_pool_u8(value, quantized: dict):
+    """(the max pool on the uint8 form, layout, block, quantization) when ``value`` max-pools in NCHW a
+    tensor that a kernel wrote as uint8 in a blocked layout (its padding, uint8's least value, loses to
+    any real one); else None."""
+    import tvm  # lazy: heavy (TVM)
+    from tvm import relax
+
+    if not (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name == "relax.nn.max_pool2d"
+            and str(value.attrs.layout) == "NCHW" and str(value.attrs.out_layout) == "NCHW"):
+        return None
+    q = quantized.get(value.args[0])
+    if q is None or q[1] not in BLOCKED:
+        return None
+    a, lay = value.attrs, f"NCHW{q[2]}c"
+    pool = relax.op.nn.max_pool2d(q[0], a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode),
+                                  bool(a.count_include_pad), layout=lay, out_layout=lay)
+    return pool, q[1], q[2], q[3]
 
 
 class KeptForms:
@@ -90,12 +109,9 @@ class KeptForms:
         twin = blocked_twin(bb, value, self.blocked)
         if twin is not None:
             self.blocked[out] = twin
-        u8 = concat_u8(value, self.quantized)
+        u8 = concat_u8(value, self.quantized) or max_pool_u8(value, self.quantized)
         if u8 is not None:
-            from tvm import relax  # lazy: heavy (TVM)
-
-            parts, lay, block, q = u8
-            self.quantized[out] = (bb.emit(relax.op.concat(parts, axis=1)), lay, block, q)
+            self.quantized[out] = (bb.emit(u8[0]), *u8[1:])
 
     def want(self, x, L, wl, groups, fuse) -> Want | None:
         """The blocks that the input ``x`` of layer ``L`` and its fused residual are kept in, if any."""

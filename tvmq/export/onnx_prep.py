@@ -271,10 +271,24 @@ def data_input(model):
     return i.name, dims
 
 
-def calibrate(model_deq, layers: list[ConvLayer], x: np.ndarray):
-    """Per-layer uint8 activation scale and zero point from the min/max of each conv's input."""
+def pooled_source(model, name: str) -> str:
+    """The tensor that ``name`` is a max pooling of (through a chain of MaxPools), else ``name``: a conv
+    after a max pool takes the activation quantization of the pool's input, as onnxruntime's quantizer
+    does, so the kernel before the pool can write uint8 for it (max commutes with quantization)."""
+    made_by = {o: n for n in model.graph.node for o in n.output}
+    n = made_by.get(name)
+    while n is not None and n.op_type == "MaxPool" and len(n.output) == 1:
+        name = n.input[0]
+        n = made_by.get(name)
+    return name
 
-    names = list(dict.fromkeys(L.data_input for L in layers))
+
+def calibrate(model_deq, layers: list[ConvLayer], x: np.ndarray):
+    """Per-layer uint8 activation scale and zero point from the min/max of each conv's input (of the
+    max pool's input where a max pool makes it: ``pooled_source``)."""
+
+    source = {L.data_input: pooled_source(model_deq, L.data_input) for L in layers}
+    names = list(dict.fromkeys(source.values()))
     import onnx  # lazy: heavy (onnx)
     from onnx import TensorProto, helper  # lazy: heavy (onnx)
 
@@ -289,7 +303,7 @@ def calibrate(model_deq, layers: list[ConvLayer], x: np.ndarray):
     vals = dict(zip(wanted, ort_run(m, x, wanted, what="calibration"))) if wanted else {}
     vals[dname] = x
     for L in layers:
-        v = vals[L.data_input]
+        v = vals[source[L.data_input]]
         lo, hi = min(0.0, float(v.min())), max(0.0, float(v.max()))
         scale = (hi - lo) / 255.0 if hi > lo else 1.0
         zp = int(np.clip(round(-lo / scale), 0, 255))
