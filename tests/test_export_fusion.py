@@ -248,3 +248,38 @@ def test_int8_kernels_write_uint8_through_concat_and_max_pool(tmp_path, capsys):
         assert rows[node]["input_quantized_by"] == "the previous kernel" and rows[node]["input_layout"] == "kept"
     assert rows["pooled"]["activation"]["scale"] == rows["next"]["activation"]["scale"]
     assert _run(out, model, tmp_path, capsys)["compare_onnx"]["ok"]
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+@pytest.mark.parametrize("pool", [(3, 1, 1), (2, 2, 0)], ids=["3x3_s1_pad1", "2x2_s2"])
+def test_blocked_max_pool_vectorizes_its_channel_block_and_matches_numpy(dtype, pool):
+    """A max pool in NCHW16c runs its 16 channels as one vector under the window's loops (MetaSchedule's
+    rule would leave it scalar), parallel over the rest; its output equals numpy's (pad: the least value)."""
+    import tvm
+    from tvm import relax
+
+    from tvmq.export.glue import compile_model, glue_funcs
+
+    k, s, p = pool
+    shape = (1, 2, 9, 9, 16)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape, dtype))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.max_pool2d(x, (k, k), (s, s), (p, p, p, p), layout="NCHW16c",
+                                               out_layout="NCHW16c"))
+            o = bb.emit_output(y)
+        bb.emit_func_output(o)
+    mod = bb.get()
+    (f,) = glue_funcs(mod, 0).values()
+    assert "T.vectorized(" in f.script() and "T.parallel(" in f.script()
+    ex, _ = compile_model(mod, tvm.target.Target({"kind": "llvm"}))
+    a = np.random.default_rng(0).integers(0, 255, shape).astype(dtype)
+    got = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(a, tvm.cpu())).numpy()
+    lo = -np.inf if dtype == "float32" else 0
+    pad = np.pad(a.astype(np.float64), [(0, 0), (0, 0), (p, p), (p, p), (0, 0)], constant_values=lo)
+    ho = (9 + 2 * p - k) // s + 1
+    want = np.array([[[[pad[0, c, i * s:i * s + k, j * s:j * s + k].max(axis=(0, 1)) for j in range(ho)]
+                       for i in range(ho)] for c in range(2)]])
+    np.testing.assert_array_equal(got, want.astype(dtype))
