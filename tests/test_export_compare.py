@@ -6,7 +6,7 @@ import pytest
 from tvmq.errors import TvmqError
 from tvmq.export.compare import load_data
 from tvmq.export.onnx_prep import ModelOptions
-from tvmq.export.relax_kernels import model_variant_params
+from tvmq.export.kernel_shapes import model_variant_params
 
 
 def test_dataset_is_checked_against_the_models_input(tmp_path):

@@ -48,7 +48,8 @@ from .compare import compare_with_onnx, evaluate  # noqa: F401  (used by tvmq ru
 from .calibration import calibration_inputs
 from .glue import compile_model
 from .grouped import task_variant
-from .relax_kernels import build_relax, model_variant_params, relax_import
+from .kernel_shapes import model_variant_params
+from .relax_kernels import build_relax, relax_import
 from ..build.cross import export_lib
 from . import manifest as M
 from . import weights as W
