@@ -31,6 +31,7 @@ _SPACES: dict = {}
 
 C_OUT_BLOCK = 16  # padded output channels: a multiple of the default output block (16 lanes, VNNI's ob)
 C_IN_BLOCK = 4  # padded input channels of integer activations: VNNI's input block (4 bytes per lane)
+FLOAT_PAD_MIN = 512  # float pads output channels only from here (classifiers); smaller odd counts keep their blocks
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,10 @@ class KernelShapes:
             if padded.c_out == og or self._fits(padded):
                 return None, why
             return padded, groups
-        # ungrouped: only for int8 (VNNI needs 16 x 4 channel blocks); float keeps its layouts between kernels
-        pad = groups > 1 or QUANTIZATIONS[self.opts.quantize].integer_activations
+        # ungrouped: for int8 (VNNI needs 16 x 4 channel blocks); float only a large output count that 16 does
+        # not divide (a classifier's 1000 classes: 10- or 8-lane blocks, SqueezeNet's last conv 0.8 ms tuned)
+        pad = groups > 1 or QUANTIZATIONS[self.opts.quantize].integer_activations or \
+            (wl.c_out % C_OUT_BLOCK and wl.c_out >= FLOAT_PAD_MIN)
         return (self._padded_workload(wl) if pad else wl), groups
 
     def _padded_workload(self, wl):
