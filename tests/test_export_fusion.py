@@ -283,3 +283,27 @@ def test_blocked_max_pool_vectorizes_its_channel_block_and_matches_numpy(dtype, 
     want = np.array([[[[pad[0, c, i * s:i * s + k, j * s:j * s + k].max(axis=(0, 1)) for j in range(ho)]
                        for i in range(ho)] for c in range(2)]])
     np.testing.assert_array_equal(got, want.astype(dtype))
+
+
+@pytest.mark.llvm
+def test_lrn_power_runs_as_square_roots_and_matches_onnxruntime(tmp_path, capsys):
+    """ONNX LRN's ``** 0.75`` (a scalar powf per element) is compiled as sqrt(x) * sqrt(sqrt(x)), which
+    vectorizes; the network still agrees with onnxruntime."""
+    from onnx import helper, numpy_helper
+
+    from tvmq.export.glue import glue_funcs
+    from tvmq.export.model import ModelOptions, model_module
+    from tvmq.targets import get_target
+
+    w = np.random.default_rng(0).normal(0, 0.3, (16, 3, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("LRN", ["r"], ["y"], name="lrn", size=5, alpha=1e-2, beta=0.75, bias=1.0)]
+    model = save_graph(tmp_path / "lrn.onnx", "lrn", nodes, [numpy_helper.from_array(w, "w")], [1, 3, 16, 16],
+                       [1, 16, 16, 16])
+    scripts = [f.script() for f in glue_funcs(model_module(model, get_target("host"), [],
+                                                           ModelOptions(quantize="none"))["mod"], 0).values()]
+    assert any("sqrt" in s for s in scripts) and not any("pow" in s for s in scripts)
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(model), "--quantize", "none", "--out", str(out)]) == 0
+    assert _run(out, model, tmp_path, capsys)["compare_onnx"]["relative"] <= 1e-5

@@ -37,6 +37,7 @@ import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
 from .kernel_args import layer_inputs
+from .relax_rewrites import cheap_power
 
 
 def relax_import(model, shapes: dict):
@@ -340,6 +341,8 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
                 done[var] = (y, fused)
                 self._bind(var, y)
                 return
+            if not dry:
+                value = cheap_power(self.builder_, value)
             new = self._bind(var, value)
             if fuse and not dry:
                 plan.propagate(self.builder_, value, new)
