@@ -153,6 +153,26 @@ def test_epilogues(variant, params):
 
 
 @pytest.mark.llvm
+@pytest.mark.parametrize("variant", ["grouped_float", "grouped_int8"])
+@pytest.mark.parametrize("wl,cb,xb", [(SHAPES[1], 16, 32), (SHAPES[1], 16, 48), (SHAPES[5], 8, 24), (SHAPES[5], 8, 4)],
+                         ids=["dw_16in32", "dw_16in48", "g3_8in24", "g3_8in4"])
+def test_data_block_reads_the_producers_block(variant, wl, cb, xb):
+    """``data_block``: the input in NCHW{xb}c as the previous kernel wrote it, the output still in ``cb``
+    blocks; the same numbers as numpy."""
+    op = make_op(variant, wl, cb=cb, data_block=xb)
+    assert op.args[0].shape[-1] == xb and op.out_arg.shape[-1] == cb
+    out, ins = _run(op, np.random.default_rng(2))
+    ok, err = op.check(out, ins)
+    assert ok, err
+
+
+@pytest.mark.llvm
+def test_depthwise_data_block_must_hold_whole_vectors():
+    with pytest.raises(TvmqError, match="multiple of cb=16"):
+        make_op("grouped_float", SHAPES[1], cb=16, data_block=8)
+
+
+@pytest.mark.llvm
 def test_tune_a_depthwise_layer_end_to_end(tmp_path, capsys):
     from tvmq.cli import main
 

@@ -14,12 +14,20 @@ WL = ConvWorkload("t", 1, 8, 9, 10, 32, 3, 3, (1, 1), (1, 1, 1, 1))
 HOST = get_target("host")
 
 
+WL32 = ConvWorkload("t32", 1, 32, 9, 10, 32, 3, 3, (1, 1), (1, 1, 1, 1))
+
+
 def build_and_check(task, cfg):
+    op, sch = instantiate(task.space(), task.op_name, task.workload, task.params, cfg)
+    return build_and_check_op(op, sch, task)
+
+
+def build_and_check_op(op, sch, task):
+    """((ok, max error), executable) of the scheduled ``op`` built for the task's target and run."""
     import tvm
 
     from tvmq.build.lower import compile_mod
 
-    op, sch = instantiate(task.space(), task.op_name, task.workload, task.params, cfg)
     ex = compile_mod(sch.mod, task.target.tvm_target())
     mod = ex.jit()
     ins = op.make_inputs(np.random.default_rng(0))
@@ -99,3 +107,33 @@ def test_int8_vnni_is_exact_and_uses_vpdpbusd():
         (ok, err), ex = build_and_check(task, space.canonical(dict(space.default, dot="vnni", accumulate=acc)))
         assert ok and err == 0.0
         assert count_instructions(asm(ex), "x86_64")["vpdpbusd"] > 0
+
+
+@pytest.mark.parametrize("variant,cfg,xb", [("float", dict(ib=16), 8), ("float", dict(ib=16), 32),
+                                            ("float", dict(ib=4), 16), ("codebook4", dict(ib=8), 16)])
+def test_a_kernel_reads_another_data_block_with_its_tuned_reduction(variant, cfg, xb):
+    """``data_block``: the data in NCHW{xb}c (the block a model's previous kernel wrote), the reduction
+    still blocked by the config's ``ib``; checked against numpy."""
+    task = Task.make(WL32, variant, HOST)
+    space = task.space()
+    op, sch = instantiate(space, task.op_name, WL32, {**task.params, "data_block": xb},
+                          space.canonical(dict(space.default, **cfg)))
+    assert op.args[0].shape[-1] == xb and op.params["ib"] == cfg["ib"]
+    (ok, err), _ = build_and_check_op(op, sch, task)
+    assert ok, err
+
+
+@pytest.mark.skipif(not cpu_has("avx512_vnni"), reason="this CPU has no AVX-512 VNNI to run vpdpbusd")
+@pytest.mark.parametrize("xb", [8, 16, 32])
+def test_vnni_reads_wider_data_blocks_exactly(xb):
+    """VNNI reduces 4 input channels at a time; it reads them as 4 bytes of a wider block as well."""
+    from tvmq.build.cross import asm, count_instructions
+
+    task = Task.make(WL32, "int8", HOST)
+    space = task.space()
+    op, sch = instantiate(space, task.op_name, WL32, {**task.params, "data_block": xb},
+                          space.canonical(dict(space.default, dot="vnni")))
+    (ok, err), ex = build_and_check_op(op, sch, task)
+    assert ok and err == 0.0
+    assert count_instructions(asm(ex), "x86_64")["vpdpbusd"] > 0
+
