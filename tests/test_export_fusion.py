@@ -307,3 +307,46 @@ def test_lrn_power_runs_as_square_roots_and_matches_onnxruntime(tmp_path, capsys
     out = tmp_path / "export"
     assert main(["export", "--model", str(model), "--quantize", "none", "--out", str(out)]) == 0
     assert _run(out, model, tmp_path, capsys)["compare_onnx"]["relative"] <= 1e-5
+
+
+def concat_conv_net(path: Path, ch: int = 16) -> Path:
+    """x -> (conv 1x1 -> relu, conv 3x3 -> relu) -> concat -> conv 1x1 to ch // 2 channels -> relu: SqueezeNet's
+    expand convs and the next fire module's squeeze."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    inits = []
+
+    def conv(name, i, o, k, inp, out):
+        inits.extend([numpy_helper.from_array(rng.normal(0, np.sqrt(2 / (i * k * k)), (o, i, k, k)).astype(np.float32),
+                                              f"{name}_w"),
+                      numpy_helper.from_array(rng.uniform(-0.1, 0.1, o).astype(np.float32), f"{name}_b")])
+        return [helper.make_node("Conv", [inp, f"{name}_w", f"{name}_b"], [out + "_c"], name=name, kernel_shape=[k, k],
+                                 pads=[k // 2] * 4), helper.make_node("Relu", [out + "_c"], [out], name=f"{name}_relu")]
+
+    nodes = [*conv("e1", 3, ch, 1, "x", "a"), *conv("e3", 3, ch, 3, "x", "b"),
+             helper.make_node("Concat", ["a", "b"], ["cat"], name="cat", axis=1), *conv("squeeze", 2 * ch, ch // 2, 1, "cat", "y")]
+    return save_graph(path, "concat_conv", nodes, inits, [1, 3, 8, 8], [1, ch // 2, 8, 8])
+
+
+@pytest.mark.llvm
+def test_float_conv_of_a_concat_runs_per_part_with_the_partial_sum_fused(tmp_path, capsys):
+    """Float: the narrow conv after a concat runs as one kernel per concat input, the second adding the
+    first's partial sum in its epilogue (with the bias on the first and the ReLU on the last), so the
+    concat is never copied; the network agrees with onnxruntime."""
+    model = concat_conv_net(tmp_path / "cc.onnx")
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(model), "--quantize", "none", "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    rows = {r["node"]: r for r in man["model"]["layers"]}
+    assert "squeeze" not in rows and rows["squeeze.part0"]["workload"]["c_in"] == 16
+    assert rows["squeeze.part0"]["fused_epilogue"] == {"bias": True, "relu": False}
+    assert rows["squeeze.part1"]["fused_epilogue"] == {"bias": False, "relu": True, "residual": True}
+    assert all(r["input_layout"] == "kept" for r in rows.values() if r["node"].startswith("squeeze"))
+    assert _run(out, model, tmp_path, capsys)["compare_onnx"]["relative"] <= 1e-5
+    from tvmq.export.glue import glue_funcs
+    from tvmq.export.model import ModelOptions, model_module
+    from tvmq.targets import get_target
+
+    glue = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="none"))["mod"], 0)
+    assert not any("concat" in name for name in glue), sorted(glue)

@@ -14,7 +14,7 @@ from ..quantize import metrics, uniform_quantize
 from ..quantize import kmeans_quantize
 from ..quantize.evaluate import run as ort_run
 from . import bn_stats
-from .onnx_rewrites import dropouts_as_identity, gemm_to_conv, initializers, sums_as_adds
+from .onnx_rewrites import dropouts_as_identity, gemm_to_conv, initializers, split_concat_convs, sums_as_adds
 from ..quantize import fold_batchnorms, load_model
 from ..ops.codebook import check_codebook
 
@@ -325,10 +325,13 @@ def prepare(model_path, opts: ModelOptions):
     gemms = gemm_to_conv(prep)
     dropouts_as_identity(prep)
     sums_as_adds(prep)
+    # float activations: a concat read by one narrow conv is not copied (int8 concats uint8 blocks instead)
+    split = [] if QUANTIZATIONS[opts.quantize].integer_activations else split_concat_convs(prep)
     layers = conv_layers(prep)
     if not layers:
         raise TvmqError(f"MODEL: {model_path}: no Conv or Gemm layer with constant float weights")
-    return src, prep, layers, name, dims, {"folded_batchnorm": folded, "gemm_as_conv": gemms}
+    return src, prep, layers, name, dims, {"folded_batchnorm": folded, "gemm_as_conv": gemms,
+                                           **({"concat_conv_split": split} if split else {})}
 
 
 def as_inputs(model, layers):

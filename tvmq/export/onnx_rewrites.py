@@ -1,5 +1,6 @@
 """In-place rewrites of an ONNX graph before import: dense layers as 1x1 convolutions, inference
-Dropout as Identity, n-ary Sum as binary Adds (onnx + numpy only)."""
+Dropout as Identity, n-ary Sum as binary Adds, a narrow conv of a concat as one conv per part
+(onnx + numpy only)."""
 
 from __future__ import annotations
 
@@ -96,4 +97,67 @@ def sums_as_adds(model) -> int:
             g.node.insert(i + k, helper.make_node("Add", [acc, x], [out], name=f"{n.name or n.output[0]}__add{k}"))
             acc = out
         done += 1
+    return done
+
+
+def split_concat_convs(model) -> list[str]:
+    """A Conv whose input is a channel Concat that only it reads, with at most half as many output as
+    input channels (SqueezeNet's squeeze conv after a fire module), becomes one Conv per concat input on
+    its slice of the weights (the bias on the first), summed by Adds, in place: the concat's copy of
+    the wide input goes, and each partial sum is the narrow output (the export fuses each Add into the
+    next kernel as its residual). Returns the rewritten node names."""
+    import onnx  # lazy: heavy (onnx)
+    from onnx import helper, numpy_helper  # lazy: heavy (onnx)
+
+    g = model.graph
+    inits = initializers(g)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001  (no shapes: nothing to rewrite)
+        return []
+    chans = {}
+    for v in list(inferred.value_info) + list(inferred.input) + list(inferred.output):
+        dims = v.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].HasField("dim_value"):
+            chans[v.name] = dims[1].dim_value
+    readers: dict = {}
+    for nd in g.node:
+        for x in nd.input:
+            readers[x] = readers.get(x, 0) + 1
+    outputs = {o.name for o in g.output}
+    made_by = {o: nd for nd in g.node for o in nd.output}
+    done = []
+    for n in [n for n in g.node if n.op_type == "Conv"]:
+        cat = made_by.get(n.input[0])
+        at = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if (cat is None or cat.op_type != "Concat" or helper.get_attribute_value(cat.attribute[0]) != 1
+                or readers.get(cat.output[0]) != 1 or cat.output[0] in outputs or at.get("group", 1) != 1
+                or n.input[1] not in inits or any(x not in chans for x in cat.input)):
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]])
+        parts = [chans[x] for x in cat.input]
+        if sum(parts) != w.shape[1] or 2 * w.shape[0] > w.shape[1]:
+            continue
+        label = n.name or n.output[0]
+        base = re.sub(r"\W", "_", label)
+        new, acc, lo = [], None, 0
+        for k, (x, c) in enumerate(zip(cat.input, parts)):
+            wname, out = f"{base}.part{k}_w", f"{base}.part{k}"
+            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w[:, lo:lo + c]), wname))
+            ins = [x, wname] + ([n.input[2]] if k == 0 and len(n.input) > 2 and n.input[2] else [])
+            new.append(helper.make_node("Conv", ins, [out], name=f"{label}.part{k}", **at))
+            if acc is not None:
+                s = n.output[0] if k == len(parts) - 1 else f"{base}.sum{k}"
+                new.append(helper.make_node("Add", [out, acc], [s], name=f"{label}.add{k}"))
+                out = s
+            acc, lo = out, lo + c
+        g.node.remove(cat)
+        pos = list(g.node).index(n)  # the concat's inputs come before it, the conv's readers after
+        g.node.remove(n)
+        for k, nn in enumerate(new):
+            g.node.insert(pos + k, nn)
+        done.append(label)
+    used = {x for nd in g.node for x in nd.input}
+    for t in [t for t in g.initializer if t.name not in used]:
+        g.initializer.remove(t)
     return done
