@@ -52,15 +52,24 @@ def gemm_to_conv(model) -> list[str]:
         new = [helper.make_node("Reshape", [n.input[0], shname], [mid], name=f"{label}.reshape"),
                helper.make_node("Conv", ins, [conv_out], name=label, kernel_shape=[1, 1]),
                helper.make_node("Flatten", [conv_out], [n.output[0]], name=f"{label}.flatten", axis=1)]
-        idx = list(g.node).index(n)
-        g.node.remove(n)
-        for k, nn in enumerate(new):
-            g.node.insert(idx + k, nn)
+        _replace(g, n, new)
         done.append(label)
+    _drop_unused_initializers(g)
+    return done
+
+
+def _replace(g, n, new: list):
+    """Node ``n`` of graph ``g`` replaced by the nodes ``new``, in its place."""
+    pos = list(g.node).index(n)
+    g.node.remove(n)
+    for k, nn in enumerate(new):
+        g.node.insert(pos + k, nn)
+
+
+def _drop_unused_initializers(g):
     used = {x for nd in g.node for x in nd.input}
     for t in [t for t in g.initializer if t.name not in used]:
         g.initializer.remove(t)
-    return done
 
 
 def dropouts_as_identity(model) -> int:
@@ -152,12 +161,7 @@ def split_concat_convs(model) -> list[str]:
                 out = s
             acc, lo = out, lo + c
         g.node.remove(cat)
-        pos = list(g.node).index(n)  # the concat's inputs come before it, the conv's readers after
-        g.node.remove(n)
-        for k, nn in enumerate(new):
-            g.node.insert(pos + k, nn)
+        _replace(g, n, new)  # the concat's inputs come before the conv, its readers after
         done.append(label)
-    used = {x for nd in g.node for x in nd.input}
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)
+    _drop_unused_initializers(g)
     return done
