@@ -8,17 +8,17 @@ import numpy as np
 
 from ..variants import QUANTIZATIONS
 from .joint_layouts import Want
-from .layouts import BLOCKED, _from_layout, blocked_twin
+from .fusion import _op_is
+from .layouts import BLOCKED, _from_layout, blocked_max_pool, blocked_twin
 from .requant import dequantize, quantize
 
 
 def concat_u8(value, quantized: dict):
     """(the concat of the uint8 parts, layout, block, quantization) when ``value`` concatenates on channels
     tensors that kernels wrote as uint8 in one blocked layout, block and quantization; else None."""
-    import tvm  # lazy: heavy (TVM)
-    from tvm import relax
+    from tvm import relax  # lazy: heavy (TVM)
 
-    if not (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name == "relax.concat" and value.attrs.axis is not None and int(value.attrs.axis) == 1
+    if not (_op_is(value, "relax.concat") and value.attrs.axis is not None and int(value.attrs.axis) == 1
             and isinstance(value.args[0], relax.Tuple)):
         return None
     qs = [quantized.get(f) for f in value.args[0].fields]
@@ -31,19 +31,13 @@ def max_pool_u8(value, quantized: dict):
     """(the max pool on the uint8 form, layout, block, quantization) when ``value`` max-pools in NCHW a
     tensor that a kernel wrote as uint8 in a blocked layout (its padding, uint8's least value, loses to
     any real one); else None."""
-    import tvm  # lazy: heavy (TVM)
-    from tvm import relax
-
-    if not (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name == "relax.nn.max_pool2d"
-            and str(value.attrs.layout) == "NCHW" and str(value.attrs.out_layout) == "NCHW"):
+    if not (_op_is(value, "relax.nn.max_pool2d") and str(value.attrs.layout) == "NCHW"
+            and str(value.attrs.out_layout) == "NCHW"):
         return None
     q = quantized.get(value.args[0])
     if q is None or q[1] not in BLOCKED:
         return None
-    a, lay = value.attrs, f"NCHW{q[2]}c"
-    pool = relax.op.nn.max_pool2d(q[0], a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode),
-                                  bool(a.count_include_pad), layout=lay, out_layout=lay)
-    return pool, q[1], q[2], q[3]
+    return blocked_max_pool(q[0], value.attrs, q[2]), q[1], q[2], q[3]
 
 
 class KeptForms:

@@ -83,6 +83,15 @@ def _from_layout(bb, y, layout: str, c: int):
     return bb.emit(R.reshape(z, [n, c, h, w]))
 
 
+def blocked_max_pool(x, attrs, block: int):
+    """An NCHW max pool's ``attrs`` applied to ``x`` in NCHW{block}c (any dtype)."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    a, lay = attrs, f"NCHW{block}c"
+    return relax.op.nn.max_pool2d(x, a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode),
+                                  bool(a.count_include_pad), layout=lay, out_layout=lay)
+
+
 def blocked_twin(bb, value, blocked: dict):
     """Glue that works on NCHWc as well (ReLU, elementwise add, max pooling, concat on channels) gets
     a blocked twin when its inputs have one: (the twin, its block), or None; the NCHW original stays
@@ -110,9 +119,7 @@ def blocked_twin(bb, value, blocked: dict):
     elif name == "relax.nn.max_pool2d" and args[0] in blocked and str(value.attrs.layout) == "NCHW" \
             and str(value.attrs.out_layout) == "NCHW":
         xb, ob = blocked[args[0]]
-        a = value.attrs
-        twin = R.nn.max_pool2d(xb, a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode),
-                               bool(a.count_include_pad), layout=f"NCHW{ob}c", out_layout=f"NCHW{ob}c")
+        twin = blocked_max_pool(xb, value.attrs, ob)
     elif name == "relax.concat" and isinstance(args[0], relax.Tuple) and value.attrs.axis is not None \
             and int(value.attrs.axis) == 1 and all(f in blocked for f in args[0].fields):
         parts = [blocked[f] for f in args[0].fields]
