@@ -350,3 +350,37 @@ def test_float_conv_of_a_concat_runs_per_part_with_the_partial_sum_fused(tmp_pat
 
     glue = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="none"))["mod"], 0)
     assert not any("concat" in name for name in glue), sorted(glue)
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("pool,c_out,c_pad", [("GlobalAveragePool", 520, 544), ("GlobalMaxPool", 520, 544),
+                                              ("ReduceMean", 32, 32)])
+def test_a_global_pool_reads_the_kernels_blocked_output(tmp_path, capsys, pool, c_out, c_pad):
+    """A mean or max over H and W after a kernel runs on the kernel's NCHW{b}c output, its channel block
+    vectorized, and only the pooled vector is reshaped (and its padded channels sliced off): no layout
+    change of the feature map. A float classifier on a feature map pads its channels to 32 (520 -> 544).
+    The network agrees with onnxruntime."""
+    from onnx import helper, numpy_helper
+
+    from tvmq.export.glue import glue_funcs
+    from tvmq.export.model import ModelOptions, model_module
+    from tvmq.targets import get_target
+
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (c_out, 8, 1, 1)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.uniform(-0.1, 0.1, c_out).astype(np.float32), "b")]
+    attrs = {"axes": [2, 3], "keepdims": 0} if pool == "ReduceMean" else {}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="cls", kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node(pool, ["r"], ["y"], name="pool", **attrs)]
+    y_shape = [1, c_out] if pool == "ReduceMean" else [1, c_out, 1, 1]
+    model = save_graph(tmp_path / "gp.onnx", "gp", nodes, inits, [1, 8, 6, 6], y_shape)
+    glue = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize="none"))["mod"], 0)
+    assert sum("transpose" in name for name in glue) == 1, sorted(glue)  # only the input's, into NCHW{b}c
+    (red,) = [f.script() for name, f in glue.items() if name in ("mean", "max")]
+    assert "T.vectorized(T.int64(16))" in red and "T.int64(6), T.int64(6), T.int64(16)" in red  # NCHW16c in
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(model), "--quantize", "none", "--out", str(out)]) == 0
+    (row,) = json.loads((out / "manifest.json").read_text())["model"]["layers"]
+    assert row["workload"]["c_out"] == c_pad and row["fused_epilogue"] == {"bias": True, "relu": True}
+    assert _run(out, model, tmp_path, capsys)["compare_onnx"]["relative"] <= 1e-5

@@ -12,6 +12,9 @@ of the default pipeline runs unchanged.
 """
 
 from __future__ import annotations
+
+import numpy as np
+
 from ..build.lower import pipeline_for
 
 MAX_PARALLEL = 256  # cap on a fused parallel loop's extent (MetaSchedule's jobs per core x cores)
@@ -41,17 +44,19 @@ def _inline_producers(sch) -> None:
 
 def _channels_innermost(sch, parallel: bool) -> bool:
     """Schedule a function that is one reduction whose last spatial loop is the innermost axis of every
-    buffer it touches (pooling in NCHW{c}c: the channel block, under the window's loops): that loop
-    moves inside the reduction loops and is vectorized, and the outer spatial loops are fused into one
-    parallel loop. MetaSchedule's rule leaves such a block scalar (Inception's 3x3
-    stride-1 max pools: 0.38 ms float, 1.4 ms uint8 for 28x28x480; after this 0.02-0.06 ms). Returns
-    whether it did."""
+    buffer it touches (pooling in NCHW{c}c: the channel block, under the window's loops), maybe followed
+    by elementwise blocks (an average's divide): that loop moves inside the reduction loops and is
+    vectorized, the outer spatial loops are fused into one parallel loop (the tail's where it is large).
+    MetaSchedule's rule leaves such a block scalar (Inception's 3x3 stride-1 max pools: 0.38 ms float,
+    1.4 ms uint8 for 28x28x480; after this 0.02-0.06 ms). Returns whether it did."""
     from tvm import tirx  # lazy: heavy (TVM)
 
     blocks = sch.get_child_blocks(sch.get_sblock("root"))
-    if len(blocks) != 1:
+    if not blocks:
         return False
-    blk = blocks[0]
+    blk, tail = blocks[0], blocks[1:]  # tail: elementwise blocks after the reduction (an average's divide)
+    if any(iv.iter_type != tirx.IterVar.DataPar for b in tail for iv in sch.get(b).iter_vars):
+        return False
     block, loops = sch.get(blk), sch.get_loops(blk)
     it = list(block.iter_vars)
     k = 0
@@ -70,6 +75,12 @@ def _channels_innermost(sch, parallel: bool) -> bool:
             if parallel:
                 sch.parallel(fused)
         sch.vectorize(sch.get_loops(blk)[-1])  # the init stays in the block: a uniform branch, not split off
+        for b in tail:
+            bl = sch.get_loops(b)
+            if len(bl) > 1 and parallel and int(np.prod([int(sch.get(x).extent) for x in bl])) >= MIN_PARALLEL:
+                sch.parallel(sch.fuse(*bl[:-1]) if len(bl) > 2 else bl[0])
+            if 4 <= int(sch.get(bl[-1]).extent) <= MAX_VECTOR:
+                sch.vectorize(bl[-1])
     except Exception:  # noqa: BLE001  (TVM refuses: the caller schedules it the general way)
         return False
     return True

@@ -45,6 +45,8 @@ class KeptForms:
 
     def __init__(self):
         self.blocked: dict = {}  # NCHW var -> (the same tensor in NCHW{ob}c, ob)
+        # NCHW var -> (NCHW{ob}c with the channels its kernel padded, ob): only a global pool reads it
+        self.padded: dict = {}
         # NCHW var -> (the same tensor as uint8 activations, its layout, block, (scale, zero point)): a
         # kernel that quantized its output for the next layer (its float NCHW twin is left to DCE)
         self.quantized: dict = {}
@@ -93,8 +95,8 @@ class KeptForms:
             self.quantized[out] = (y, layout, block, quant_out)
             return out
         out = _from_layout(bb, y, layout, c)
-        if keep_blocked and layout in BLOCKED:
-            self.blocked[out] = (y, block)
+        if layout in BLOCKED:
+            (self.blocked if keep_blocked else self.padded)[out] = (y, block)
         return out
 
     def propagate(self, bb, value, out):

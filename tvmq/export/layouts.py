@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fusion import _scalar_const
+from .fusion import _op_is, _scalar_const
 
 def _to_layout(bb, x, layout: str, ib: int):
     from tvm import relax  # lazy: heavy (TVM)
@@ -131,3 +131,28 @@ def blocked_twin(bb, value, blocked: dict):
     if name != "relax.concat":
         ob = blocked[args[0]][1]
     return bb.emit(twin), ob
+
+
+def blocked_global_pool(bb, value, blocked: dict, padded: dict):
+    """A mean or max over H and W (GlobalAveragePool, GlobalMaxPool, ReduceMean) of a float tensor that a
+    kernel wrote in NCHW{b}c, taken on that form, the channel block innermost and vectorized: the result
+    in NCHW (a reshape, and a slice where the kernel padded its channels), so the layout change of the
+    whole tensor before it goes. ``padded``: NCHW var -> (its NCHW{b}c form with more channels, b).
+    Else None."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    R = relax.op
+    if not (_op_is(value, "relax.mean") or _op_is(value, "relax.max")) or value.attrs.axis is None:
+        return None
+    x = value.args[0]
+    src = blocked.get(x) or padded.get(x)
+    if src is None or len(x.ty.shape) != 4 or sorted(int(a) % 4 for a in value.attrs.axis) != [2, 3]:
+        return None
+    xb, b = src
+    n, c = int(x.ty.shape[0]), int(x.ty.shape[1])
+    co = int(xb.ty.shape[1])
+    op = R.mean if _op_is(value, "relax.mean") else R.max
+    y = bb.emit(R.reshape(bb.emit(op(xb, axis=[2, 3], keepdims=True)), [n, co * b, 1, 1]))
+    if co * b != c:
+        y = bb.emit(R.strided_slice(y, axes=[1], begin=[0], end=[c]))
+    return y if bool(value.attrs.keepdims) else bb.emit(R.reshape(y, [n, c]))

@@ -23,7 +23,7 @@ SUPPORTED_OPS = frozenset({
     "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
     "GlobalAveragePool", "GlobalMaxPool", "Concat", "BatchNormalization", "Add", "Sum", "Mul", "Sub", "Div",
     "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Softmax", "Dropout", "LRN", "Identity",
-    "Constant", "ConstantOfShape", "Pad",
+    "Constant", "ConstantOfShape", "Pad", "ReduceMean",
 })
 KMEANS_SAMPLE = 1 << 20  # larger layers fit their codebook on this many sampled weights
 

@@ -32,7 +32,7 @@ from .kept_forms import KeptForms
 from .kernel_shapes import KernelShapes, _ExportTask, model_variant_params
 from .layers import function_entry, scheduled_function
 from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
-from .layouts import BLOCKED, _reblock, _to_layout, divides, in_layout, in_out_layout
+from .layouts import BLOCKED, _reblock, _to_layout, blocked_global_pool, divides, in_layout, in_out_layout
 import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
@@ -199,7 +199,9 @@ class _Plan(KeptForms, KernelShapes):
             y, names = self._call(bb, op, gv, xs[g], L, g if groups > 1 else None, g * og, (g + 1) * og, wl.c_out,
                                   fuse, laid_out=keep is not None)
             if wl.c_out != og:
-                y = bb.emit(R.strided_slice(y, axes=[1], begin=[0], end=[og]))
+                full, y = y, bb.emit(R.strided_slice(y, axes=[1], begin=[0], end=[og]))
+                if groups == 1 and full in self.padded:
+                    self.padded[y] = self.padded[full]
             outs.append(y)
             pieces.append(dict(kernel=fname, out_channels=[g * og, (g + 1) * og], c_out_padded=wl.c_out,
                                inputs=names))
@@ -343,6 +345,9 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
                 return
             if not dry:
                 value = cheap_power(self.builder_, value)
+                if fuse:
+                    pooled = blocked_global_pool(self.builder_, value, plan.blocked, plan.padded)
+                    value = value if pooled is None else pooled
             new = self._bind(var, value)
             if fuse and not dry:
                 plan.propagate(self.builder_, value, new)
