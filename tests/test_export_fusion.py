@@ -384,3 +384,45 @@ def test_a_global_pool_reads_the_kernels_blocked_output(tmp_path, capsys, pool, 
     (row,) = json.loads((out / "manifest.json").read_text())["model"]["layers"]
     assert row["workload"]["c_out"] == c_pad and row["fused_epilogue"] == {"bias": True, "relu": True}
     assert _run(out, model, tmp_path, capsys)["compare_onnx"]["relative"] <= 1e-5
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_a_whole_map_average_pool_of_a_concat_reads_its_blocks(tmp_path, capsys, quantize):
+    """Inception-v1's head: a concat of two kernels' outputs, an AveragePool whose window is the whole map,
+    then a Gemm whose weight comes through a Reshape and its bias from a ConstantOfShape. The pool runs on
+    the concat's blocks (uint8 ones under int8, dequantized on the way), the constants fold, and the Gemm
+    runs on a tvmq kernel; the network agrees with onnxruntime."""
+    from onnx import helper, numpy_helper
+
+    from tvmq.export.glue import glue_funcs
+    from tvmq.export.model import ModelOptions, model_module
+    from tvmq.targets import get_target
+
+    rng = np.random.default_rng(6)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (16, 3, 3, 3)).astype(np.float32), "w0"),
+             numpy_helper.from_array(rng.normal(0, 0.3, (16, 3, 1, 1)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(0, 0.2, (10 * 32,)).astype(np.float32), "fc_w_flat"),
+             numpy_helper.from_array(np.array([10, 32], np.int64), "fc_shape"),
+             numpy_helper.from_array(np.array([10], np.int64), "fc_b_shape"),
+             numpy_helper.from_array(np.array([1, 32], np.int64), "flat")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="a", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c0"], ["r0"], name="relu_a"),
+             helper.make_node("Conv", ["x", "w1"], ["c1"], name="b", kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu_b"),
+             helper.make_node("Concat", ["r0", "r1"], ["cat"], name="cat", axis=1),
+             helper.make_node("AveragePool", ["cat"], ["p"], name="pool", kernel_shape=[7, 7]),
+             helper.make_node("Reshape", ["p", "flat"], ["f"], name="flatten"),
+             helper.make_node("Reshape", ["fc_w_flat", "fc_shape"], ["fc_w"], name="fc_w_reshape"),
+             helper.make_node("ConstantOfShape", ["fc_b_shape"], ["fc_b"], name="fc_b_fill",
+                              value=numpy_helper.from_array(np.array([0.5], np.float32))),
+             helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], name="fc", transB=1)]
+    model = save_graph(tmp_path / "head.onnx", "head", nodes, inits, [1, 3, 7, 7], [1, 10])
+    glue = glue_funcs(model_module(model, get_target("host"), [], ModelOptions(quantize=quantize))["mod"], 0)
+    assert sum("transpose" in name for name in glue) == 1, sorted(glue)  # only the input's, into NCHW{b}c
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(model), "--quantize", quantize, "--out", str(out)]) == 0
+    rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
+    assert rows["fc"]["kernel"] and rows["fc"]["fused_epilogue"]["bias"]
+    res = _run(out, model, tmp_path, capsys)["compare_onnx"]
+    assert res["ok"] and (quantize != "none" or res["relative"] <= 1e-5)

@@ -22,3 +22,25 @@ def test_an_export_with_amx_kernels_where_linux_refuses_tile_state_is_one_line(t
     monkeypatch.setattr(RT.M, "check_files", lambda *a, **k: None)
     with pytest.raises(TvmqError, match="cannot run AMX kernels here: this CPU has no AMX"):
         RT.open_export(tmp_path)
+
+
+@pytest.mark.llvm
+def test_model_runner_reuses_its_input_tensor_and_each_call_sees_its_own_input(tmp_path):
+    """``ModelRunner.run`` copies each input into one device tensor: a second call with another input
+    (also a float64 array) gives that input's output, equal to onnxruntime's, not the first's."""
+    import numpy as np
+    import onnxruntime as ort
+    from pathlib import Path
+
+    from tvmq.cli import main
+
+    model = Path(RT.__file__).resolve().parents[1] / "data" / "digits_cnn.onnx"
+    assert main(["export", "--model", str(model), "--quantize", "none", "--out", str(tmp_path / "e")]) == 0
+    mr = RT.ModelRunner(RT.open_export(tmp_path / "e"))
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    xs = [np.random.default_rng(s).uniform(0, 1, mr.input_shape) for s in (1, 2)]
+    ys = [mr.run(x) for x in xs]
+    assert mr._x is not None and not np.allclose(ys[0], ys[1])
+    for x, y in zip(xs, ys):
+        np.testing.assert_allclose(y, sess.run(None, {name: x.astype(np.float32)})[0], rtol=1e-4, atol=1e-5)

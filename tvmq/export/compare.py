@@ -10,7 +10,8 @@ import numpy as np
 from ..errors import TvmqError
 from . import WEIGHTS_NAME
 from .onnx_prep import ConvLayer, check_supported, conv_layers, float_source_sha, materialize, with_weights
-from .onnx_rewrites import dropouts_as_identity, gemm_to_conv, split_concat_convs, sums_as_adds
+from .onnx_rewrites import (dropouts_as_identity, fold_constant_weights, gemm_to_conv, split_concat_convs,
+                            sums_as_adds)
 from ..workload import ConvWorkload
 from ..ops import direct as D
 from ..ops import reference as Ref
@@ -108,6 +109,7 @@ def reference_models(mr, model_path):
     prep = onnx.ModelProto()
     prep.CopyFrom(src)
     fold_batchnorms(prep)
+    fold_constant_weights(prep)
     gemm_to_conv(prep)
     if info.get("graph", {}).get("concat_conv_split"):  # the export ran those convs per concat input
         dropouts_as_identity(prep)

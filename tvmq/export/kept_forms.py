@@ -9,7 +9,7 @@ import numpy as np
 from ..variants import QUANTIZATIONS
 from .joint_layouts import Want
 from .fusion import _op_is
-from .layouts import BLOCKED, _from_layout, blocked_max_pool, blocked_twin
+from .layouts import BLOCKED, _from_layout, blocked_global_pool, blocked_max_pool, blocked_twin, global_pool_kind
 from .requant import dequantize, quantize
 
 
@@ -108,6 +108,20 @@ class KeptForms:
         u8 = concat_u8(value, self.quantized) or max_pool_u8(value, self.quantized)
         if u8 is not None:
             self.quantized[out] = (bb.emit(u8[0]), *u8[1:])
+
+    def global_pool(self, bb, value):
+        """A global pool of a tensor that a kernel wrote blocked (float, with padded channels, or uint8:
+        dequantized on the way) run on that form (``layouts.blocked_global_pool``): its NCHW result, or
+        None."""
+        kind = global_pool_kind(value)
+        if kind is None:
+            return None
+        x = value.args[0]
+        src = self.blocked.get(x) or self.padded.get(x)
+        q = self.quantized.get(x)
+        if src is None and q is not None and q[1] in BLOCKED:
+            src = (dequantize(bb, q[0], *q[3]), q[2])
+        return None if src is None else blocked_global_pool(bb, value, kind, *src)
 
     def want(self, x, L, wl, groups, fuse) -> Want | None:
         """The blocks that the input ``x`` of layer ``L`` and its fused residual are kept in, if any."""

@@ -133,26 +133,38 @@ def blocked_twin(bb, value, blocked: dict):
     return bb.emit(twin), ob
 
 
-def blocked_global_pool(bb, value, blocked: dict, padded: dict):
-    """A mean or max over H and W (GlobalAveragePool, GlobalMaxPool, ReduceMean) of a float tensor that a
-    kernel wrote in NCHW{b}c, taken on that form, the channel block innermost and vectorized: the result
-    in NCHW (a reshape, and a slice where the kernel padded its channels), so the layout change of the
-    whole tensor before it goes. ``padded``: NCHW var -> (its NCHW{b}c form with more channels, b).
-    Else None."""
+
+def global_pool_kind(value) -> str | None:
+    """"mean" or "max" when ``value`` pools a 4-D NCHW tensor over all of H and W (GlobalAveragePool,
+    GlobalMaxPool, ReduceMean over H,W, or an unpadded average/max pool whose window is the whole map);
+    else None."""
+    names = ("relax.mean", "relax.max", "relax.nn.avg_pool2d", "relax.nn.max_pool2d")
+    if not any(_op_is(value, n) for n in names) or len(value.args[0].ty.shape) != 4:
+        return None
+    if _op_is(value, "relax.mean") or _op_is(value, "relax.max"):
+        axes = value.attrs.axis
+        ok = axes is not None and sorted(int(a) % 4 for a in axes) == [2, 3]
+        return value.op.name.split(".")[-1] if ok else None
+    if _op_is(value, "relax.nn.avg_pool2d") or _op_is(value, "relax.nn.max_pool2d"):
+        a, (h, w) = value.attrs, [int(v) for v in list(value.args[0].ty.shape)[2:]]
+        if (str(a.layout), str(a.out_layout)) == ("NCHW", "NCHW") and [int(v) for v in a.pool_size] == [h, w] \
+                and not any(int(p) for p in a.padding) and all(int(d) == 1 for d in a.dilation):
+            return "mean" if _op_is(value, "relax.nn.avg_pool2d") else "max"
+    return None
+
+
+def blocked_global_pool(bb, value, kind: str, xb, block: int):
+    """``value`` (a global pool of ``kind`` over the NCHW tensor that ``xb`` holds in NCHW{block}c,
+    maybe with padded channels) taken on ``xb``, the channel block innermost and vectorized, then
+    reshaped to NCHW (its padded channels sliced off): the layout change of the whole map goes."""
     from tvm import relax  # lazy: heavy (TVM)
 
     R = relax.op
-    if not (_op_is(value, "relax.mean") or _op_is(value, "relax.max")) or value.attrs.axis is None:
-        return None
     x = value.args[0]
-    src = blocked.get(x) or padded.get(x)
-    if src is None or len(x.ty.shape) != 4 or sorted(int(a) % 4 for a in value.attrs.axis) != [2, 3]:
-        return None
-    xb, b = src
-    n, c = int(x.ty.shape[0]), int(x.ty.shape[1])
-    co = int(xb.ty.shape[1])
-    op = R.mean if _op_is(value, "relax.mean") else R.max
-    y = bb.emit(R.reshape(bb.emit(op(xb, axis=[2, 3], keepdims=True)), [n, co * b, 1, 1]))
-    if co * b != c:
+    n, c, co = int(x.ty.shape[0]), int(x.ty.shape[1]), int(xb.ty.shape[1])
+    op = R.mean if kind == "mean" else R.max
+    y = bb.emit(R.reshape(bb.emit(op(xb, axis=[2, 3], keepdims=True)), [n, co * block, 1, 1]))
+    if co * block != c:
         y = bb.emit(R.strided_slice(y, axes=[1], begin=[0], end=[c]))
-    return y if bool(value.attrs.keepdims) else bb.emit(R.reshape(y, [n, c]))
+    keep = not (_op_is(value, "relax.mean") or _op_is(value, "relax.max")) or bool(value.attrs.keepdims)
+    return y if keep else bb.emit(R.reshape(y, [n, c]))

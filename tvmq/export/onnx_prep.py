@@ -14,7 +14,8 @@ from ..quantize import metrics, uniform_quantize
 from ..quantize import kmeans_quantize
 from ..quantize.evaluate import run as ort_run
 from . import bn_stats
-from .onnx_rewrites import dropouts_as_identity, gemm_to_conv, initializers, split_concat_convs, sums_as_adds
+from .onnx_rewrites import (dropouts_as_identity, fold_constant_weights, gemm_to_conv, initializers,
+                            split_concat_convs, sums_as_adds)
 from ..quantize import fold_batchnorms, load_model
 from ..ops.codebook import check_codebook
 
@@ -322,6 +323,7 @@ def prepare(model_path, opts: ModelOptions):
     prep = onnx.ModelProto()
     prep.CopyFrom(src)
     folded = fold_batchnorms(prep)
+    fold_constant_weights(prep)
     gemms = gemm_to_conv(prep)
     dropouts_as_identity(prep)
     sums_as_adds(prep)

@@ -1,6 +1,6 @@
-"""In-place rewrites of an ONNX graph before import: dense layers as 1x1 convolutions, inference
-Dropout as Identity, n-ary Sum as binary Adds, a narrow conv of a concat as one conv per part
-(onnx + numpy only)."""
+"""In-place rewrites of an ONNX graph before import: constant weights folded, dense layers as 1x1
+convolutions, inference Dropout as Identity, n-ary Sum as binary Adds, a narrow conv of a concat as one
+conv per part (onnx + numpy only)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,36 @@ import numpy as np
 def initializers(graph) -> dict:
     """The graph's initializers by name."""
     return {t.name: t for t in graph.initializer}
+
+
+def fold_constant_weights(model) -> list[str]:
+    """Reshape of a constant by a constant shape, and ConstantOfShape of a constant shape, become
+    initializers, in place (Inception-v1's classifier takes its Gemm weight through a Reshape and its
+    bias from a ConstantOfShape: folded, the Gemm runs on a tvmq kernel); returns the folded outputs."""
+    from onnx import helper, numpy_helper  # lazy: heavy (onnx)
+
+    g = model.graph
+    done = []
+    for n in list(g.node):
+        inits = initializers(g)
+        if n.op_type == "Reshape" and len(n.input) == 2 and all(i in inits for i in n.input):
+            x, shape = (numpy_helper.to_array(inits[i]) for i in n.input)
+            allow0 = any(a.name == "allowzero" and helper.get_attribute_value(a) for a in n.attribute)
+            dims = [int(d) if d != 0 or allow0 else x.shape[k] for k, d in enumerate(shape.tolist())]
+            value = x.reshape(dims)
+        elif n.op_type == "ConstantOfShape" and len(n.input) == 1 and n.input[0] in inits:
+            fill = next((numpy_helper.to_array(helper.get_attribute_value(a)) for a in n.attribute
+                         if a.name == "value"), np.zeros(1, np.float32))
+            value = np.full(numpy_helper.to_array(inits[n.input[0]]).astype(np.int64).tolist(), fill.reshape(-1)[0],
+                            fill.dtype)
+        else:
+            continue
+        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), n.output[0]))
+        g.node.remove(n)
+        done.append(n.output[0])
+    if done:
+        _drop_unused_initializers(g)
+    return done
 
 
 def gemm_to_conv(model) -> list[str]:

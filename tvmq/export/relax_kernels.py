@@ -32,7 +32,7 @@ from .kept_forms import KeptForms
 from .kernel_shapes import KernelShapes, _ExportTask, model_variant_params
 from .layers import function_entry, scheduled_function
 from .fusion import fuse_epilogues  # noqa: F401  (part of this module's interface)
-from .layouts import BLOCKED, _reblock, _to_layout, blocked_global_pool, divides, in_layout, in_out_layout
+from .layouts import BLOCKED, _reblock, _to_layout, divides, in_layout, in_out_layout
 import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
@@ -346,7 +346,7 @@ def build_relax(mod, layers, opts, target, records, dry: bool = False, arrays: d
             if not dry:
                 value = cheap_power(self.builder_, value)
                 if fuse:
-                    pooled = blocked_global_pool(self.builder_, value, plan.blocked, plan.padded)
+                    pooled = plan.global_pool(self.builder_, value)
                     value = value if pooled is None else pooled
             new = self._bind(var, value)
             if fuse and not dry:
