@@ -26,7 +26,8 @@ def test_an_export_with_amx_kernels_where_linux_refuses_tile_state_is_one_line(t
 
 @pytest.mark.llvm
 def test_model_runner_reuses_its_input_tensor_and_each_call_sees_its_own_input(tmp_path):
-    """``ModelRunner.run`` copies each input into one device tensor: a second call with another input
+    """``ModelRunner.run`` copies each input into one device tensor (locally through a numpy view of it),
+    and returns a copy of the output: a second call with another input
     (also a float64 array) gives that input's output, equal to onnxruntime's, not the first's."""
     import numpy as np
     import onnxruntime as ort
@@ -41,6 +42,6 @@ def test_model_runner_reuses_its_input_tensor_and_each_call_sees_its_own_input(t
     name = sess.get_inputs()[0].name
     xs = [np.random.default_rng(s).uniform(0, 1, mr.input_shape) for s in (1, 2)]
     ys = [mr.run(x) for x in xs]
-    assert mr._x is not None and not np.allclose(ys[0], ys[1])
+    assert mr._xv is not None and not np.allclose(ys[0], ys[1])  # local: the numpy view of the input tensor
     for x, y in zip(xs, ys):
         np.testing.assert_allclose(y, sess.run(None, {name: x.astype(np.float32)})[0], rtol=1e-4, atol=1e-5)
