@@ -133,7 +133,6 @@ def blocked_twin(bb, value, blocked: dict):
     return bb.emit(twin), ob
 
 
-
 def global_pool_kind(value) -> str | None:
     """"mean" or "max" when ``value`` pools a 4-D NCHW tensor over all of H and W (GlobalAveragePool,
     GlobalMaxPool, ReduceMean over H,W, or an unpadded average/max pool whose window is the whole map);
