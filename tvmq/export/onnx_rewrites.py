@@ -21,9 +21,8 @@ def fold_constant_weights(model) -> list[str]:
     from onnx import helper, numpy_helper  # lazy: heavy (onnx)
 
     g = model.graph
-    done = []
-    for n in list(g.node):
-        inits = initializers(g)
+    inits, done = initializers(g), []
+    for n in list(g.node):  # in graph order: a folded output is an initializer for the nodes after it
         if n.op_type == "Reshape" and len(n.input) == 2 and all(i in inits for i in n.input):
             x, shape = (numpy_helper.to_array(inits[i]) for i in n.input)
             allow0 = any(a.name == "allowzero" and helper.get_attribute_value(a) for a in n.attribute)
@@ -36,7 +35,8 @@ def fold_constant_weights(model) -> list[str]:
                             fill.dtype)
         else:
             continue
-        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), n.output[0]))
+        inits[n.output[0]] = numpy_helper.from_array(np.ascontiguousarray(value), n.output[0])
+        g.initializer.append(inits[n.output[0]])
         g.node.remove(n)
         done.append(n.output[0])
     if done:
