@@ -120,7 +120,8 @@ def reference_models(mr, model_path):
     decode_weights(info, arrays, layers, mr.ex.manifest["functions"])
     same = with_weights(prep, layers)
     acts = {r["weight"]: r["activation"] for r in info["layers"] if r.get("kernel") and r.get("activation")}
-    quantize_conv_inputs(same, acts)
+    u8 = tuple(r["weight"] for r in info["layers"] if (r.get("fused_epilogue") or {}).get("residual") == "uint8")
+    quantize_conv_inputs(same, acts, u8)
     return src, same, warn
 
 
