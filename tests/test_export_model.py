@@ -175,7 +175,8 @@ def _grouped_1x1_net(path: Path) -> Path:
 @pytest.mark.llvm
 @pytest.mark.parametrize("quantize", ["none", "kmeans", "int8", "kmeans_int8"])
 def test_grouped_1x1_conv_runs_per_group_kernels_padded_to_16_channels(tmp_path, capsys, quantize):
-    """Each group's kernel computes 16 output channels (6 sliced back) on the default schedule's 16 lanes,
+    """Float: one gathered kernel call, each group's outputs padded to 16. Otherwise each group's kernel
+    computes 16 output channels (6 sliced back) on the default schedule's 16 lanes,
     and with int8 activations reads 8 input channels (2 zero-point ones: VNNI's 4-channel block); the
     plain conv keeps its own 8 channels (its task and records unchanged); outputs match onnxruntime."""
     src = _grouped_1x1_net(tmp_path / "g.onnx")
@@ -184,10 +185,15 @@ def test_grouped_1x1_conv_runs_per_group_kernels_padded_to_16_channels(tmp_path,
     man = json.loads((out / "manifest.json").read_text())
     rows = {r["node"]: r for r in man["model"]["layers"]}
     g4, pw = rows["g4"], rows["pw"]
-    assert g4["groups"] == 4 and g4["workload"]["c_out"] == 16
+    if quantize == "none":  # one gathered call: each group's 6 outputs padded to a 16-channel block
+        assert g4["groups"] == 4 and g4["workload"]["c_out"] == 64 and g4["input_layout"] == "gathered"
+        assert [p["out_channels"] for p in g4["pieces"]] == [[0, 24]]
+        assert g4["pieces"][0]["out_rows"] == [g * 16 + k for g in range(4) for k in range(6)]
+    else:
+        assert g4["groups"] == 4 and g4["workload"]["c_out"] == 16
+        assert [p["out_channels"] for p in g4["pieces"]] == [[0, 6], [6, 12], [12, 18], [18, 24]]
+        assert all(p["c_out_padded"] == 16 for p in g4["pieces"])
     assert g4["workload"]["c_in"] == (8 if quantize.endswith("int8") else 6)  # integer activations only
-    assert [p["out_channels"] for p in g4["pieces"]] == [[0, 6], [6, 12], [12, 18], [18, 24]]
-    assert all(p["c_out_padded"] == 16 for p in g4["pieces"])
     assert {f["name"]: f for f in man["functions"]}[g4["kernel"]]["config"]["ob"] == 16
     # with integer activations an ungrouped conv with an odd count is padded too (8 outputs -> 16)
     assert pw["groups"] == 1 and pw["workload"]["c_out"] == (16 if quantize.endswith("int8") else 8)

@@ -152,3 +152,19 @@ def test_pack_bits_round_trip(bits, planar):
     assert np.array_equal(R.unpack_bits(packed, bits, 1000, planar), codes)
     if planar:  # byte i of a group holds codes i, i + L, ...: the first L codes are its low bits
         assert np.array_equal(packed[:planar] & ((1 << bits) - 1), codes[:planar])
+
+
+def test_gathered_grouped_1x1_reads_the_channels_its_table_names():
+    # ShuffleNet's grouped 1x1 in one call: 2 groups of 6 input channels, each output block its own table row
+    wl = ConvWorkload("g1x1", 1, 6, 5, 7, 32, 1, 1, (1, 1), (0, 0, 0, 0))
+    op = make_op("float", wl, layout="nchwc", ib=2, ob=16, data_block=8, gather=24, bias=True, relu=True)
+    assert [a.name for a in op.args] == ["data", "weight", "chan", "bias", op.args[-1].name]
+    out, ins = run_op(op)
+    assert ins[0].shape == (1, 3, 5, 7, 8) and ins[2].shape == (2, 6)
+    ok, err = op.check(out, ins)
+    assert ok, f"{op.name} max error {err}"
+    ins[2] = (ins[2] + 1) % 24  # another table: another output, which the check must see
+    assert not op.check(out, ins)[0]
+    with pytest.raises(TvmqError, match="1x1"):
+        make_op("float", ConvWorkload("g3", 1, 6, 5, 7, 32, 3, 3, (1, 1), (1, 1, 1, 1)), layout="nchwc", ib=2,
+                ob=16, data_block=8, gather=24)

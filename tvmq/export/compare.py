@@ -41,8 +41,9 @@ def decode_weights(man_model: dict, arrays: dict, layers: list[ConvLayer], funct
             w = np.zeros(L.w.shape, np.float32)
             for piece in r["pieces"]:
                 lo, hi = piece["out_channels"]
-                w[lo:hi] = _decode_piece(q, f, wl, {k: arrays[v] for k, v in piece["inputs"].items()},
-                                         r.get("activation"))[: hi - lo, : L.w.shape[1]]  # less padding
+                dec = _decode_piece(q, f, wl, {k: arrays[v] for k, v in piece["inputs"].items()}, r.get("activation"))
+                at = piece.get("out_rows")  # a gathered or mapped kernel: its outputs' places
+                w[lo:hi] = (dec[at] if at is not None else dec[: hi - lo])[:, : L.w.shape[1]]  # less padding
         else:
             if q == "none":
                 w = arrays[L.safe] if L.safe in arrays else arrays[f"{L.safe}_w"]

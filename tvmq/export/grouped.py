@@ -145,6 +145,11 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         return None
     if str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
         return None
+    m = plan.mapped.get(call.args[0])
+    if m is not None and int(a.groups) == L.w.shape[0] == int(call.args[0].ty.shape[1]) and L.w.shape[1] == 1:
+        done = _mapped_depthwise(plan, bb, call, L, epi, m)
+        if done is not None:
+            return done
     try:
         wl = workload_of(L.node, call.args[0].ty.shape, L.w.shape, int(a.groups), a.strides, a.padding, a.dilation)
         bias = epi.get("bias") if epi else None
@@ -194,4 +199,71 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
                                 else "converted",
                                 **({"input_quantized_by": "the previous kernel"} if u8 is not None else {}),
                                 **L.report, **({"activation": L.act} if L.act else {})))
+    return out, bool(epi)
+
+
+def _mapped_depthwise(plan, bb, call, L, epi, m):
+    """A depthwise conv of a ``Mapped`` input (channel_maps.py) run on its physical channels, each
+    weight at its channel's place (zeros elsewhere): the output keeps the input's map; None when the
+    kernel cannot read the input's block as it is."""
+    from tvm import relax  # lazy: heavy (TVM)
+    from .channel_maps import Mapped, to_logical
+
+    a = call.attrs
+    q = plan.opts.quantize
+    if q not in ("none", "kmeans"):
+        return None
+    n, c, h, w = (int(v) for v in call.args[0].ty.shape)
+    cp = m.c_phys
+    try:
+        wl = workload_of(L.node, [n, cp, h, w], [cp, 1, *L.w.shape[2:]], cp, a.strides, a.padding, a.dilation)
+    except TvmqError:
+        return None
+    bias = epi.get("bias") if epi else None
+    relu = epi.get("relu") if epi else False
+    key = ("grouped", wl.key, q, bias is not None, repr(relu), False, m.block)
+    try:
+        if key not in plan.kernels:
+            task, op, func, entry = grouped_kernel(wl, q, plan.target, plan.records, bias is not None, relu, False,
+                                                   m.block)
+            name = f"k{len(plan.kernels):02d}_{wl.name}__{task.variant}"
+            func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
+            gv = bb.add_func(func, name)
+            entry.update(name=name, layers=[])
+            plan.kernels[key] = (op, gv, name, entry)
+            plan.entries.append(entry)
+        op, gv, name, entry = plan.kernels[key]
+        if (op.params.get("data_block") or op.params["cb"]) != m.block:
+            return None
+        wq = {"weight": np.asarray(L.quant["weight"] if q == "none" else
+                                   np.asarray(L.quant["codebook"])[L.quant["indices"]], np.float32)}
+        wp = np.zeros((cp, *wq["weight"].shape[1:]), np.float32)
+        wp[m.phys] = wq["weight"]
+        bp = None
+        if bias is not None:
+            bp = np.zeros(cp, np.float32)
+            bp[m.phys] = bias
+        args_in = layer_args(wl, op, {"weight": wp}, "none", None, bp, None)
+    except TvmqError as e:
+        print(f"tvmq export: note: layer {L.node!r}: no grouped kernel on its mapped input ({e})", file=sys.stderr)
+        return None
+    if wl.name not in entry["layers"]:
+        entry["layers"].append(wl.name)
+    names, args = {}, [m.tensor]
+    for role_key, arr, role in args_in:
+        v = plan.new_input(f"{L.safe}_{role_key}", arr, role + (", at its channels' places" if role_key == "w" else ""),
+                           L.node)
+        names[role_key] = v.name
+        args.append(v)
+    oa = op.out_arg
+    y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
+    m_out = Mapped(y, op.params["cb"], m.phys)
+    out = to_logical(bb, m_out, c)
+    plan.mapped[out] = m_out
+    plan.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=name,
+                                schedule=entry["schedule"], layout="nchwc", groups=wl.groups,
+                                pieces=[dict(kernel=name, out_channels=[0, c], c_out_padded=cp,
+                                             out_rows=m.phys.tolist(), inputs=names)],
+                                fused_epilogue={"bias": bias is not None, "relu": relu} if epi else None,
+                                input_layout="mapped", **L.report))
     return out, bool(epi)

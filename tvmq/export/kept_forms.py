@@ -11,6 +11,7 @@ from .joint_layouts import Want
 from .fusion import _op_is
 from .layouts import BLOCKED, _from_layout, blocked_global_pool, blocked_max_pool, blocked_twin, global_pool_kind
 from .requant import dequantize, quantize
+from .channel_maps import Mapped, identity, mapped_global_pool, mapped_twin, shuffle_step
 
 
 def concat_u8(value, quantized: dict):
@@ -50,6 +51,18 @@ class KeptForms:
         # NCHW var -> (the same tensor as uint8 activations, its layout, block, (scale, zero point)): a
         # kernel that quantized its output for the next layer (its float NCHW twin is left to DCE)
         self.quantized: dict = {}
+        # NCHW var -> its Mapped form (channel_maps.py): a gathered kernel's output, a shuffle of one, ...
+        self.mapped: dict = {}
+        self._shuffling: dict = {}  # the steps of a channel shuffle on a mapped tensor (shuffle_step)
+
+    def form(self, x) -> Mapped | None:
+        """``x`` as a ``Mapped`` form: its own, else its blocked twin (channels in order), else None."""
+        if x in self.mapped:
+            return self.mapped[x]
+        if x in self.blocked:
+            t, b = self.blocked[x]
+            return identity(t, b, int(x.ty.shape[1]))
+        return None
 
     def quant_out(self, epi: dict | None):
         """(scale, zero point) of the uint8 activations that ``epi``'s consuming layer reads, when the
@@ -105,9 +118,28 @@ class KeptForms:
         twin = blocked_twin(bb, value, self.blocked)
         if twin is not None:
             self.blocked[out] = twin
+        if self.mapped:
+            self._propagate_mapped(bb, value, out)
         u8 = concat_u8(value, self.quantized) or max_pool_u8(value, self.quantized)
         if u8 is not None:
             self.quantized[out] = (bb.emit(u8[0]), *u8[1:])
+
+    def _propagate_mapped(self, bb, value, out):
+        """A shuffle of a mapped tensor permutes its map; per-channel glue with a mapped input gets a
+        mapped twin."""
+        from tvm import relax  # lazy: heavy (TVM)
+
+        step = shuffle_step(value, self.mapped, self._shuffling)
+        if isinstance(step, Mapped):
+            self.mapped[out] = step
+        elif step is not None:
+            self._shuffling[out] = (step[1], step[2], step[3], step[0])
+        elif isinstance(value, relax.Call) and any(
+                a in self.mapped or (isinstance(a, relax.Tuple) and any(f in self.mapped for f in a.fields))
+                for a in value.args):
+            m = mapped_twin(bb, value, self.form)
+            if m is not None:
+                self.mapped[out] = m
 
     def global_pool(self, bb, value):
         """A global pool of a tensor that a kernel wrote blocked (float, with padded channels, or uint8:
@@ -117,6 +149,8 @@ class KeptForms:
         if kind is None:
             return None
         x = value.args[0]
+        if x in self.mapped:
+            return mapped_global_pool(bb, value, kind, self.mapped[x])
         src = self.blocked.get(x) or self.padded.get(x)
         q = self.quantized.get(x)
         if src is None and q is not None and q[1] in BLOCKED:

@@ -36,6 +36,7 @@ from .layouts import BLOCKED, _reblock, _to_layout, divides, in_layout, in_out_l
 import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
+from .gathered import gathered_call, gathered_workload
 from .kernel_args import layer_inputs
 from .relax_rewrites import cheap_power
 
@@ -79,13 +80,13 @@ class _Plan(KeptForms, KernelShapes):
         self.inputs.append((v, np.ascontiguousarray(arr), role, layer))
         return v
 
-    def kernel(self, wl, bb, epi: dict | None = None, want: Want | None = None):
+    def kernel(self, wl, bb, epi: dict | None = None, want: Want | None = None, extra: dict | None = None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
 
         ``epi``: a fused epilogue (``bias``, ``residual``, ``relu``), built into the kernel as operator
         overrides; the task (and so the records it is built from) is the plain convolution's.
         ``want``: the blocks its neighbours hold, to choose among its records with them and to read the
-        input in the block it is kept in (joint_layouts)."""
+        input in the block it is kept in (joint_layouts). ``extra``: more operator overrides (gather)."""
 
         variant, params = self._variant()
         task = _ExportTask.make(wl, variant, self.target, **params)
@@ -107,6 +108,7 @@ class _Plan(KeptForms, KernelShapes):
             cfg = space.complete(rec["config"]) if rec is not None else space.default
             xb = data_block(template_module(task.template).op_params(cfg), want.ib, wl.c_in)
             overrides.update({"data_block": xb} if xb else {})
+        overrides.update(extra or {})
         overrides = overrides or None
         key = (wl.key, task.variant, repr(sorted(task.params.items())), repr(sorted((overrides or {}).items())),
                repr(sorted(rec["config"].items())) if rec is not None else None)
@@ -136,6 +138,13 @@ class _Plan(KeptForms, KernelShapes):
         from tvm import relax  # lazy: heavy (TVM)
 
         R = relax.op
+        if self.dry and (gwl := gathered_workload(call, L)) is not None and self.opts.quantize == "none":
+            self.workloads.setdefault(gwl.key, gwl)
+            self.counts[gwl.key] = self.counts.get(gwl.key, 0) + 1
+            return call, False
+        done = gathered_call(self, bb, call, L, epi)
+        if done is not None:
+            return done
         wl, groups = self._pieces(call, L)
         epi0 = epi
         if epi:

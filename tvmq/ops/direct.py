@@ -115,9 +115,10 @@ def blocked_read(read, ib: int, xb: int):
 
 
 def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: int = 1, ob: int = 1, name="conv",
-         xb: int | None = None):
+         xb: int | None = None, chan=None):
     """The convolution block: ``sum(mul(read(...), weight(...)))`` in ``acc_dtype``; ``xb``: the data's
-    channel block where it is not ``ib`` (``shapes``)."""
+    channel block where it is not ``ib`` (``shapes``). ``chan(oo, c)`` (nchwc, with ``xb``): the data
+    channel that output block ``oo`` reads as its input channel ``c`` (a gathered grouped conv)."""
     from tvm import te  # lazy: heavy (TVM)
 
     _, _, oshape, _ = shapes(wl, layout, ib, ob)
@@ -135,7 +136,10 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
             mul(read(n, y * sh + r, x * sw + s, c), weight(r, s, c, o)).astype(acc_dtype), axis=[r, s, c]
         )
     else:
-        if xb and xb != ib:
+        if chan is not None:
+            raw = read
+            read = None
+        elif xb and xb != ib:
             read = blocked_read(read, ib, xb)
         co = te.reduce_axis((0, wl.c_in // ib), name="co")
         ci = te.reduce_axis((0, ib), name="ci")
@@ -143,8 +147,15 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
             wt = lambda oo, oi: weight(oo, co, r, s, ci, oi)  # noqa: E731
         else:
             wt = lambda oo, oi: weight(oo, co, r, s, oi, ci)  # noqa: E731
+        if chan is not None:
+            def read_at(n, oo, y, x):
+                p = chan(oo, co * ib + ci)
+                return raw(n, p // xb, y, x, p % xb)
+        else:
+            def read_at(n, oo, y, x):
+                return read(n, co, y, x, ci)
         f = lambda n, oo, y, x, oi: te.sum(  # noqa: E731
-            mul(read(n, co, y * sh + r, x * sw + s, ci), wt(oo, oi)).astype(acc_dtype), axis=[co, r, s, ci],
+            mul(read_at(n, oo, y * sh + r, x * sw + s), wt(oo, oi)).astype(acc_dtype), axis=[co, r, s, ci],
         )
     return te.compute(oshape, f, name=name)
 

@@ -90,10 +90,35 @@ def finish_reference(y_nchw, bias_arr, relu, residual=None):
 
 @register("float")
 def conv2d_float(wl, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False,
-                 residual=False, data_block=None) -> OpSpec:
+                 residual=False, data_block=None, gather=0) -> OpSpec:
     """float32 direct convolution with hard (pad stage) or soft (bounds check) padding.
-    ``data_block``: the data's channel block when it is not ``ib`` (a model's previous kernel wrote it)."""
-    return float_like_conv(wl, "float", layout, padding, ib, ob, bias, relu, residual=residual, data_block=data_block)
+    ``data_block``: the data's channel block when it is not ``ib`` (a model's previous kernel wrote it).
+    ``gather``: the data has that many channels (NCHW{data_block}c) and an int32 input ``chan``
+    [c_out / ob, c_in] names the data channel each output block reads as each of its input channels:
+    a grouped 1x1 convolution in one call, its groups' channels wherever the producer put them."""
+    return float_like_conv(wl, "float", layout, padding, ib, ob, bias, relu, residual=residual, data_block=data_block,
+                           gather=gather)
+
+
+def gather_checks(wl, layout, ib, ob, xb, gather) -> int:
+    """The data block of a gathered conv (``conv2d_float``'s ``gather``), after checking it applies."""
+    from ..errors import TvmqError
+
+    if layout != "nchwc" or (wl.kh, wl.kw, wl.stride) != (1, 1, (1, 1)) or any(wl.pad):
+        raise TvmqError("gather: only a 1x1, stride 1, unpadded convolution in layout nchwc reads gathered channels")
+    if gather % xb:
+        raise TvmqError(f"gather: data block {xb} does not divide the data's {gather} channels")
+    D.check_blocks(wl, ib, ob)
+    return xb
+
+
+def gathered_conv(x, w, wl, chan, ob):
+    """numpy: output block ``oo`` of the 1x1 conv reads data channels ``chan[oo]`` as its input channels."""
+    y = np.zeros((wl.n, wl.c_out, wl.h, wl.w), np.float64)
+    for oo in range(wl.c_out // ob):
+        xs = x[:, chan[oo]].astype(np.float64)
+        y[:, oo * ob:(oo + 1) * ob] = np.einsum("oc,nchw->nohw", w[oo * ob:(oo + 1) * ob, :, 0, 0], xs)
+    return y
 
 
 def data_block_param(ib, xb) -> dict:
@@ -107,7 +132,7 @@ def _same(v):
 
 def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=None, bias=False, relu=False,
                     storage="float32", widen=_same, encode=_same, decode=_same, residual=False,
-                    data_block=None) -> OpSpec:
+                    data_block=None, gather=0) -> OpSpec:
     """A direct convolution accumulated in float32 whose data and weights are stored as ``storage``:
     ``widen`` turns a stored TIR value into float32, ``encode``/``decode`` do the same for numpy arrays
     (float32 itself; bf16 as uint16 bits, tvmq.ops.bf16)."""
@@ -115,17 +140,26 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
 
     ib, ob = blocks(wl, ib, ob)
     xb = data_block or ib
-    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
+    if gather:
+        xb = gather_checks(wl, layout, ib, ob, xb, gather)
+        _, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+        dshape = (wl.n, gather // xb, wl.h, wl.w, xb)
+    else:
+        dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
     X = te.placeholder(dshape, storage, name="data")
     W = te.placeholder(wshape, storage, name="weight")
+    T = te.placeholder((wl.c_out // ob, wl.c_in), "int32", name="chan") if gather else None
     read, _ = D.padded_reader(X, wl, hw, 0.0 if storage == "float32" else 0, padding)  # bits 0: +0.0
-    out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: widen(a) * widen(b), "float32", ib, ob, xb=xb)
+    out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: widen(a) * widen(b), "float32", ib, ob, xb=xb,
+                 chan=(lambda oo, c: T[oo, c]) if gather else None)
     out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out, residual=residual)
 
     def make_inputs(rng):
-        x = encode(rng.uniform(-1, 1, (wl.n, wl.c_in, wl.h, wl.w)).astype("float32"))
+        x = encode(rng.uniform(-1, 1, (wl.n, gather or wl.c_in, wl.h, wl.w)).astype("float32"))
         w = encode(rng.uniform(-1, 1, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("float32"))
         ins = [D.to_layout_data(x, layout, xb), D.to_layout_weight(w, layout, ib, ob)]
+        if gather:
+            ins.append(rng.integers(0, gather, (wl.c_out // ob, wl.c_in)).astype("int32"))
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
         if residual:
@@ -135,7 +169,8 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
     def reference(ins):
         x = decode(D.from_layout_data(ins[0], layout))
         w = decode(D.from_layout_weight(ins[1], layout, wl, ib, ob))
-        y = finish_reference(R.conv2d_nchw(x, w, wl), ins[2] if bias else None, relu,
+        y = gathered_conv(x, w, wl, ins[2], ob) if gather else R.conv2d_nchw(x, w, wl)
+        y = finish_reference(y, ins[2 + bool(gather)] if bias else None, relu,
                              D.from_layout_data(ins[-1], layout) if residual else None)
         return D.to_layout_out(y, layout, ob)
 
@@ -143,6 +178,6 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
     return OpSpec(
         name=f"conv2d_{layout}_{variant}", variant=variant, layout=layout, workload=wl,
         params=dict(padding=padding, ib=ib, ob=ob, bias=bias, relu=relu, **({"residual": True} if residual else {}),
-                    **data_block_param(ib, xb)),
-        tensors=[X, W, *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
+                    **data_block_param(ib, xb), **({"gather": gather} if gather else {})),
+        tensors=[X, W, *([T] if gather else []), *extra, out], make_inputs=make_inputs, reference=reference, atol=atol, rtol=rtol,
     )
