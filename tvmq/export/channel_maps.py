@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fusion import _op_is
-from .layouts import _from_layout, _to_layout
+from .layouts import _from_layout, _reblock, _to_layout
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,10 +94,25 @@ def shuffle_step(value, forms: dict, pending: dict):
     return None
 
 
+def reblocked(bb, m: Mapped, block: int) -> Mapped:
+    """``m`` in NCHW{block}c (``block`` a multiple of its own), zero channels added to fill the last block;
+    the map is unchanged."""
+    from tvm import relax  # lazy: heavy (TVM)
+
+    R = relax.op
+    c = m.c_phys
+    cp = -(-c // block) * block
+    if cp == c:
+        return Mapped(_reblock(bb, m.tensor, m.block, block), block, m.phys)
+    y = _from_layout(bb, m.tensor, "nchwc", c)
+    y = bb.emit(R.nn.pad(y, [0, 0, 0, cp - c, 0, 0, 0, 0], pad_value=0.0))
+    return Mapped(_to_layout(bb, y, "nchwc", block), block, m.phys)
+
+
 def mapped_twin(bb, value, form):
     """Per-channel glue on mapped inputs (``form(var)``: its ``Mapped`` or None): ReLU/clip, an add of two
     tensors in one map, average/max pooling in NCHW, a channel concat of one block; the twin's
-    ``Mapped`` or None."""
+    ``Mapped`` or None. A concat's parts in smaller blocks are reblocked to the largest (``reblocked``)."""
     from tvm import relax  # lazy: heavy (TVM)
     import tvm  # lazy: heavy (TVM)
 
@@ -121,8 +136,12 @@ def mapped_twin(bb, value, form):
     if name == "relax.concat" and isinstance(args[0], relax.Tuple) and value.attrs.axis is not None \
             and int(value.attrs.axis) == 1:
         parts = [form(f) for f in args[0].fields]
-        if any(p is None for p in parts) or len({p.block for p in parts}) != 1:
+        if any(p is None for p in parts):
             return None
+        b = max(p.block for p in parts)
+        if any(b % p.block for p in parts):
+            return None
+        parts = [p if p.block == b else reblocked(bb, p, b) for p in parts]
         offs = np.cumsum([0] + [p.c_phys for p in parts[:-1]])
         phys = np.concatenate([p.phys + o for p, o in zip(parts, offs)])
         return Mapped(bb.emit(R.concat([p.tensor for p in parts], axis=1)), parts[0].block, phys)

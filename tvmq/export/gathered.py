@@ -10,12 +10,13 @@ the input needs no split, no layout change and no shuffle (``channel_maps.py``).
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 
 from ..errors import TvmqError
 from ..ops import direct as D
-from ..ops.float import largest_divisor
+from ..ops.float import chan_offsets, largest_divisor
 from ..workload import ConvWorkload
 from .channel_maps import Mapped, group_padded, identity, to_logical, to_map
 from .layouts import _to_layout
@@ -70,8 +71,10 @@ def gathered_call(plan, bb, call, L, epi: dict | None):
     if fuse:
         fuse["quant_out"] = None
     try:
-        op, gv, fname, entry = plan.kernel(wl, bb, fuse, None, extra={"gather": m_in.c_phys, "data_block": m_in.block})
-    except TvmqError:
+        op, gv, fname, entry = plan.kernel(wl, bb, fuse, None, extra={"gather": m_in.c_phys, "data_block": m_in.block},
+                                           fits=lambda p: p["layout"] == "nchwc" and ogp % p["ob"] == 0)
+    except TvmqError as e:
+        print(f"tvmq export: note: layer {L.node!r}: no gathered kernel ({e}); one call per group", file=sys.stderr)
         return None
     ib, ob = op.params["ib"], op.params["ob"]
     if ogp % ob:
@@ -79,14 +82,15 @@ def gathered_call(plan, bb, call, L, epi: dict | None):
     phys_out = group_padded(g, og, ogp)
     w = np.zeros((g * ogp, cg, 1, 1), np.float32)
     w[phys_out] = L.quant["weight"]
-    chan = m_in.phys[(np.arange(g * ogp // ob) * ob // ogp)[:, None] * cg + np.arange(cg)[None, :]].astype(np.int32)
+    chan = m_in.phys[(np.arange(g * ogp // ob) * ob // ogp)[:, None] * cg + np.arange(cg)[None, :]]
+    chan = chan_offsets(chan, wl, m_in.block)
     arrays = [("w", D.to_layout_weight(w, "nchwc", ib, ob), "float weights, each group's outputs padded to "
-               f"{ogp}"), ("chan", chan, "the data channel each output block reads as each input channel")]
+               f"{ogp}"), ("chan", chan, "where each output block's input channels start in the flat data")]
     if fuse and fuse["bias"] is not None:
         b = np.zeros(g * ogp, np.float32)
         b[phys_out] = fuse["bias"]
         arrays.append(("bias", b, "bias (fused epilogue)"))
-    args, names = [m_in.tensor], {}
+    args, names = [bb.emit(relax.op.reshape(m_in.tensor, [-1]))], {}  # the kernel reads the data flat
     for key, arr, role in arrays:
         v = plan.new_input(f"{L.safe}_{key}", arr, role, L.node)
         names[key] = v.name

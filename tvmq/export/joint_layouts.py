@@ -102,3 +102,17 @@ def pick(task, choice, want: Want | None):
     return win, (f"config {median_time(win) * 1e3:.3f} ms instead of the best {median_time(best) * 1e3:.3f} ms: it reads "
                  f"{p.get('ib')}c and writes {p.get('ob')}c, saving about {(base - win_s) * 1e3:.3f} ms of layout "
                  "changes (estimated)")
+
+
+def best_fitting(task, choice, fits):
+    """The fastest record of ``choice.pool`` whose operator parameters satisfy ``fits`` (a kernel that
+    takes only some layouts or blocks: a gathered conv), or None (the space's default then)."""
+    tmpl = template_module(task.template)
+    space = task.space()
+    for rec in sorted(choice.pool, key=median_time):
+        if rec.get("tuner") == "metaschedule":
+            continue
+        cfg = space.complete(rec["config"])
+        if (choice.source == "this machine" or space.is_valid(cfg)) and fits(tmpl.op_params(cfg)):
+            return rec
+    return None

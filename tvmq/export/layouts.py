@@ -83,17 +83,18 @@ def _from_layout(bb, y, layout: str, c: int):
     return bb.emit(R.reshape(z, [n, c, h, w]))
 
 
-def blocked_max_pool(x, attrs, block: int):
-    """An NCHW max pool's ``attrs`` applied to ``x`` in NCHW{block}c (any dtype)."""
+def blocked_max_pool(x, attrs, block: int, kind: str = "max"):
+    """An NCHW max (or, with ``kind`` "avg", average) pool's ``attrs`` applied to ``x`` in NCHW{block}c."""
     from tvm import relax  # lazy: heavy (TVM)
 
     a, lay = attrs, f"NCHW{block}c"
-    return relax.op.nn.max_pool2d(x, a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode),
-                                  bool(a.count_include_pad), layout=lay, out_layout=lay)
+    f = relax.op.nn.max_pool2d if kind == "max" else relax.op.nn.avg_pool2d
+    return f(x, a.pool_size, a.strides, a.padding, a.dilation, bool(a.ceil_mode), bool(a.count_include_pad),
+             layout=lay, out_layout=lay)
 
 
 def blocked_twin(bb, value, blocked: dict):
-    """Glue that works on NCHWc as well (ReLU, elementwise add, max pooling, concat on channels) gets
+    """Glue that works on NCHWc as well (ReLU, elementwise add, max/average pooling, channel concat) gets
     a blocked twin when its inputs have one: (the twin, its block), or None; the NCHW original stays
     for whoever needs it. ``blocked``: NCHW var -> (the same tensor in NCHW{ob}c, ob)."""
     from tvm import relax  # lazy: heavy (TVM)
@@ -116,10 +117,10 @@ def blocked_twin(bb, value, blocked: dict):
         (ab, oa), (cb, oc) = blocked[args[0]], blocked[args[1]]
         if oa == oc and [int(v) for v in ab.ty.shape] == [int(v) for v in cb.ty.shape]:
             twin = (R.add if name == "relax.add" else R.maximum)(ab, cb)
-    elif name == "relax.nn.max_pool2d" and args[0] in blocked and str(value.attrs.layout) == "NCHW" \
-            and str(value.attrs.out_layout) == "NCHW":
-        xb, ob = blocked[args[0]]
-        twin = blocked_max_pool(xb, value.attrs, ob)
+    elif name in ("relax.nn.max_pool2d", "relax.nn.avg_pool2d") and args[0] in blocked \
+            and str(value.attrs.layout) == "NCHW" and str(value.attrs.out_layout) == "NCHW":
+        xb, ob = blocked[args[0]]  # float: an average over padded channels is 0 there too
+        twin = blocked_max_pool(xb, value.attrs, ob, "max" if name == "relax.nn.max_pool2d" else "avg")
     elif name == "relax.concat" and isinstance(args[0], relax.Tuple) and value.attrs.axis is not None \
             and int(value.attrs.axis) == 1 and all(f in blocked for f in args[0].fields):
         parts = [blocked[f] for f in args[0].fields]

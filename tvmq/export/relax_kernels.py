@@ -26,7 +26,7 @@ from ..errors import TvmqError
 from .. import variants
 from ..variants import QUANTIZATIONS
 from ..build.from_log import choice_for, say
-from .joint_layouts import Want, data_block, pick
+from .joint_layouts import Want, best_fitting, data_block, pick
 from ..templates import template_module
 from .kept_forms import KeptForms
 from .kernel_shapes import KernelShapes, _ExportTask, model_variant_params
@@ -80,13 +80,15 @@ class _Plan(KeptForms, KernelShapes):
         self.inputs.append((v, np.ascontiguousarray(arr), role, layer))
         return v
 
-    def kernel(self, wl, bb, epi: dict | None = None, want: Want | None = None, extra: dict | None = None):
+    def kernel(self, wl, bb, epi: dict | None = None, want: Want | None = None, extra: dict | None = None,
+               fits=None):
         """(op, GlobalVar, function name, entry) of the tuned kernel for ``wl`` (deduplicated).
 
         ``epi``: a fused epilogue (``bias``, ``residual``, ``relu``), built into the kernel as operator
         overrides; the task (and so the records it is built from) is the plain convolution's.
         ``want``: the blocks its neighbours hold, to choose among its records with them and to read the
-        input in the block it is kept in (joint_layouts). ``extra``: more operator overrides (gather)."""
+        input in the block it is kept in (joint_layouts). ``extra``: more operator overrides (gather);
+        ``fits(op_params)``: only records whose operator those overrides take."""
 
         variant, params = self._variant()
         task = _ExportTask.make(wl, variant, self.target, **params)
@@ -94,7 +96,7 @@ class _Plan(KeptForms, KernelShapes):
         choice, rec, why = None, None, None
         if self.records:
             choice = choice_for(task, self.records)
-            rec, why = pick(task, choice, want)
+            rec, why = (best_fitting(task, choice, fits), None) if fits is not None else pick(task, choice, want)
         if epi and rec is not None and rec.get("tuner") == "metaschedule":  # its schedule is not tvmq's template's
             raise TvmqError("its best record is MetaSchedule's, which takes no fused epilogue")
         if epi:
@@ -119,7 +121,9 @@ class _Plan(KeptForms, KernelShapes):
             return op, gv, name, entry
         if rec is not None:  # else scheduled_function chooses (none) and says why
             say(choice, "tvmq export")
-        op, func, cfg, rec, kw = scheduled_function(task, self.records, op_overrides=overrides, record=rec)
+        none_fits = fits is not None and rec is None  # the default schedule, not a record this kernel cannot take
+        op, func, cfg, rec, kw = scheduled_function(task, [] if none_fits else self.records, warn=not none_fits,
+                                                    op_overrides=overrides, record=rec)
         name = f"k{len(self.kernels):02d}_{wl.name}__{task.variant}"
         func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
         gv = bb.add_func(func, name)

@@ -117,8 +117,9 @@ def blocked_read(read, ib: int, xb: int):
 def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: int = 1, ob: int = 1, name="conv",
          xb: int | None = None, chan=None):
     """The convolution block: ``sum(mul(read(...), weight(...)))`` in ``acc_dtype``; ``xb``: the data's
-    channel block where it is not ``ib`` (``shapes``). ``chan(oo, c)`` (nchwc, with ``xb``): the data
-    channel that output block ``oo`` reads as its input channel ``c`` (a gathered grouped conv)."""
+    channel block where it is not ``ib`` (``shapes``). ``chan(n, oo, c, y, x)`` (nchwc): the flat index
+    of the data element that output block ``oo`` reads as input channel ``c`` at (y, x), ``read`` then
+    taking one flat index (a gathered grouped conv)."""
     from tvm import te  # lazy: heavy (TVM)
 
     _, _, oshape, _ = shapes(wl, layout, ib, ob)
@@ -149,8 +150,7 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
             wt = lambda oo, oi: weight(oo, co, r, s, oi, ci)  # noqa: E731
         if chan is not None:
             def read_at(n, oo, y, x):
-                p = chan(oo, co * ib + ci)
-                return raw(n, p // xb, y, x, p % xb)
+                return raw(chan(n, oo, co * ib + ci, y, x))
         else:
             def read_at(n, oo, y, x):
                 return read(n, co, y, x, ci)

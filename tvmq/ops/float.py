@@ -93,9 +93,10 @@ def conv2d_float(wl, layout="nchwc", padding="hard", ib=None, ob=None, bias=Fals
                  residual=False, data_block=None, gather=0) -> OpSpec:
     """float32 direct convolution with hard (pad stage) or soft (bounds check) padding.
     ``data_block``: the data's channel block when it is not ``ib`` (a model's previous kernel wrote it).
-    ``gather``: the data has that many channels (NCHW{data_block}c) and an int32 input ``chan``
-    [c_out / ob, c_in] names the data channel each output block reads as each of its input channels:
-    a grouped 1x1 convolution in one call, its groups' channels wherever the producer put them."""
+    ``gather``: the data has that many channels (NCHW{data_block}c, passed flat) and an int32 input
+    ``chan`` [c_out / ob, c_in] holds, per output block and input channel, where that channel starts in
+    the flat data (``chan_offsets``): a grouped 1x1 convolution in one call, its groups' channels
+    wherever the producer put them."""
     return float_like_conv(wl, "float", layout, padding, ib, ob, bias, relu, residual=residual, data_block=data_block,
                            gather=gather)
 
@@ -110,6 +111,19 @@ def gather_checks(wl, layout, ib, ob, xb, gather) -> int:
         raise TvmqError(f"gather: data block {xb} does not divide the data's {gather} channels")
     D.check_blocks(wl, ib, ob)
     return xb
+
+
+def chan_offsets(chan, wl, xb: int) -> np.ndarray:
+    """``chan`` (data channels) as a gathered conv reads them: where each channel starts in one image's
+    flat NCHW{xb}c data."""
+    chan = np.asarray(chan, np.int64)
+    return (chan // xb * (wl.h * wl.w * xb) + chan % xb).astype(np.int32)
+
+
+def offset_channels(off, wl, xb: int) -> np.ndarray:
+    """The data channels of ``chan_offsets``."""
+    off = np.asarray(off, np.int64)
+    return off // (wl.h * wl.w * xb) * xb + off % xb
 
 
 def gathered_conv(x, w, wl, chan, ob):
@@ -143,15 +157,16 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
     if gather:
         xb = gather_checks(wl, layout, ib, ob, xb, gather)
         _, wshape, _, hw = D.shapes(wl, layout, ib, ob)
-        dshape = (wl.n, gather // xb, wl.h, wl.w, xb)
+        dshape = (wl.n * gather * wl.h * wl.w,)
     else:
         dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
     X = te.placeholder(dshape, storage, name="data")
     W = te.placeholder(wshape, storage, name="weight")
     T = te.placeholder((wl.c_out // ob, wl.c_in), "int32", name="chan") if gather else None
     read, _ = D.padded_reader(X, wl, hw, 0.0 if storage == "float32" else 0, padding)  # bits 0: +0.0
+    plane = gather * wl.h * wl.w  # one image's data
     out = D.conv(wl, layout, read, lambda *i: W[i], lambda a, b: widen(a) * widen(b), "float32", ib, ob, xb=xb,
-                 chan=(lambda oo, c: T[oo, c]) if gather else None)
+                 chan=(lambda n, oo, c, y, x: n * plane + T[oo, c] + (y * wl.w + x) * xb) if gather else None)
     out, extra = add_epilogue(out, layout, ob, bias, relu, wl.c_out, residual=residual)
 
     def make_inputs(rng):
@@ -159,7 +174,8 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
         w = encode(rng.uniform(-1, 1, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("float32"))
         ins = [D.to_layout_data(x, layout, xb), D.to_layout_weight(w, layout, ib, ob)]
         if gather:
-            ins.append(rng.integers(0, gather, (wl.c_out // ob, wl.c_in)).astype("int32"))
+            ins[0] = ins[0].reshape(-1)
+            ins.append(chan_offsets(rng.integers(0, gather, (wl.c_out // ob, wl.c_in)), wl, xb))
         if bias:
             ins.append(rng.uniform(-1, 1, wl.c_out).astype("float32"))
         if residual:
@@ -167,9 +183,10 @@ def float_like_conv(wl, variant, layout="nchwc", padding="hard", ib=None, ob=Non
         return ins
 
     def reference(ins):
-        x = decode(D.from_layout_data(ins[0], layout))
+        x = ins[0].reshape(wl.n, gather // xb, wl.h, wl.w, xb) if gather else ins[0]
+        x = decode(D.from_layout_data(x, layout))
         w = decode(D.from_layout_weight(ins[1], layout, wl, ib, ob))
-        y = gathered_conv(x, w, wl, ins[2], ob) if gather else R.conv2d_nchw(x, w, wl)
+        y = gathered_conv(x, w, wl, offset_channels(ins[2], wl, xb), ob) if gather else R.conv2d_nchw(x, w, wl)
         y = finish_reference(y, ins[2 + bool(gather)] if bias else None, relu,
                              D.from_layout_data(ins[-1], layout) if residual else None)
         return D.to_layout_out(y, layout, ob)
