@@ -53,15 +53,21 @@ def to_logical(bb, m: Mapped, c: int):
     return bb.emit(relax.op.take(y, relax.const(m.phys.astype(np.int32)), axis=1))
 
 
-def to_map(bb, x, block: int, c_phys: int, phys: np.ndarray):
+def to_map(bb, x, block: int, c_phys: int, phys: np.ndarray, src: Mapped | None = None):
     """The NCHW tensor ``x`` in NCHW{block}c with ``c_phys`` channels, logical channel c at ``phys[c]``
-    (zeros elsewhere)."""
+    (zeros elsewhere); read from ``src``, a mapped form of ``x``, where there is one (no NCHW between)."""
     from tvm import relax  # lazy: heavy (TVM)
 
     R = relax.op
     c = int(x.ty.shape[1])
-    inv = np.full(c_phys, c, np.int32)  # holes read the zero channel appended at c
-    inv[phys] = np.arange(c)
+    if src is not None:
+        x, held = _from_layout(bb, src.tensor, "nchwc", src.c_phys), src.c_phys
+        inv = np.full(c_phys, held, np.int32)
+        inv[phys] = src.phys
+    else:
+        held = c
+        inv = np.full(c_phys, c, np.int32)  # holes read the zero channel appended at c
+        inv[phys] = np.arange(c)
     z = bb.emit(R.nn.pad(x, [0, 0, 0, 1, 0, 0, 0, 0], pad_value=0.0))
     return _to_layout(bb, bb.emit(R.take(z, relax.const(inv), axis=1)), "nchwc", block)
 

@@ -99,7 +99,7 @@ def gathered_call(plan, bb, call, L, epi: dict | None):
         r = plan.form(fuse["residual"])
         like = (ob, g * ogp, phys_out)
         args.append(r.tensor if r is not None and (r.block, r.c_phys) == like[:2] and np.array_equal(r.phys, phys_out)
-                    else to_map(bb, fuse["residual"], *like))
+                    else to_map(bb, fuse["residual"], *like, src=r))
     oa = op.out_arg
     got = [[int(v) for v in a.ty.shape] for a in args]
     want = [list(a.shape) for a in op.args[:-1]]
