@@ -1,6 +1,7 @@
 """The whole-model table from scripts/model_bench.sh's results (docs/MODELS.md, issue 14).
 
     python scripts/model_table.py out/models
+    python scripts/model_table.py --runs out/run1 out/run2 ...   (each export's ratios per run, and their median)
 """
 
 from __future__ import annotations
@@ -14,8 +15,39 @@ def _f(v, d=2):
     return f"{v:.{d}f}" if isinstance(v, (int, float)) else "-"
 
 
+def ratios(root: Path) -> dict:
+    """export name -> (tvmq vs onnxruntime fp32, vs onnxruntime int8) of one run."""
+    out = {}
+    for res in sorted(root.glob("*/bench/results.json")):
+        r = json.loads(res.read_text())
+        t = r.get("tvmq_ms")
+        out[res.parent.parent.name] = tuple(r[k] / t if t and r.get(k) else None
+                                            for k in ("onnxruntime_ms", "onnxruntime_int8_ms"))
+    return out
+
+
+def runs_table(roots: list[Path]) -> None:
+    import statistics
+
+    runs = [ratios(r) for r in roots]
+    names = sorted(set().union(*runs))
+    cols = ", ".join(str(i + 1) for i in range(len(runs)))
+    print(f"| export | vs onnxruntime fp32 (runs {cols}) | median | vs onnxruntime int8 (runs {cols}) | median |")
+    print("|---|---|---|---|---|")
+    for n in names:
+        cells = []
+        for k in (0, 1):
+            vs = [run[n][k] for run in runs if n in run and run[n][k] is not None]
+            cells += [", ".join(_f(v) for v in vs), f"**{_f(statistics.median(vs))}x**" if vs else "-"]
+        print(f"| {n} | {' | '.join(cells)} |")
+
+
 def main(argv=None) -> int:
-    root = Path((argv or sys.argv[1:] or ["out/models"])[0])
+    argv = argv if argv is not None else sys.argv[1:]
+    if argv and argv[0] == "--runs":
+        runs_table([Path(a) for a in argv[1:]])
+        return 0
+    root = Path((argv or ["out/models"])[0])
     rows = []
     for res in sorted(root.glob("*/bench/results.json")):
         r = json.loads(res.read_text())

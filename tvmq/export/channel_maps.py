@@ -60,12 +60,11 @@ def to_map(bb, x, block: int, c_phys: int, phys: np.ndarray, src: Mapped | None 
 
     R = relax.op
     c = int(x.ty.shape[1])
-    if src is not None:
-        x, held = _from_layout(bb, src.tensor, "nchwc", src.c_phys), src.c_phys
-        inv = np.full(c_phys, held, np.int32)
+    if src is not None:  # the physical channels of src, the zero channel appended after them
+        x = _from_layout(bb, src.tensor, "nchwc", src.c_phys)
+        inv = np.full(c_phys, src.c_phys, np.int32)
         inv[phys] = src.phys
     else:
-        held = c
         inv = np.full(c_phys, c, np.int32)  # holes read the zero channel appended at c
         inv[phys] = np.arange(c)
     z = bb.emit(R.nn.pad(x, [0, 0, 0, 1, 0, 0, 0, 0], pad_value=0.0))
