@@ -134,6 +134,20 @@ def task_variant(wl: ConvWorkload, quantize: str, variant: str, params: dict) ->
     return variant, params
 
 
+def _plan_kernel(plan, bb, wl, q, bias: bool, relu, quant_out: bool, kept_block):
+    """(op, GlobalVar, name, entry) of the grouped kernel for these settings, built once per plan."""
+    key = ("grouped", wl.key, q, bias, repr(relu), quant_out, kept_block)
+    if key not in plan.kernels:
+        task, op, func, entry = grouped_kernel(wl, q, plan.target, plan.records, bias, relu, quant_out, kept_block)
+        name = f"k{len(plan.kernels):02d}_{wl.name}__{task.variant}"
+        func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
+        gv = bb.add_func(func, name)
+        entry.update(name=name, layers=[])
+        plan.kernels[key] = (op, gv, name, entry)
+        plan.entries.append(entry)
+    return plan.kernels[key]
+
+
 def grouped_call(plan, bb, call, L, epi: dict | None = None):
     """The hook of ``relax_kernels._Plan.rewrite``: ``call`` (a Relax conv2d with groups > 1) on a grouped
     tvmq kernel; returns (NCHW output, whether ``epi`` was fused), or None to leave it to the fallback."""
@@ -157,17 +171,7 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
         qo = epi.get("quant_out") if epi else None
         keep, u8 = plan.input_source(call.args[0], L)
         kb = keep[1] if keep is not None else None
-        key = ("grouped", wl.key, q, bias is not None, repr(relu), qo is not None, kb)
-        if key not in plan.kernels:
-            task, op, func, entry = grouped_kernel(wl, q, plan.target, plan.records, bias is not None, relu,
-                                                   qo is not None, kb)
-            name = f"k{len(plan.kernels):02d}_{wl.name}__{task.variant}"
-            func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
-            gv = bb.add_func(func, name)
-            entry.update(name=name, layers=[])
-            plan.kernels[key] = (op, gv, name, entry)
-            plan.entries.append(entry)
-        op, gv, name, entry = plan.kernels[key]
+        op, gv, name, entry = _plan_kernel(plan, bb, wl, q, bias is not None, relu, qo is not None, kb)
         args_in = layer_args(wl, op, L.quant, q, L.act, bias, None if qo is None else out_q_array(*qo))
     except TvmqError as e:
         print(f"tvmq export: note: layer {L.node!r}: no grouped kernel ({e})", file=sys.stderr)
@@ -221,18 +225,8 @@ def _mapped_depthwise(plan, bb, call, L, epi, m):
         return None
     bias = epi.get("bias") if epi else None
     relu = epi.get("relu") if epi else False
-    key = ("grouped", wl.key, q, bias is not None, repr(relu), False, m.block)
     try:
-        if key not in plan.kernels:
-            task, op, func, entry = grouped_kernel(wl, q, plan.target, plan.records, bias is not None, relu, False,
-                                                   m.block)
-            name = f"k{len(plan.kernels):02d}_{wl.name}__{task.variant}"
-            func = func.with_attr("global_symbol", name).with_attr("op_pattern", 8).with_attr("tir.is_scheduled", True)
-            gv = bb.add_func(func, name)
-            entry.update(name=name, layers=[])
-            plan.kernels[key] = (op, gv, name, entry)
-            plan.entries.append(entry)
-        op, gv, name, entry = plan.kernels[key]
+        op, gv, name, entry = _plan_kernel(plan, bb, wl, q, bias is not None, relu, False, m.block)
         if (op.params.get("data_block") or op.params["cb"]) != m.block:
             return None
         wq = {"weight": np.asarray(L.quant["weight"] if q == "none" else
