@@ -90,3 +90,25 @@ def test_the_shuffle_moves_no_data(tmp_path):
     assert "R.call_tir" in text
     assert "axes=[0, 2, 1, 3, 4]" not in text  # the shuffle's transpose is gone, only its map remains
     assert "R.split" not in text  # nor a split into groups
+
+
+@pytest.mark.llvm
+@pytest.mark.parametrize("quantize", ["int8", "kmeans_int8"])
+def test_integer_shuffle_units_read_their_groups_in_one_call_and_match_onnxruntime(tmp_path, capsys, quantize):
+    # the VNNI kernel reads 4 channels at a time: a unit's input is read where its producer put each group,
+    # a shuffle's output is packed once (group g at g * 8: 6 channels padded to 8)
+    src = shuffle_units(tmp_path / "s.onnx")
+    out = tmp_path / "export"
+    bits = ["--bits", "4"] if quantize == "kmeans_int8" else []
+    assert main(["export", "--model", str(src), "--quantize", quantize, *bits, "--out", str(out)]) == 0
+    rows = {r["node"]: r for r in json.loads((out / "manifest.json").read_text())["model"]["layers"]}
+    assert {n: rows[n]["input_layout"] for n in rows} == {
+        "g1": "packed, group read (base 0, stride 8)", "dw": "mapped", "g2": "packed, group read (base 0, stride 8)",
+        "g3": "group read (base 0, stride 16)", "dw2": "mapped", "g4": "packed, group read (base 0, stride 8)",
+        "g5": "packed, group read (base 0, stride 16)", "dw3": "mapped", "g6": "packed, group read (base 0, stride 16)"}
+    assert all(len(r["pieces"]) == 1 for r in rows.values())  # one call per conv
+    assert rows["g2"]["fused_epilogue"] == {"bias": True, "relu": True, "residual": True}
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-onnx", str(src), "--json", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())["compare_onnx"]
+    assert r["ok"] and r["relative"] <= 0.01

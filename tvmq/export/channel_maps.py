@@ -50,7 +50,7 @@ def to_logical(bb, m: Mapped, c: int):
     y = _from_layout(bb, m.tensor, "nchwc", m.c_phys)
     if np.array_equal(m.phys, np.arange(m.c_phys)[:c]):
         return bb.emit(relax.op.strided_slice(y, axes=[1], begin=[0], end=[c])) if c != m.c_phys else y
-    return bb.emit(relax.op.take(y, relax.const(m.phys.astype(np.int32)), axis=1))
+    return bb.emit(relax.op.take(y, relax.const(m.phys.astype(np.int32)), axis=1, mode="clip"))
 
 
 def to_map(bb, x, block: int, c_phys: int, phys: np.ndarray, src: Mapped | None = None):
@@ -68,7 +68,7 @@ def to_map(bb, x, block: int, c_phys: int, phys: np.ndarray, src: Mapped | None 
         inv = np.full(c_phys, c, np.int32)  # holes read the zero channel appended at c
         inv[phys] = np.arange(c)
     z = bb.emit(R.nn.pad(x, [0, 0, 0, 1, 0, 0, 0, 0], pad_value=0.0))
-    return _to_layout(bb, bb.emit(R.take(z, relax.const(inv), axis=1)), "nchwc", block)
+    return _to_layout(bb, bb.emit(R.take(z, relax.const(inv), axis=1, mode="clip")), "nchwc", block)
 
 
 def shuffle_step(value, forms: dict, pending: dict):
@@ -163,6 +163,6 @@ def mapped_global_pool(bb, value, kind: str, m: Mapped):
     n, c = int(x.ty.shape[0]), int(x.ty.shape[1])
     op = R.mean if kind == "mean" else R.max
     y = bb.emit(R.reshape(bb.emit(op(m.tensor, axis=[2, 3], keepdims=True)), [n, m.c_phys, 1, 1]))
-    y = bb.emit(R.take(y, relax.const(m.phys.astype(np.int32)), axis=1))
+    y = bb.emit(R.take(y, relax.const(m.phys.astype(np.int32)), axis=1, mode="clip"))
     keep = not (_op_is(value, "relax.mean") or _op_is(value, "relax.max")) or bool(value.attrs.keepdims)
     return y if keep else bb.emit(R.reshape(y, [n, c]))

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import TvmqError
 from ..ops.grouped import weight_to_layout
 from .layouts import _reblock, _to_layout, divides
-from .requant import out_q_array
+from .requant import out_q_array, quantize
 from ..task import Task
 from ..workload import ConvWorkload
 from .layers import function_entry, scheduled_function
@@ -209,13 +209,14 @@ def grouped_call(plan, bb, call, L, epi: dict | None = None):
 def _mapped_depthwise(plan, bb, call, L, epi, m):
     """A depthwise conv of a ``Mapped`` input (channel_maps.py) run on its physical channels, each
     weight at its channel's place (zeros elsewhere): the output keeps the input's map; None when the
-    kernel cannot read the input's block as it is."""
+    kernel cannot read the input's block as it is. Integer exports quantize the mapped tensor first (its
+    empty channels, zeros, become the zero point) and dequantize in the kernel's epilogue."""
     from tvm import relax  # lazy: heavy (TVM)
     from .channel_maps import Mapped, to_logical
 
     a = call.attrs
     q = plan.opts.quantize
-    if q not in ("none", "kmeans"):
+    if q not in GROUPED_VARIANTS or (q in ("int8", "kmeans_int8") and not L.act):
         return None
     n, c, h, w = (int(v) for v in call.args[0].ty.shape)
     cp = m.c_phys
@@ -229,23 +230,32 @@ def _mapped_depthwise(plan, bb, call, L, epi, m):
         op, gv, name, entry = _plan_kernel(plan, bb, wl, q, bias is not None, relu, False, m.block)
         if (op.params.get("data_block") or op.params["cb"]) != m.block:
             return None
-        wq = {"weight": np.asarray(L.quant["weight"] if q == "none" else
-                                   np.asarray(L.quant["codebook"])[L.quant["indices"]], np.float32)}
-        wp = np.zeros((cp, *wq["weight"].shape[1:]), np.float32)
-        wp[m.phys] = wq["weight"]
+        integer = q in ("int8", "kmeans_int8")
+        if integer:  # int8 weights (kmeans_int8: decoded from the codebook) and scales at their channels
+            src = np.asarray(L.quant["q"] if q == "int8" else np.asarray(L.quant["codebook"])[L.quant["indices"]],
+                             np.int8)
+            ws = np.zeros(cp, np.float32)
+            ws[m.phys] = np.broadcast_to(np.asarray(L.quant["w_scale"], np.float32).reshape(-1), (c,))
+        else:
+            src = np.asarray(L.quant["weight"] if q == "none" else
+                             np.asarray(L.quant["codebook"])[L.quant["indices"]], np.float32)
+        wp = np.zeros((cp, *src.shape[1:]), src.dtype)
+        wp[m.phys] = src
         bp = None
         if bias is not None:
             bp = np.zeros(cp, np.float32)
             bp[m.phys] = bias
-        args_in = layer_args(wl, op, {"weight": wp}, "none", None, bp, None)
+        args_in = layer_args(wl, op, {"q": wp, "w_scale": ws} if integer else {"weight": wp}, "int8" if integer
+                             else "none", L.act if integer else None, bp, None)
     except TvmqError as e:
         print(f"tvmq export: note: layer {L.node!r}: no grouped kernel on its mapped input ({e})", file=sys.stderr)
         return None
     if wl.name not in entry["layers"]:
         entry["layers"].append(wl.name)
-    names, args = {}, [m.tensor]
+    data = quantize(bb, m.tensor, L.act["scale"], L.act["zero_point"]) if integer else m.tensor
+    names, args = {}, [data]
     for role_key, arr, role in args_in:
-        v = plan.new_input(f"{L.safe}_{role_key}", arr, role + (", at its channels' places" if role_key == "w" else ""),
+        v = plan.new_input(f"{L.safe}_{role_key}", arr, role + (", at its channels' places" if role_key in ("w", "q") else ""),
                            L.node)
         names[role_key] = v.name
         args.append(v)
@@ -259,5 +269,5 @@ def _mapped_depthwise(plan, bb, call, L, epi, m):
                                 pieces=[dict(kernel=name, out_channels=[0, c], c_out_padded=cp,
                                              out_rows=m.phys.tolist(), inputs=names)],
                                 fused_epilogue={"bias": bias is not None, "relu": relu} if epi else None,
-                                input_layout="mapped", **L.report))
+                                input_layout="mapped", **L.report, **({"activation": L.act} if integer else {})))
     return out, bool(epi)

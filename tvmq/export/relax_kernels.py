@@ -37,6 +37,7 @@ import warnings
 from .grouped import dry_workload
 from .grouped import grouped_call
 from .gathered import gathered_call, gathered_workload
+from .grouped_read import QUANTIZE as GROUP_READ, grouped_read_call, grouped_read_workload
 from .kernel_args import layer_inputs
 from .relax_rewrites import cheap_power
 
@@ -142,11 +143,12 @@ class _Plan(KeptForms, KernelShapes):
         from tvm import relax  # lazy: heavy (TVM)
 
         R = relax.op
-        if self.dry and (gwl := gathered_workload(call, L)) is not None and self.opts.quantize == "none":
+        if self.dry and (gwl := gathered_workload(call, L) if self.opts.quantize == "none" else
+                         grouped_read_workload(call, L) if self.opts.quantize in GROUP_READ else None) is not None:
             self.workloads.setdefault(gwl.key, gwl)
             self.counts[gwl.key] = self.counts.get(gwl.key, 0) + 1
             return call, False
-        done = gathered_call(self, bb, call, L, epi)
+        done = gathered_call(self, bb, call, L, epi) or grouped_read_call(self, bb, call, L, epi)
         if done is not None:
             return done
         wl, groups = self._pieces(call, L)

@@ -26,8 +26,9 @@ TABLE = 64
 @register("codebook_int8")
 def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requant", layout="nchwc",
                          padding="hard", ib=None, ob=None, shift=30, planar=None, bias=False, relu=False,
-                         residual=False, quant_out=False, data_block=None) -> OpSpec:
+                         residual=False, quant_out=False, data_block=None, group_read=None) -> OpSpec:
     """uint8 activations x int8 centroids looked up from b-bit indices; int32 accumulation.
+    ``group_read``: (groups, base, stride, channels), a grouped conv in one call (``direct.check_group_read``).
 
     Packed indices are planar (``reference.pack_bits``) in groups of 64 bytes by default, the width
     of one decoded vector (16 o x 4 i in the VNNI layout)."""
@@ -40,7 +41,12 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
     table = max(entries, TABLE)
     ib, ob = blocks(wl, ib, ob)
     xb = data_block or ib
-    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
+    if group_read:
+        group_read = D.check_group_read(wl, layout, ib, ob, xb, group_read)
+        _, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+        dshape = D.group_read_shape(wl, xb, group_read)
+    else:
+        dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
     X = te.placeholder(dshape, "uint8", name="data")
     XZ = te.placeholder((1,), "int32", name="x_zp")
     P, code = index_reader(wshape, bits, packed, planar=planar)
@@ -48,11 +54,11 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
     dec = te.compute(wshape, lambda *i: CB[code(*i)], name="decode")
     read, _ = D.padded_reader(X, wl, hw, XZ[0].astype("uint8"), padding)
     acc = D.conv(wl, layout, read, lambda *i: dec[i].astype("int32"), lambda a, b: a.astype("int32") * b, "int32",
-                 ib, ob, xb=xb)
+                 ib, ob, xb=xb, group_read=group_read)
     out, extra = int_epilogue(acc, XZ, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual, quant_out)
 
     def make_inputs(rng):
-        x = rng.integers(0, 256, (wl.n, wl.c_in, wl.h, wl.w)).astype("uint8")
+        x = rng.integers(0, 256, (wl.n, group_read[3] if group_read else wl.c_in, wl.h, wl.w)).astype("uint8")
         idx = rng.integers(0, entries, (wl.c_out, wl.c_in, wl.kh, wl.kw)).astype("uint8")
         cb = np.zeros(table, "int8")
         cb[:entries] = np.sort(rng.integers(-128, 128, entries))
@@ -70,7 +76,8 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         w = D.from_layout_weight(ins[2][idx].astype(np.int64), layout, wl, ib, ob)
         x = D.from_layout_data(ins[0], layout)
         zp = int(ins[3][0])
-        acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
+        acc = D.group_read_reference(lambda a, b: R.conv2d_nchw(a, b, wl, pad_value=zp, acc=np.int64), x, w, wl,
+                                     group_read) if group_read else R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
         y = epilogue_reference(acc, zp, ins[4], epilogue, ins[5:], shift)
         y = fused_reference(y, ins, layout, bias, relu, residual, quant_out)
         return D.to_layout_out(y, layout, ob)
@@ -80,7 +87,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
         params=dict(bits=bits, entries=entries, packed=packed, planar=planar, epilogue=epilogue, padding=padding, ib=ib, ob=ob,
                     shift=shift, **({"bias": bias, "relu": relu} if bias or relu else {}),
                     **({"residual": residual} if residual else {}), **({"quant_out": True} if quant_out else {}),
-                    **data_block_param(ib, xb)),
+                    **data_block_param(ib, xb), **({"group_read": list(group_read)} if group_read else {})),
         tensors=[X, P, CB, XZ, *extra, out], make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
         int_tol=1 if quant_out else 0,
     )

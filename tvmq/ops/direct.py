@@ -51,6 +51,31 @@ def shapes(wl: ConvWorkload, layout: str, ib: int = 1, ob: int = 1, xb: int | No
     raise TvmqError(f"unknown layout {layout!r}; valid layouts are {list(LAYOUTS)}")
 
 
+def check_group_read(wl: ConvWorkload, layout: str, ib: int, ob: int, xb: int, group_read) -> tuple:
+    """``group_read`` = (groups, base, stride, channels), checked: output channel o of group
+    g = o // (c_out / groups) reads input channel c at data channel base + g * stride + c of data with
+    ``channels`` channels (NCHW{xb}c): a grouped convolution in one call, its groups' inputs placed by
+    their producer."""
+    g, base, stride, chans = (int(v) for v in group_read)
+    if not layout.startswith("nchwc"):
+        raise TvmqError(f"group_read: layout {layout!r} is not blocked (nchwc)")
+    check_blocks(wl, ib, ob)
+    if g < 1 or wl.c_out % g or (wl.c_out // g) % ob:
+        raise TvmqError(f"group_read: {g} groups of c_out={wl.c_out} are not whole output blocks of {ob}")
+    if base % ib or stride % ib or xb % ib or chans % xb:
+        raise TvmqError(f"group_read: base {base}, stride {stride} and data block {xb} must be multiples of ib={ib}, "
+                        f"and {xb} divide the data's {chans} channels")
+    if base + (g - 1) * stride + wl.c_in > chans:
+        raise TvmqError(f"group_read: the last group reads channels up to {base + (g - 1) * stride + wl.c_in}, "
+                        f"the data has {chans}")
+    return g, base, stride, chans
+
+
+def group_read_shape(wl: ConvWorkload, xb: int, group_read) -> tuple:
+    """The data shape of a conv with ``group_read`` (NCHW{xb}c of all its channels)."""
+    return (wl.n, int(group_read[3]) // xb, wl.h, wl.w, xb)
+
+
 def padded_reader(data, wl: ConvWorkload, hw_axes, pad_value, padding: str):
     """Return ``D(*idx)`` reading the input at padded coordinates.
 
@@ -115,11 +140,12 @@ def blocked_read(read, ib: int, xb: int):
 
 
 def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: int = 1, ob: int = 1, name="conv",
-         xb: int | None = None, chan=None):
+         xb: int | None = None, chan=None, group_read=None):
     """The convolution block: ``sum(mul(read(...), weight(...)))`` in ``acc_dtype``; ``xb``: the data's
     channel block where it is not ``ib`` (``shapes``). ``chan(n, oo, c, y, x)`` (nchwc): the flat index
     of the data element that output block ``oo`` reads as input channel ``c`` at (y, x), ``read`` then
-    taking one flat index (a gathered grouped conv)."""
+    taking one flat index (a gathered grouped conv). ``group_read`` (nchwc): ``check_group_read``'s
+    groups, each read at its own channel offset."""
     from tvm import te  # lazy: heavy (TVM)
 
     _, _, oshape, _ = shapes(wl, layout, ib, ob)
@@ -140,6 +166,13 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
         if chan is not None:
             raw = read
             read = None
+        elif group_read is not None:
+            g, base, stride, _ = (int(v) for v in group_read)
+            opb, k, raw = wl.c_out // g // ob, (xb or ib) // ib, read  # output blocks per group, ib-blocks per xb
+
+            def read(n, oo, co, y, x, ci):
+                q = (base + oo // opb * stride) // ib + co  # the ib-block of the data this (oo, co) reads
+                return raw(n, q // k, y, x, q % k * ib + ci) if k > 1 else raw(n, q, y, x, ci)
         elif xb and xb != ib:
             read = blocked_read(read, ib, xb)
         co = te.reduce_axis((0, wl.c_in // ib), name="co")
@@ -151,6 +184,9 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
         if chan is not None:
             def read_at(n, oo, y, x):
                 return raw(chan(n, oo, co * ib + ci, y, x))
+        elif group_read is not None:
+            def read_at(n, oo, y, x):
+                return read(n, oo, co, y, x, ci)
         else:
             def read_at(n, oo, y, x):
                 return read(n, co, y, x, ci)
@@ -158,6 +194,15 @@ def conv(wl: ConvWorkload, layout: str, read, weight, mul, acc_dtype: str, ib: i
             mul(read_at(n, oo, y * sh + r, x * sw + s), wt(oo, oi)).astype(acc_dtype), axis=[co, r, s, ci],
         )
     return te.compute(oshape, f, name=name)
+
+
+def group_read_reference(conv_nchw, x, w, wl: ConvWorkload, group_read):
+    """numpy: ``conv_nchw(data, weights)`` per group of ``group_read`` on data ``x`` (NCHW, all its
+    channels) and OIHW weights ``w``, concatenated on the output channels."""
+    g, base, stride, _ = (int(v) for v in group_read)
+    opg = wl.c_out // g
+    return np.concatenate([conv_nchw(x[:, base + k * stride: base + k * stride + wl.c_in], w[k * opg:(k + 1) * opg])
+                           for k in range(g)], axis=1)
 
 
 # -- numpy side of the layouts --------------------------------------------

@@ -156,13 +156,18 @@ def fused_reference(y, ins, layout, bias, relu, residual, quant_out):
 
 
 def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift, bias=False, relu=False,
-              residual=False, quant_out=False, data_block=None) -> OpSpec:
+              residual=False, quant_out=False, data_block=None, group_read=None) -> OpSpec:
     from tvm import te  # lazy: heavy (TVM)
 
     check_int(act, weight, epilogue, shift)
     ib, ob = blocks(wl, ib, ob)
     xb = data_block or ib
-    dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
+    if group_read:
+        group_read = D.check_group_read(wl, layout, ib, ob, xb, group_read)
+        _, wshape, _, hw = D.shapes(wl, layout, ib, ob)
+        dshape = D.group_read_shape(wl, xb, group_read)
+    else:
+        dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
     X = te.placeholder(dshape, act, name="data")
     XZ_pad = te.placeholder((1,), "int32", name="x_zp")
     if weight == "int4":
@@ -178,14 +183,15 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         Wt = te.placeholder(wshape, STORAGE.get(weight, weight), name="weight")
         wread = lambda *i: Wt[i].astype("int32")  # noqa: E731
     read, _ = D.padded_reader(X, wl, hw, XZ_pad[0].astype(act), padding)
-    acc = D.conv(wl, layout, read, wread, lambda a, b: a.astype("int32") * b, "int32", ib, ob, xb=xb)
+    acc = D.conv(wl, layout, read, wread, lambda a, b: a.astype("int32") * b, "int32", ib, ob, xb=xb,
+                 group_read=group_read)
     out, extra = int_epilogue(acc, XZ_pad, layout, ob, wl.c_out, epilogue, shift, bias, relu, residual, quant_out)
     tensors = [X, Wt, XZ_pad, *extra, out]
     alo, ahi = ACTS[act]
     wlo, whi = WEIGHTS[weight]
 
     def make_inputs(rng):
-        x = rng.integers(alo, ahi + 1, (wl.n, wl.c_in, wl.h, wl.w)).astype(act)
+        x = rng.integers(alo, ahi + 1, (wl.n, group_read[3] if group_read else wl.c_in, wl.h, wl.w)).astype(act)
         w = rng.integers(wlo, whi + 1, (wl.c_out, wl.c_in, wl.kh, wl.kw))
         wl_ = D.to_layout_weight(w, layout, ib, ob)
         wstore = R.pack_int4(wl_) if weight == "int4" else wl_.astype(STORAGE.get(weight, weight))
@@ -207,7 +213,8 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
             raise TvmqError(f"int8w7 weights must lie in [{wlo}, {whi}] (7 bits), got [{int(w.min())}, "
                             f"{int(w.max())}]: halve or requantize them")
         zp = int(ins[2][0])
-        acc = R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
+        acc = D.group_read_reference(lambda a, b: R.conv2d_nchw(a, b, wl, pad_value=zp, acc=np.int64), x, w, wl,
+                                     group_read) if group_read else R.conv2d_nchw(x, w, wl, pad_value=zp, acc=np.int64)
         y = epilogue_reference(acc, zp, ins[3], epilogue, ins[4:], shift)
         y = fused_reference(y, ins, layout, bias, relu, residual, quant_out)
         return D.to_layout_out(y, layout, ob)
@@ -217,7 +224,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
         params=dict(act=act, weight=weight, epilogue=epilogue, padding=padding, ib=ib, ob=ob, shift=shift,
                     **({"bias": bias, "relu": relu} if bias or relu else {}),
                     **({"residual": residual} if residual else {}), **({"quant_out": True} if quant_out else {}),
-                    **data_block_param(ib, xb)),
+                    **data_block_param(ib, xb), **({"group_read": list(group_read)} if group_read else {})),
         tensors=tensors, make_inputs=make_inputs, reference=reference, atol=1e-3, rtol=1e-5,
         int_tol=1 if quant_out else 0,
     )
@@ -225,13 +232,14 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
 
 @register("int8")
 def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="hard", ib=None, ob=None, shift=30,
-                tiles=None, bias=False, relu=False, residual=False, quant_out=False, data_block=None):
+                tiles=None, bias=False, relu=False, residual=False, quant_out=False, data_block=None, group_read=None):
     """uint8/int8 activations x int8 weights, int32 accumulation, requantized to int8 by default.
     ``residual``: True (float32) or ``"uint8"`` (with ``res_q``), for the dequant epilogue.
     ``layout="amx"``: Intel AMX tiles, ``tiles=(rows, m_tiles, n_tiles)`` (see ``tvmq.ops.amx_int8``).
-    ``data_block``: the data's channel block when it is not ``ib`` (a model's previous kernel wrote it)."""
+    ``data_block``: the data's channel block when it is not ``ib`` (a model's previous kernel wrote it).
+    ``group_read``: (groups, base, stride, channels), a grouped conv in one call (``direct.check_group_read``)."""
     if layout == "amx":
-        if data_block:
+        if data_block or group_read:
             raise TvmqError("the AMX int8 kernel reads its data in its own layout only (no data_block)")
         if quant_out or residual == "uint8":  # the tile kernel's epilogue is hand-written TIR without them
             raise TvmqError("the AMX int8 kernel has no uint8 output or uint8 residual")
@@ -239,7 +247,7 @@ def conv2d_int8(wl, act="uint8", epilogue="requant", layout="nchwc", padding="ha
             return amx_residual_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
         return amx_conv(wl, act, epilogue, padding, shift, tiles, bias, relu)
     return _int_conv("int8", wl, act, "int8", epilogue, layout, padding, ib, ob, shift, bias, relu, residual,
-                     quant_out, data_block)
+                     quant_out, data_block, group_read)
 
 
 @register("int8w7")
