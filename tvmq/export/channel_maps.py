@@ -166,3 +166,25 @@ def mapped_global_pool(bb, value, kind: str, m: Mapped):
     y = bb.emit(R.take(y, relax.const(m.phys.astype(np.int32)), axis=1, mode="clip"))
     keep = not (_op_is(value, "relax.mean") or _op_is(value, "relax.max")) or bool(value.attrs.keepdims)
     return y if keep else bb.emit(R.reshape(y, [n, c]))
+
+
+def quantized_map(bb, m: Mapped, block: int, c_phys: int, phys: np.ndarray, scale: float, zero_point: float):
+    """The uint8 activations of the tensor ``m`` holds, in NCHW{block}c with ``c_phys`` channels and logical
+    channel c at ``phys[c]`` (the others the zero point), in one gather-and-quantize pass: no NCHW
+    between, no separate quantize."""
+    from tvm import relax, te, tirx  # lazy: heavy (TVM)
+
+    src = np.zeros(c_phys, np.int32)
+    src[phys] = m.phys
+    inv = np.zeros(c_phys, np.float32)  # 0 for the empty channels: round(0) + zero point
+    inv[phys] = np.float32(1.0 / scale)
+    n, _, h, w, b = (int(v) for v in m.tensor.ty.shape)
+
+    def gather_quantize(x, table, inv_scale):
+        def f(i, o, y, z, lane):
+            c = o * block + lane
+            v = tirx.round(x[i, table[c] // b, y, z, table[c] % b] * inv_scale[c]) + tirx.const(zero_point, "float32")
+            return tirx.max(tirx.min(v, tirx.const(255.0, "float32")), tirx.const(0.0, "float32")).astype("uint8")
+        return te.compute((n, c_phys // block, h, w, block), f, name="gather_quantize")
+
+    return bb.emit_te(gather_quantize, m.tensor, relax.const(src), relax.const(inv), primfunc_name_hint="gather_quantize")

@@ -5,8 +5,9 @@ table (``gathered.py``) does not fit it. Here each group's input channels sit at
 data instead: group g's channel c at data channel ``base + g * stride + c`` (``direct.check_group_read``).
 The output of a grouped kernel (each group padded to whole 16-channel blocks, ``channel_maps.group_padded``)
 already has that form, so the next grouped conv of a residual unit reads it as it is; a channel shuffle's
-output does not, and is packed by one ``take`` first (group g's channels at g * its padded width). The
-input is quantized on its blocked form (one elementwise pass; no layout change); the output is a float
+output does not, and is packed first (group g's channels at g * its padded width), quantized in the same
+pass (``channel_maps.quantized_map``). Otherwise the input is quantized on its blocked form (one
+elementwise pass; no layout change). The output is a float
 ``Mapped`` form, as in the float export. The task, and so its tuning records, is the plain 1x1 int8 (or
 codebook int8) convolution of one group's input channels, padded to a multiple of 4, to all padded outputs.
 """
@@ -22,7 +23,7 @@ import numpy as np
 from ..errors import TvmqError
 from ..ops.float import largest_divisor
 from ..workload import ConvWorkload
-from .channel_maps import Mapped, group_padded, identity, to_logical, to_map
+from .channel_maps import Mapped, group_padded, identity, quantized_map, to_logical, to_map
 from .gathered import BLOCK, gathered_shape
 from .kernel_args import layer_inputs
 from .layouts import _to_layout
@@ -74,12 +75,12 @@ def _input(plan, bb, x, L, g: int, cg: int, cgp: int):
         m = identity(_to_layout(bb, x, "nchwc", xb), xb, c)
     # kmeans_int8's padded input channels have codebook weights: they must read the zero point (a hole)
     at = affine_groups(m, g, cg, cgp, holes=plan.opts.quantize == "kmeans_int8")
-    if at is None:  # a shuffle's output: pack each group's channels at g * cgp (one take)
+    if at is None:  # a shuffle's output: each group's channels packed at g * cgp, quantized on the way
         phys = group_padded(g, cg, cgp)
         block = max(b for b in (16, 8, 4) if (g * cgp) % b == 0)
-        m = Mapped(to_map(bb, x, block, g * cgp, phys, src=m), block, phys)
-        at = (0, cgp, "packed")
-    return quantize(bb, m.tensor, L.act["scale"], L.act["zero_point"]), m.block, at[0], at[1], m.c_phys, len(at) > 2
+        data = quantized_map(bb, m, block, g * cgp, phys, L.act["scale"], L.act["zero_point"])
+        return data, block, 0, cgp, g * cgp, True
+    return quantize(bb, m.tensor, L.act["scale"], L.act["zero_point"]), m.block, at[0], at[1], m.c_phys, False
 
 
 def _padded_quant(L, q: str, g: int, cg: int, cgp: int, phys_out: np.ndarray, c_out: int) -> dict:
