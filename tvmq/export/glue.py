@@ -109,7 +109,7 @@ def vectorizable_rounding(func):
     import tvm_ffi  # lazy: heavy (TVM)
     from tvm import tirx  # lazy: heavy (TVM)
 
-    nearby, rnd = tvm.ir.Op.get("tirx.nearbyint"), tvm.ir.Op.get("tirx.round")
+    nearby = tvm.ir.Op.get("tirx.nearbyint")
     call_t = type(tirx.call_intrin("float32", "tirx.round", tirx.FloatImm("float32", 0.0)))
     count = 0
 
