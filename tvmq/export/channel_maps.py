@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fusion import _op_is
-from .layouts import _from_layout, _reblock, _to_layout
+from .layouts import _from_layout, _reblock, _to_layout, blocked_global_pool
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +69,14 @@ def to_map(bb, x, block: int, c_phys: int, phys: np.ndarray, src: Mapped | None 
         inv[phys] = np.arange(c)
     z = bb.emit(R.nn.pad(x, [0, 0, 0, 1, 0, 0, 0, 0], pad_value=0.0))
     return _to_layout(bb, bb.emit(R.take(z, relax.const(inv), axis=1, mode="clip")), "nchwc", block)
+
+
+def in_map(bb, x, src: Mapped | None, block: int, c_phys: int, phys: np.ndarray):
+    """``x`` in the map (block, c_phys, phys): its mapped form ``src`` as it is where that is the map, else
+    ``to_map`` (a fused residual read in its kernel's output map)."""
+    if src is not None and src.block == block and src.c_phys == c_phys and np.array_equal(src.phys, phys):
+        return src.tensor
+    return to_map(bb, x, block, c_phys, phys, src=src)
 
 
 def shuffle_step(value, forms: dict, pending: dict):
@@ -156,16 +164,7 @@ def mapped_twin(bb, value, form):
 def mapped_global_pool(bb, value, kind: str, m: Mapped):
     """A global pool (``layouts.global_pool_kind``) of the tensor ``m`` holds, taken on the physical
     tensor; then its logical channels."""
-    from tvm import relax  # lazy: heavy (TVM)
-
-    R = relax.op
-    x = value.args[0]
-    n, c = int(x.ty.shape[0]), int(x.ty.shape[1])
-    op = R.mean if kind == "mean" else R.max
-    y = bb.emit(R.reshape(bb.emit(op(m.tensor, axis=[2, 3], keepdims=True)), [n, m.c_phys, 1, 1]))
-    y = bb.emit(R.take(y, relax.const(m.phys.astype(np.int32)), axis=1, mode="clip"))
-    keep = not (_op_is(value, "relax.mean") or _op_is(value, "relax.max")) or bool(value.attrs.keepdims)
-    return y if keep else bb.emit(R.reshape(y, [n, c]))
+    return blocked_global_pool(bb, value, kind, m.tensor, m.block, phys=m.phys)
 
 
 def quantized_map(bb, m: Mapped, block: int, c_phys: int, phys: np.ndarray, scale: float, zero_point: float):

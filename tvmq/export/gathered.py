@@ -18,7 +18,7 @@ from ..errors import TvmqError
 from ..ops import direct as D
 from ..ops.float import chan_offsets, largest_divisor
 from ..workload import ConvWorkload
-from .channel_maps import Mapped, group_padded, identity, to_logical, to_map
+from .channel_maps import Mapped, group_padded, identity, in_map, to_logical
 from .layouts import _to_layout
 
 BLOCK = 16  # output channels per block: each group's outputs are padded to a multiple
@@ -96,10 +96,7 @@ def gathered_call(plan, bb, call, L, epi: dict | None):
         names[key] = v.name
         args.append(v)
     if fuse and fuse["residual"] is not None:
-        r = plan.form(fuse["residual"])
-        like = (ob, g * ogp, phys_out)
-        args.append(r.tensor if r is not None and (r.block, r.c_phys) == like[:2] and np.array_equal(r.phys, phys_out)
-                    else to_map(bb, fuse["residual"], *like, src=r))
+        args.append(in_map(bb, fuse["residual"], plan.form(fuse["residual"]), ob, g * ogp, phys_out))
     oa = op.out_arg
     got = [[int(v) for v in a.ty.shape] for a in args]
     want = [list(a.shape) for a in op.args[:-1]]

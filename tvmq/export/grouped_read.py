@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import TvmqError
 from ..ops.float import largest_divisor
 from ..workload import ConvWorkload
-from .channel_maps import Mapped, group_padded, identity, quantized_map, to_logical, to_map
+from .channel_maps import Mapped, group_padded, identity, in_map, quantized_map, to_logical
 from .gathered import BLOCK, gathered_shape
 from .kernel_args import layer_inputs
 from .layouts import _to_layout
@@ -139,9 +139,7 @@ def grouped_read_call(plan, bb, call, L, epi: dict | None):
     args, names = [data], {}
     for key, arr, role in layer_inputs(q, plan.opts.bits, op, L2, 0, wl.c_out, wl.c_out, fuse2):
         if arr is None:  # the fused residual (float), in the output's map
-            r = plan.form(fuse["residual"])
-            same = r is not None and r.block == ob and r.c_phys == wl.c_out and np.array_equal(r.phys, phys_out)
-            args.append(r.tensor if same else to_map(bb, fuse["residual"], ob, wl.c_out, phys_out, src=r))
+            args.append(in_map(bb, fuse["residual"], plan.form(fuse["residual"]), ob, wl.c_out, phys_out))
             continue
         v = plan.new_input(f"{L.safe}_{key}", arr, role + (f", each group's outputs padded to {ogp}" if key in
                                                                ("q", "idx") else ""), L.node)

@@ -153,10 +153,11 @@ def global_pool_kind(value) -> str | None:
     return None
 
 
-def blocked_global_pool(bb, value, kind: str, xb, block: int):
+def blocked_global_pool(bb, value, kind: str, xb, block: int, phys=None):
     """``value`` (a global pool of ``kind`` over the NCHW tensor that ``xb`` holds in NCHW{block}c,
     maybe with padded channels) taken on ``xb``, the channel block innermost and vectorized, then
-    reshaped to NCHW (its padded channels sliced off): the layout change of the whole map goes."""
+    reshaped to NCHW (its padded channels sliced off; with ``phys``, a channel map's logical channel c
+    taken from channel ``phys[c]``): the layout change of the whole map goes."""
     from tvm import relax  # lazy: heavy (TVM)
 
     R = relax.op
@@ -164,7 +165,9 @@ def blocked_global_pool(bb, value, kind: str, xb, block: int):
     n, c, co = int(x.ty.shape[0]), int(x.ty.shape[1]), int(xb.ty.shape[1])
     op = R.mean if kind == "mean" else R.max
     y = bb.emit(R.reshape(bb.emit(op(xb, axis=[2, 3], keepdims=True)), [n, co * block, 1, 1]))
-    if co * block != c:
+    if phys is not None:
+        y = bb.emit(R.take(y, relax.const(np.asarray(phys, np.int32)), axis=1, mode="clip"))
+    elif co * block != c:
         y = bb.emit(R.strided_slice(y, axes=[1], begin=[0], end=[c]))
     keep = not (_op_is(value, "relax.mean") or _op_is(value, "relax.max")) or bool(value.attrs.keepdims)
     return y if keep else bb.emit(R.reshape(y, [n, c]))
