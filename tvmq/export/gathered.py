@@ -97,20 +97,30 @@ def gathered_call(plan, bb, call, L, epi: dict | None):
         args.append(v)
     if fuse and fuse["residual"] is not None:
         args.append(in_map(bb, fuse["residual"], plan.form(fuse["residual"]), ob, g * ogp, phys_out))
+    return mapped_call(plan, bb, L, op, gv, fname, entry, args, names, wl, g * og, phys_out, fuse, groups=g,
+                       input_layout="gathered")
+
+
+def mapped_call(plan, bb, L, op, gv, fname, entry, args, names, wl, c: int, phys_out, fuse, **row):
+    """The kernel called on ``args`` (checked against its arguments), its output a ``Mapped`` form of ``c``
+    logical channels at ``phys_out``, and the layer's manifest row (``row``: more fields): (NCHW output,
+    whether ``fuse`` was fused)."""
+    from tvm import relax  # lazy: heavy (TVM)
+
     oa = op.out_arg
     got = [[int(v) for v in a.ty.shape] for a in args]
     want = [list(a.shape) for a in op.args[:-1]]
     if got != want:
-        raise TvmqError(f"internal: layer {L.node!r}: gathered kernel arguments {got} != {want}")
+        raise TvmqError(f"internal: layer {L.node!r}: kernel arguments {got} != {want}")
     y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
-    m_out = Mapped(y, ob, phys_out)
-    out = to_logical(bb, m_out, g * og)
+    m_out = Mapped(y, op.params["ob"], phys_out)
+    out = to_logical(bb, m_out, c)
     plan.mapped[out] = m_out
     fused = {"bias": fuse["bias"] is not None, "relu": fuse["relu"],
              **({"residual": True} if fuse["residual"] is not None else {})} if fuse else None
     plan.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
-                                schedule=entry["schedule"], layout=op.layout, groups=g,
-                                pieces=[dict(kernel=fname, out_channels=[0, g * og], c_out_padded=g * ogp,
-                                             out_rows=phys_out.tolist(), inputs=names)],
-                                fused_epilogue=fused, input_layout="gathered", **L.report))
+                                schedule=entry["schedule"], layout=op.layout,
+                                pieces=[dict(kernel=fname, out_channels=[0, c], c_out_padded=wl.c_out,
+                                             out_rows=np.asarray(phys_out).tolist(), inputs=names)],
+                                fused_epilogue=fused, **row, **L.report))
     return out, bool(fuse)

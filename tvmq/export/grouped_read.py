@@ -23,8 +23,8 @@ import numpy as np
 from ..errors import TvmqError
 from ..ops.float import largest_divisor
 from ..workload import ConvWorkload
-from .channel_maps import Mapped, group_padded, identity, in_map, quantized_map, to_logical
-from .gathered import BLOCK, gathered_shape
+from .channel_maps import Mapped, group_padded, identity, in_map, quantized_map
+from .gathered import BLOCK, gathered_shape, mapped_call
 from .kernel_args import layer_inputs
 from .layouts import _to_layout
 from .requant import quantize
@@ -99,8 +99,6 @@ def _padded_quant(L, q: str, g: int, cg: int, cgp: int, phys_out: np.ndarray, c_
 def grouped_read_call(plan, bb, call, L, epi: dict | None):
     """``call`` on one group-read kernel: (NCHW output, whether ``epi`` was fused), or None when it does not
     apply (the per-group path then runs)."""
-    from tvm import relax  # lazy: heavy (TVM)
-
     q = plan.opts.quantize
     if q not in QUANTIZE or plan.dry or not L.act:
         return None
@@ -145,21 +143,6 @@ def grouped_read_call(plan, bb, call, L, epi: dict | None):
                                                                ("q", "idx") else ""), L.node)
         names[key] = v.name
         args.append(v)
-    oa = op.out_arg
-    got = [[int(v) for v in a.ty.shape] for a in args]
-    want = [list(a.shape) for a in op.args[:-1]]
-    if got != want:
-        raise TvmqError(f"internal: layer {L.node!r}: group-read kernel arguments {got} != {want}")
-    y = bb.emit(relax.call_tir(gv, relax.Tuple(args), relax.TensorType(list(oa.shape), oa.dtype)))
-    m_out = Mapped(y, ob, phys_out)
-    out = to_logical(bb, m_out, g * og)
-    plan.mapped[out] = m_out
-    fused = {"bias": fuse["bias"] is not None, "relu": fuse["relu"],
-             **({"residual": True} if fuse["residual"] is not None else {})} if fuse else None
-    plan.layer_rows.append(dict(node=L.node, weight=L.weight, workload=wl.to_dict(), kernel=fname,
-                                schedule=entry["schedule"], layout=op.layout, groups=g,
-                                pieces=[dict(kernel=fname, out_channels=[0, g * og], c_out_padded=wl.c_out,
-                                             out_rows=phys_out.tolist(), inputs=names)],
-                                fused_epilogue=fused, input_layout=("packed, " if packed else "") + f"group read (base {base}, stride {stride})",
-                                **L.report, activation=L.act))
-    return out, bool(fuse)
+    return mapped_call(plan, bb, L, op, gv, fname, entry, args, names, wl, g * og, phys_out, fuse, groups=g,
+                       input_layout=("packed, " if packed else "") + f"group read (base {base}, stride {stride})",
+                       activation=L.act)

@@ -41,12 +41,7 @@ def conv2d_codebook_int8(wl, bits=4, entries=None, packed=None, epilogue="requan
     table = max(entries, TABLE)
     ib, ob = blocks(wl, ib, ob)
     xb = data_block or ib
-    if group_read:
-        group_read = D.check_group_read(wl, layout, ib, ob, xb, group_read)
-        _, wshape, _, hw = D.shapes(wl, layout, ib, ob)
-        dshape = D.group_read_shape(wl, xb, group_read)
-    else:
-        dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
+    group_read, dshape, wshape, hw = D.read_shapes(wl, layout, ib, ob, xb, group_read)
     X = te.placeholder(dshape, "uint8", name="data")
     XZ = te.placeholder((1,), "int32", name="x_zp")
     P, code = index_reader(wshape, bits, packed, planar=planar)

@@ -71,9 +71,15 @@ def check_group_read(wl: ConvWorkload, layout: str, ib: int, ob: int, xb: int, g
     return g, base, stride, chans
 
 
-def group_read_shape(wl: ConvWorkload, xb: int, group_read) -> tuple:
-    """The data shape of a conv with ``group_read`` (NCHW{xb}c of all its channels)."""
-    return (wl.n, int(group_read[3]) // xb, wl.h, wl.w, xb)
+def read_shapes(wl: ConvWorkload, layout: str, ib: int, ob: int, xb: int, group_read=None):
+    """(checked group_read or None, data shape, weight shape, (h axis, w axis)): ``shapes``, the data
+    holding all of ``group_read``'s channels (NCHW{xb}c) where there is one."""
+    if not group_read:
+        dshape, wshape, _, hw = shapes(wl, layout, ib, ob, xb)
+        return None, dshape, wshape, hw
+    group_read = check_group_read(wl, layout, ib, ob, xb, group_read)
+    _, wshape, _, hw = shapes(wl, layout, ib, ob)
+    return group_read, (wl.n, group_read[3] // xb, wl.h, wl.w, xb), wshape, hw
 
 
 def padded_reader(data, wl: ConvWorkload, hw_axes, pad_value, padding: str):

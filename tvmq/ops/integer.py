@@ -162,12 +162,7 @@ def _int_conv(variant, wl, act, weight, epilogue, layout, padding, ib, ob, shift
     check_int(act, weight, epilogue, shift)
     ib, ob = blocks(wl, ib, ob)
     xb = data_block or ib
-    if group_read:
-        group_read = D.check_group_read(wl, layout, ib, ob, xb, group_read)
-        _, wshape, _, hw = D.shapes(wl, layout, ib, ob)
-        dshape = D.group_read_shape(wl, xb, group_read)
-    else:
-        dshape, wshape, _, hw = D.shapes(wl, layout, ib, ob, xb)
+    group_read, dshape, wshape, hw = D.read_shapes(wl, layout, ib, ob, xb, group_read)
     X = te.placeholder(dshape, act, name="data")
     XZ_pad = te.placeholder((1,), "int32", name="x_zp")
     if weight == "int4":
