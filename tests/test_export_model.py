@@ -174,11 +174,12 @@ def _grouped_1x1_net(path: Path) -> Path:
 
 @pytest.mark.llvm
 @pytest.mark.parametrize("quantize", ["none", "kmeans", "int8", "kmeans_int8"])
-def test_grouped_1x1_conv_runs_per_group_kernels_padded_to_16_channels(tmp_path, capsys, quantize):
-    """Float: one gathered kernel call, each group's outputs padded to 16. Otherwise each group's kernel
-    computes 16 output channels (6 sliced back) on the default schedule's 16 lanes,
-    and with int8 activations reads 8 input channels (2 zero-point ones: VNNI's 4-channel block); the
-    plain conv keeps its own 8 channels (its task and records unchanged); outputs match onnxruntime."""
+def test_grouped_1x1_conv_runs_one_call_or_per_group_kernels_padded_to_16_channels(tmp_path, capsys, quantize):
+    """Float: one gathered kernel call, each group's outputs padded to 16. Integer activations: one
+    group-read call, each group's 6 input channels padded to 8 (VNNI's 4-channel block), its outputs to
+    16. kmeans (float activations, a codebook kernel): each group's kernel computes 16 output channels
+    (6 sliced back) on the default schedule's 16 lanes. The plain conv keeps its own 8 channels (its task
+    and records unchanged); outputs match onnxruntime."""
     src = _grouped_1x1_net(tmp_path / "g.onnx")
     out = tmp_path / "export"
     assert main(["export", "--model", str(src), "--quantize", quantize, "--out", str(out)]) == 0
@@ -188,6 +189,10 @@ def test_grouped_1x1_conv_runs_per_group_kernels_padded_to_16_channels(tmp_path,
     if quantize == "none":  # one gathered call: each group's 6 outputs padded to a 16-channel block
         assert g4["groups"] == 4 and g4["workload"]["c_out"] == 64 and g4["input_layout"] == "gathered"
         assert [p["out_channels"] for p in g4["pieces"]] == [[0, 24]]
+        assert g4["pieces"][0]["out_rows"] == [g * 16 + k for g in range(4) for k in range(6)]
+    elif quantize.endswith("int8"):  # one group-read call; the input (6 channels a group) packed at 8
+        assert g4["groups"] == 4 and g4["workload"]["c_out"] == 64
+        assert g4["input_layout"] == "packed, group read (base 0, stride 8)"
         assert g4["pieces"][0]["out_rows"] == [g * 16 + k for g in range(4) for k in range(6)]
     else:
         assert g4["groups"] == 4 and g4["workload"]["c_out"] == 16
