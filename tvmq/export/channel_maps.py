@@ -172,6 +172,7 @@ def quantized_map(bb, m: Mapped, block: int, c_phys: int, phys: np.ndarray, scal
     channel c at ``phys[c]`` (the others the zero point), in one gather-and-quantize pass: no NCHW
     between, no separate quantize."""
     from tvm import relax, te, tirx  # lazy: heavy (TVM)
+    from ..ops.integer import quantize_u8  # the kernels' quant_out epilogue: the same rounding, in the same order
 
     src = np.zeros(c_phys, np.int32)
     src[phys] = m.phys
@@ -179,11 +180,12 @@ def quantized_map(bb, m: Mapped, block: int, c_phys: int, phys: np.ndarray, scal
     inv[phys] = np.float32(1.0 / scale)
     n, _, h, w, b = (int(v) for v in m.tensor.ty.shape)
 
+    q = (tirx.const(1.0, "float32"), tirx.const(zero_point, "float32"))  # the scale is per channel: inv_scale
+
     def gather_quantize(x, table, inv_scale):
         def f(i, o, y, z, lane):
             c = o * block + lane
-            v = tirx.round(x[i, table[c] // b, y, z, table[c] % b] * inv_scale[c]) + tirx.const(zero_point, "float32")
-            return tirx.max(tirx.min(v, tirx.const(255.0, "float32")), tirx.const(0.0, "float32")).astype("uint8")
+            return quantize_u8(x[i, table[c] // b, y, z, table[c] % b] * inv_scale[c], q)
         return te.compute((n, c_phys // block, h, w, block), f, name="gather_quantize")
 
     return bb.emit_te(gather_quantize, m.tensor, relax.const(src), relax.const(inv), primfunc_name_hint="gather_quantize")

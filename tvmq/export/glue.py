@@ -136,8 +136,7 @@ def _vector_width(sch) -> int:
             widths.append(int(sch.get(loops[-1]).extent) if loops else MAX_VECTOR)
         except TypeError:
             widths.append(MAX_VECTOR)
-    w = min(widths or [MAX_VECTOR])
-    return w if w <= MAX_VECTOR else MAX_VECTOR
+    return min(widths + [MAX_VECTOR])
 
 
 def schedule_glue_func(func, vectorize: bool = True, min_parallel: int = MIN_PARALLEL):
