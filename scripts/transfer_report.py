@@ -18,22 +18,26 @@ import numpy as np
 
 from tvmq.machine import this_machine
 from tvmq.record.log import read
-from tvmq.workload import ConvWorkload
+from tvmq.workload import ConvWorkload, resolve
 
 ORDER = ["conv2", "conv3", "conv4", "conv5", "bench7", "bench1"]
+LAYERS = ["alexnet.conv2", "alexnet.conv3", "alexnet.conv4", "alexnet.conv5", "large.bench7", "large.bench1"]
 
 
 def runs(*paths: Path) -> dict:
     """(workload, variant) -> one run's records in trial order (xgb, ``host`` target, 2 threads).
 
     A pair tuned more than once (other task keys: another kernel revision, a later re-tune) keeps
-    its longest run, the 200-trial one in the cold logs; the newest among equally long ones."""
+    its longest run, the 200-trial one in the cold logs; the newest among equally long ones. Only the
+    experiment's layers count (by shape: the digits CNN has a conv2 too)."""
+    keys = {resolve(w)[0].key for w in LAYERS}
     by = defaultdict(list)
     for path in paths:
         if not path.exists():
             continue
         for r in read(path, warn=False):
-            if r.get("tuner") == "xgb" and r.get("target_name") == "host" and r.get("threads", 2) == 2:
+            if (r.get("tuner") == "xgb" and r.get("target_name") == "host" and r.get("threads", 2) == 2
+                    and r.get("workload_key") in keys):
                 by[(r["workload"]["name"], r["variant"], r["task_key"], str(path))].append(r)  # one run: one log
     out = {}
     size_then_age = lambda kv: (len(kv[1]), max(r["timestamp"] for r in kv[1]))  # noqa: E731
