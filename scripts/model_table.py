@@ -42,6 +42,17 @@ def runs_table(roots: list[Path]) -> None:
         print(f"| {n} | {' | '.join(cells)} |")
 
 
+def _mem(r: dict) -> str:
+    """Each side's peak memory rise (bench.memory), MB."""
+    keys = ("tvmq_mem_bytes", "onnxruntime_mem_bytes", "onnxruntime_int8_mem_bytes", "relax_untuned_mem_bytes")
+    return ", ".join(_f(r[k] / 2**20, 1) if isinstance(r.get(k), (int, float)) else "-" for k in keys)
+
+
+def _top1(r: dict) -> str:
+    keys = ("top1_tvmq", "top1_onnx_float", "top1_onnxruntime_int8")
+    return ", ".join(_f(r.get(k), 3) for k in keys) if r.get("top1_tvmq") is not None else "-"
+
+
 def main(argv=None) -> int:
     argv = argv if argv is not None else sys.argv[1:]
     if argv and argv[0] == "--runs":
@@ -59,9 +70,10 @@ def main(argv=None) -> int:
         rows.append(dict(model=model, quant=quant, r=r, layers=f"{on_tvmq}/{len(layers)}" if layers else "-",
                          top=", ".join(f"{k['kind']} {100 * k['share']:.0f}%" for k in kinds[:3])))
     print("| model | export | tvmq ms | onnxruntime fp32 ms | onnxruntime int8 ms | Relax untuned ms "
-          "| vs ort fp32 | vs ort int8 | float onnx / (lib + weights) | float onnx / weights | convs on tvmq kernels "
-          "| where the time goes |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| vs ort fp32 | vs ort int8 | float onnx / (lib + weights) | float onnx / weights "
+          "| peak memory MB (tvmq, ort fp32, ort int8, Relax) | top-1 (tvmq, ort fp32, ort int8) "
+          "| convs on tvmq kernels | where the time goes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for x in rows:
         r = x["r"]
         t = r.get("tvmq_ms")
@@ -72,7 +84,7 @@ def main(argv=None) -> int:
               f"| {_f(r['onnxruntime_int8_ms'] / t if t and r.get('onnxruntime_int8_ms') else None)}x "
               f"| {_f(r['onnx_bytes'] / r['tvmq_bytes'] if r.get('tvmq_bytes') and r.get('onnx_bytes') else None, 1)}x "
               f"| {_f(r['onnx_bytes'] / r['tvmq_weights_bytes'] if r.get('tvmq_weights_bytes') else None, 1)}x "
-              f"| {x['layers']} | {x['top']} |")
+              f"| {_mem(r)} | {_top1(r)} | {x['layers']} | {x['top']} |")
     return 0
 
 

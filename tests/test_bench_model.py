@@ -128,6 +128,11 @@ def test_bench_export_breakdown_and_int8_row(digits_int8, tmp_path, capsys):
     assert sum(k["share"] for k in b["kinds"]) == pytest.approx(1.0, abs=1e-6)
     assert b["output_unchanged"] and b["network_ms"] > 0
     assert "## By kind" in md and "## By function" in md and "breakdown.md" in report
+    # peak memory of each side, each loaded and run in a fresh process: the export holds at least its
+    # weights' tensors; onnxruntime's session at least its float weights (2.5k floats) and its arena
+    for k in ("tvmq_mem_bytes", "onnxruntime_mem_bytes", "onnxruntime_int8_mem_bytes", "relax_untuned_mem_bytes"):
+        assert isinstance(r[k], int) and r[k] >= 0, (k, r[k])
+    assert r["onnxruntime_mem_bytes"] > 10_000 and "peak memory MB" in report
 
 
 def test_ort_quantize_converts_old_opsets(tmp_path):

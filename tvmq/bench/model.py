@@ -14,8 +14,9 @@ its own (TVM's thread pool keeps spinning after a run and would take a core from
 
 Latency: ``run.timing.time_callable`` over a call from Python (input on the device, output copied
 back), median of ``repeat`` samples of at least 50 ms; the export is also timed by TVM's
-``time_evaluator``. Sizes: bytes on disk of what each needs. Accuracy: top-1 on ``data`` (x, y)
-for the export and for onnxruntime on the float model.
+``time_evaluator``. Sizes: bytes on disk of what each needs. Memory: how far each side's peak resident
+memory rose while it loaded the model and ran it (``bench.memory``). Accuracy: top-1 on ``data``
+(x, y) for the export and for onnxruntime on the float model.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from ..export.model import evaluate
 from ..export.relax_kernels import relax_import
 from ..targets import get_target
 from .breakdown import profile_export
+from .memory import peak_of
 
 SIDES = ("tvmq", "onnxruntime", "onnxruntime_int8", "relax")
 
@@ -92,27 +94,35 @@ def _ms(fn, repeat: int) -> float:
     return float(np.median(time_callable(fn, repeat=repeat, min_repeat_ms=50.0))) * 1e3
 
 
+def _source(export_dir, mr, model_path):
+    """The ONNX model an export was made from (``model_path`` where given)."""
+    if model_path is None:
+        src = Path(export_dir) / "source.onnx"
+        model_path = str(src) if src.is_file() else mr.info["source"]["path"]
+    return model_path
+
+
 def _open(export_dir, model_path):
 
     ex = RT.open_export(export_dir)
     mr = RT.ModelRunner(ex)
-    if model_path is None:
-        src = Path(export_dir) / "source.onnx"
-        model_path = str(src) if src.is_file() else mr.info["source"]["path"]
+    model_path = _source(export_dir, mr, model_path)
     return RT, ex, mr, model_path, materialize(load_model(model_path), None)
 
 
-def side_tvmq(export_dir, model_path, data, repeat, seed) -> dict:
-
-    RT, ex, mr, model_path, _ = _open(export_dir, model_path)
+def side_tvmq(export_dir, model_path, data, repeat, seed, threads: int) -> dict:
+    ex = RT.open_export(export_dir)
+    mr = RT.ModelRunner(ex)
     x = RT.random_input(mr.info, seed)
+    model_path = _source(export_dir, mr, model_path)
     files = ex.manifest["files"]
     out = {"model": str(model_path), "quantize": mr.info["quantize"]["method"], "bits": mr.info["quantize"]["bits"],
            "input_shape": list(x.shape), "target": ex.manifest["target"]["name"],
            "tvmq_ms": _ms(lambda: mr.run(x), repeat),  # numpy in, numpy out: as onnxruntime's sess.run
            "tvmq_evaluator_ms": float(np.median(mr.latency(x, repeat))) * 1e3,
            "tvmq_bytes": sum(f["bytes"] for f in files.values()), "tvmq_lib_bytes": files["lib"]["bytes"],
-           "tvmq_weights_bytes": files.get("weights", {}).get("bytes", 0)}
+           "tvmq_weights_bytes": files.get("weights", {}).get("bytes", 0),
+           "tvmq_mem_bytes": peak_of("tvmq", export_dir, x.shape, threads)}
     if data:
         acc = evaluate(mr, data, model_path)
         out.update(top1_tvmq=acc["exported"], top1_onnx_float=acc["onnx"], eval_samples=acc["n"])
@@ -135,7 +145,8 @@ def side_onnxruntime(export_dir, model_path, threads, repeat, seed) -> dict:
     ex.close()
     sess, name = _ort_session(model, threads)
     return {"onnxruntime_ms": _ms(lambda: sess.run(None, {name: x}), repeat),
-            "onnx_bytes": Path(model_path).stat().st_size}
+            "onnx_bytes": Path(model_path).stat().st_size,
+            "onnxruntime_mem_bytes": peak_of("onnx", model_path, x.shape, threads)}
 
 
 def calibration_inputs(info: dict, model, calib=None) -> tuple[np.ndarray, dict]:
@@ -226,11 +237,13 @@ def side_onnxruntime_int8(export_dir, model_path, data, threads, repeat, seed, c
         q = ort_quantize_int8(model, xc, qpath)
         qmodel = onnx.load(str(qpath))
         size = qpath.stat().st_size
+        mem = peak_of("onnx", qpath, x.shape, threads)
     sess, name = _ort_session(qmodel, threads)
     fsess, _ = _ort_session(model, threads)
     y, yf = sess.run(None, {name: x})[0], fsess.run(None, {name: x})[0]
     out = {"onnxruntime_int8_ms": _ms(lambda: sess.run(None, {name: x}), repeat),
-           "onnxruntime_int8_bytes": size, "onnxruntime_int8_quantize_s": q["quantize_s"],
+           "onnxruntime_int8_bytes": size, "onnxruntime_int8_mem_bytes": mem,
+           "onnxruntime_int8_quantize_s": q["quantize_s"],
            "onnxruntime_int8_preprocessed": q["preprocessed"], "onnxruntime_int8_note": q["note"],
            "onnxruntime_int8_qdq_nodes": q["qdq_nodes"], "onnxruntime_int8_calibration": where,
            # max|int8 - float| / max|float| on the timed input: the quantization's own error
@@ -255,6 +268,7 @@ def side_relax(export_dir, model_path, threads, repeat, seed) -> dict:
         path = Path(tmp) / "relax_untuned.so"
         tvm.compile(mod, target=target.tvm_target()).export_library(str(path))
         out = {"relax_untuned_compile_s": round(time.time() - t0, 1), "relax_untuned_bytes": path.stat().st_size}
+        out["relax_untuned_mem_bytes"] = peak_of("relax", path, x.shape, threads)
         vm = tvm.runtime.vm.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu(0))
         xt, main = tvm.runtime.tensor(x, tvm.cpu(0)), vm["main"]
         y = main(xt).numpy()
@@ -266,23 +280,26 @@ def side_relax(export_dir, model_path, threads, repeat, seed) -> dict:
 
 def table(r: dict) -> str:
     q = "float" if r["quantize"] == "none" else r["quantize"] + ("" if r["bits"] is None else f" {r['bits']}-bit")
-    rows = [("tvmq export (" + q + ")", r["tvmq_ms"], r["tvmq_bytes"], r.get("top1_tvmq")),
-            ("onnxruntime (float)", r["onnxruntime_ms"], r["onnx_bytes"], r.get("top1_onnx_float")),
+    rows = [("tvmq export (" + q + ")", r["tvmq_ms"], r["tvmq_bytes"], r.get("tvmq_mem_bytes"), r.get("top1_tvmq")),
+            ("onnxruntime (float)", r["onnxruntime_ms"], r["onnx_bytes"], r.get("onnxruntime_mem_bytes"),
+             r.get("top1_onnx_float")),
             ("onnxruntime int8 (its own static quantization, QDQ)", r.get("onnxruntime_int8_ms"),
-             r.get("onnxruntime_int8_bytes"), r.get("top1_onnxruntime_int8")),
+             r.get("onnxruntime_int8_bytes"), r.get("onnxruntime_int8_mem_bytes"), r.get("top1_onnxruntime_int8")),
             ("TVM Relax untuned (float)", r.get("relax_untuned_ms"), r.get("relax_untuned_bytes"),
-             r.get("top1_onnx_float")
+             r.get("relax_untuned_mem_bytes"), r.get("top1_onnx_float")
              if r.get("top1_onnx_float") is not None and r.get("relax_untuned_vs_onnx_max_abs", 1.0) < 1e-3 else None)]
     out = [f"model {r['model']}, input {r['input_shape']}, {r['threads']} threads, median of {r['repeat']}, "
            "each side in a process of its own",
-           "| implementation | latency ms | vs onnxruntime | size on disk (bytes) | top-1 |", "|---|---|---|---|---|"]
-    for name, ms, size, acc in rows:
+           "| implementation | latency ms | vs onnxruntime | size on disk (bytes) | peak memory MB | top-1 |",
+           "|---|---|---|---|---|---|"]
+    for name, ms, size, mem, acc in rows:
         if ms is None:  # a side not run (bench_model(sides=...))
             continue
         out.append(f"| {name} | {ms:.3f} | {r['onnxruntime_ms'] / ms:.2f}x | {size:,} | "
-                   f"{'' if acc is None else f'{acc:.4f}'} |")
+                   f"{'' if mem is None else f'{mem / 2**20:.1f}'} | {'' if acc is None else f'{acc:.4f}'} |")
     out.append(f"(tvmq time_evaluator: {r['tvmq_evaluator_ms']:.3f} ms; lib.so {r['tvmq_lib_bytes']:,} B + "
-               f"weights.npz {r['tvmq_weights_bytes']:,} B)")
+               f"weights.npz {r['tvmq_weights_bytes']:,} B; peak memory: how far each side's resident memory "
+               "rose while it loaded the model and ran it, in a process of its own)")
     if r.get("onnxruntime_int8_ms") is not None:
         c = r["onnxruntime_int8_calibration"]
         src = f"the first {c['samples']} samples of {c['file']}" if c.get("file") else \
@@ -306,7 +323,7 @@ def main(argv=None) -> int:
     p.add_argument("--calib")
     a = p.parse_args(argv)
     if a.side == "tvmq":
-        r = side_tvmq(a.dir, a.model, a.data, a.repeat, a.seed)
+        r = side_tvmq(a.dir, a.model, a.data, a.repeat, a.seed, a.threads)
     elif a.side == "onnxruntime":
         r = side_onnxruntime(a.dir, a.model, a.threads, a.repeat, a.seed)
     elif a.side == "breakdown":
