@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import TvmqError
 from ..ops.grouped import weight_to_layout
 from .layouts import _reblock, _to_layout, divides
-from .requant import out_q_array, quantize
+from .requant import channel_scales, int8_weights, out_q_array, quantize
 from ..task import Task
 from ..workload import ConvWorkload
 from .layers import function_entry, scheduled_function
@@ -94,8 +94,8 @@ def layer_args(wl: ConvWorkload, op, quant: dict, quantize: str, act: dict | Non
         args = [("w", weight_to_layout(np.asarray(w, np.float32), wl, cb),
                  "float weights (grouped)" if quantize == "none" else "float weights decoded from the codebook (grouped)")]
     else:
-        q = np.asarray(quant["q"] if quantize == "int8" else np.asarray(quant["codebook"])[quant["indices"]], np.int8)
-        w_scale = np.broadcast_to(np.asarray(quant["w_scale"], np.float32).reshape(-1), (o,))
+        q = int8_weights(quant, quantize)
+        w_scale = channel_scales(quant["w_scale"], o)
         args = [("q", weight_to_layout(q, wl, cb),
                  "int8 weights (grouped)" if quantize == "int8" else "int8 weights decoded from the codebook (grouped)"),
                 ("xzp", np.array([act["zero_point"]], np.int32), "activation zero point"),
@@ -232,10 +232,9 @@ def _mapped_depthwise(plan, bb, call, L, epi, m):
             return None
         integer = q in ("int8", "kmeans_int8")
         if integer:  # int8 weights (kmeans_int8: decoded from the codebook) and scales at their channels
-            src = np.asarray(L.quant["q"] if q == "int8" else np.asarray(L.quant["codebook"])[L.quant["indices"]],
-                             np.int8)
+            src = int8_weights(L.quant, q)
             ws = np.zeros(cp, np.float32)
-            ws[m.phys] = np.broadcast_to(np.asarray(L.quant["w_scale"], np.float32).reshape(-1), (c,))
+            ws[m.phys] = channel_scales(L.quant["w_scale"], c)
         else:
             src = np.asarray(L.quant["weight"] if q == "none" else
                              np.asarray(L.quant["codebook"])[L.quant["indices"]], np.float32)

@@ -27,7 +27,7 @@ from .channel_maps import Mapped, group_padded, identity, in_map, quantized_map
 from .gathered import BLOCK, gathered_shape, mapped_call
 from .kernel_args import layer_inputs
 from .layouts import _to_layout
-from .requant import quantize
+from .requant import channel_scales, quantize
 
 QUANTIZE = ("int8", "kmeans_int8")
 LANES = 4  # input channels per VNNI operand: each group's reduction is padded to a multiple
@@ -92,7 +92,7 @@ def _padded_quant(L, q: str, g: int, cg: int, cgp: int, phys_out: np.ndarray, c_
     w[phys_out, :cg] = src
     o = src.shape[0]
     ws = np.zeros(c_out, np.float32)
-    ws[phys_out] = np.broadcast_to(np.asarray(L.quant["w_scale"], np.float32).reshape(-1), (o,))
+    ws[phys_out] = channel_scales(L.quant["w_scale"], o)
     return {key: w, "w_scale": ws, **({"codebook": L.quant["codebook"]} if q != "int8" else {})}
 
 

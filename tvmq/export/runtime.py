@@ -170,8 +170,8 @@ class ModelRunner:
 
         self.ex = ex
         self.info = ex.manifest["model"]
-        arrays = W.load(ex.path / WEIGHTS_NAME, self.info["params"])
-        self.params = [ex.tensor(arrays[p["name"]]) for p in self.info["params"]]
+        # one weight array in host memory at a time, copied to the device and dropped
+        self.params = [ex.tensor(a) for a in W.load_each(ex.path / WEIGHTS_NAME, self.info["params"])]
         try:
             self.vm = tvm.runtime.vm.VirtualMachine(ex.mod, ex.dev)
         except Exception as e:  # noqa: BLE001

@@ -28,18 +28,42 @@ def save(path, arrays: dict[str, np.ndarray]) -> Path:
 
 def load(path, expect: list[dict] | None = None) -> dict[str, np.ndarray]:
     """All arrays of ``path``; with ``expect`` (dicts of name/shape/dtype) each is checked."""
+    with _open(path) as z:
+        arrays = {k: _read(path, z, k) for k in z.files}
+    for spec in expect or []:
+        _check(path, spec, arrays.get(spec["name"]))
+    return arrays
+
+
+def load_each(path, expect: list[dict]):
+    """The arrays ``expect`` names, in its order, each read and checked only when the previous one has
+    been taken: a caller that copies each to the device and drops it holds one array at a time, not
+    every weight twice (AlexNet float: 244 MB of weights)."""
+    with _open(path) as z:
+        for spec in expect:
+            yield _check(path, spec, _read(path, z, spec["name"]) if spec["name"] in z.files else None)
+
+
+def _open(path):
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        return np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise TvmqError(f"weights file {str(path)!r} is missing") from None
     except (zipfile.BadZipFile, ValueError, OSError) as e:
         raise TvmqError(f"weights file {str(path)!r} is not a readable .npz of plain arrays ({e})") from None
-    for spec in expect or []:
-        a = arrays.get(spec["name"])
-        if a is None:
-            raise TvmqError(f"weights file {str(path)!r} lacks array {spec['name']!r}")
-        if list(a.shape) != list(spec["shape"]) or str(a.dtype) != spec["dtype"]:
-            raise TvmqError(f"weights file {str(path)!r}: {spec['name']!r} is {list(a.shape)} {a.dtype}, the library "
-                            f"needs {list(spec['shape'])} {spec['dtype']}")
-    return arrays
+
+
+def _read(path, z, key: str) -> np.ndarray:
+    try:
+        return z[key]
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise TvmqError(f"weights file {str(path)!r} is not a readable .npz of plain arrays ({e})") from None
+
+
+def _check(path, spec: dict, a) -> np.ndarray:
+    if a is None:
+        raise TvmqError(f"weights file {str(path)!r} lacks array {spec['name']!r}")
+    if list(a.shape) != list(spec["shape"]) or str(a.dtype) != spec["dtype"]:
+        raise TvmqError(f"weights file {str(path)!r}: {spec['name']!r} is {list(a.shape)} {a.dtype}, the library "
+                        f"needs {list(spec['shape'])} {spec['dtype']}")
+    return a
