@@ -128,6 +128,26 @@ def test_resume_after_interrupt(tmp_path):
     assert len(recordlog.read(log)) == 40
 
 
+def test_resume_feeds_the_tuner_its_records_in_one_update(tmp_path):
+    """A model-based tuner refits on every update: resuming 40 records must cost one refit, not 40
+    (xgb on a 31k-record database: 0.5 s a fit, over an hour for a model's 31 tasks)."""
+    log = tmp_path / "log.jsonl"
+    tune(TASK, RandomTuner(TASK.space(), 0), fake_measure, 40, log, batch_size=8, progress=False,
+         settings=MeasureSettings())
+
+    class Counting(RandomTuner):
+        updates: list = []
+
+        def update(self, cfgs, scores):
+            self.updates.append(len(cfgs))
+            super().update(cfgs, scores)
+
+    tuner = Counting(TASK.space(), 1)
+    res = tune(TASK, tuner, fake_measure, 48, log, batch_size=8, resume=True, progress=False,
+               settings=MeasureSettings())
+    assert res.trials == 48 and tuner.updates == [40, 8]
+
+
 def test_xgb_warm_start_from_other_workloads(tmp_path):
     other = Task.make(resolve("alexnet.conv4")[0], "float", get_target("server"))
     log = tmp_path / "other.jsonl"

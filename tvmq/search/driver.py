@@ -104,10 +104,13 @@ class TuneSession:
                                    settings is not None and settings.flush_cache)
             old = [r for r in (prior_records if prior_records is not None else recordlog.read(log_path))
                    if r.get("task_key") == key and r.get("tuner") == tuner.name and r.get("failure") != "board"]
+            scores = []
             for r in old:
                 rr = RunResult(r["status"], r["times"], r.get("error", ""), r.get("max_abs_err"))
                 self._account(r["config"], rr)
-                tuner.update([r["config"]], [self.flops / rr.median if rr.ok else 0.0])
+                scores.append(self.flops / rr.median if rr.ok else 0.0)
+            if old:  # one update: the cost model refits once, not once per record resumed
+                tuner.update([r["config"] for r in old], scores)
         self._pending = [c for c in (seeds or []) if not tuner.seen(c)]
 
     @property
