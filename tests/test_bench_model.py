@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tvmq.bench import breakdown as BD
+from tvmq.bench.memory import PeakMemory
 from tvmq.bench.model import bench_model, calibration_inputs
 from tvmq.cli import main
 from tvmq.quantize import load_model
@@ -130,9 +131,11 @@ def test_bench_export_breakdown_and_int8_row(digits_int8, tmp_path, capsys):
     assert "## By kind" in md and "## By function" in md and "breakdown.md" in report
     # peak memory of each side, each loaded and run in a fresh process: the export holds at least its
     # weights' tensors; onnxruntime's session at least its float weights (2.5k floats) and its arena
-    for k in ("tvmq_mem_bytes", "onnxruntime_mem_bytes", "onnxruntime_int8_mem_bytes", "relax_untuned_mem_bytes"):
-        assert isinstance(r[k], int) and r[k] >= 0, (k, r[k])
-    assert r["onnxruntime_mem_bytes"] > 10_000 and "peak memory MB" in report
+    assert "peak memory MB" in report
+    if PeakMemory.supported():  # Linux, outside sandboxes that forbid resetting the peak
+        for k in ("tvmq_mem_bytes", "onnxruntime_mem_bytes", "onnxruntime_int8_mem_bytes", "relax_untuned_mem_bytes"):
+            assert isinstance(r[k], int) and r[k] >= 0, (k, r[k])
+        assert r["onnxruntime_mem_bytes"] > 10_000
 
 
 def test_ort_quantize_converts_old_opsets(tmp_path):

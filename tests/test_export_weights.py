@@ -30,3 +30,5 @@ def test_load_each_yields_in_the_libraries_order_one_checked_array_at_a_time(tmp
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(TvmqError, match="not a readable .npz"):
         W.load(tmp_path / "bad.npz")
+    with pytest.raises(TvmqError, match="not a readable .npz"):
+        list(W.load_each(tmp_path / "bad.npz", [spec("a", a)]))

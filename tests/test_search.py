@@ -136,7 +136,9 @@ def test_resume_feeds_the_tuner_its_records_in_one_update(tmp_path):
          settings=MeasureSettings())
 
     class Counting(RandomTuner):
-        updates: list = []
+        def __init__(self, space, seed):
+            super().__init__(space, seed)
+            self.updates = []
 
         def update(self, cfgs, scores):
             self.updates.append(len(cfgs))

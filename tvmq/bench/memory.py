@@ -25,7 +25,14 @@ def _status_bytes(field: str) -> int | None:
 
 class PeakMemory:
     """``with PeakMemory() as m: ...``; then ``m.bytes``: the peak resident memory inside the block less
-    the resident memory at its start, or None where the OS cannot tell (not Linux)."""
+    the resident memory at its start, or None where the OS cannot tell (not Linux, or a sandbox that
+    forbids resetting the high-water mark)."""
+
+    @staticmethod
+    def supported() -> bool:
+        with PeakMemory() as m:
+            pass
+        return m.bytes is not None
 
     def __init__(self):
         self.base: int | None = None
@@ -63,6 +70,8 @@ def peak_of(kind: str, path, shape, threads: int, timeout_s: float = 600.0) -> i
     except subprocess.TimeoutExpired:
         return None
     if p.returncode != 0:
+        tail = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+        print(f"tvmq bench: warning: peak memory of {kind} {path} not measured: {tail[:200]}", file=sys.stderr)
         return None
     return json.loads(p.stdout.strip().splitlines()[-1])["peak_bytes"]
 
@@ -84,6 +93,9 @@ def _load_and_run(kind: str, path: str, shape: tuple, threads: int, runs: int = 
         return mem.bytes
     import tvm.runtime.vm  # noqa: F401
 
+    from ..export.runtime import set_threads
+
+    set_threads(threads)
     if kind == "tvmq":
         from ..export import runtime as RT
 

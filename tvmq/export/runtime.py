@@ -170,8 +170,10 @@ class ModelRunner:
 
         self.ex = ex
         self.info = ex.manifest["model"]
-        # one weight array in host memory at a time, copied to the device and dropped
-        self.params = [ex.tensor(a) for a in W.load_each(ex.path / WEIGHTS_NAME, self.info["params"])]
+        self.params = []
+        for a in W.load_each(ex.path / WEIGHTS_NAME, self.info["params"]):
+            self.params.append(ex.tensor(a))
+            del a  # one weight array in host memory at a time: copied to the device, then dropped
         try:
             self.vm = tvm.runtime.vm.VirtualMachine(ex.mod, ex.dev)
         except Exception as e:  # noqa: BLE001

@@ -27,6 +27,7 @@ N_MACHINE_FEATURES = 6
 
 class XGBTuner(Tuner):
     name = "xgb"
+    own_weight = 1.0  # this task's records weigh this many times all warm-start records together
 
     def __init__(self, space, seed=0, epsilon=0.15, sa_steps=40, pool=256, min_train=8, threads: int = 2,
                  machine=None):
@@ -103,7 +104,7 @@ class XGBTuner(Tuner):
         # thousands of other workloads' (or machines') records drown the ranking measured here.
         n_own = int(counts[0]) if groups[0] == 0 else 0
         if n_own and len(self._extra_x):
-            d.set_weight(np.where(groups == 0, max(1.0, len(self._extra_x) / n_own), 1.0))
+            d.set_weight(np.where(groups == 0, max(1.0, self.own_weight * len(self._extra_x) / n_own), 1.0))
         params = dict(objective="rank:pairwise", max_depth=6, eta=0.3, subsample=1.0, min_child_weight=1,
                       verbosity=0, nthread=1, seed=int(self.rng.integers(1 << 30)))
         self.model = xgb.train(params, d, num_boost_round=60)
