@@ -81,13 +81,12 @@ def _load_and_run(kind: str, path: str, shape: tuple, threads: int, runs: int = 
 
     x = np.random.default_rng(0).standard_normal(shape).astype("float32")
     if kind == "onnx":
-        import onnxruntime as ort  # the framework is imported before memory is counted
+        import onnxruntime  # noqa: F401  (the framework is imported before memory is counted)
+
+        from .model import _ort_session  # the session exactly as the bench times it
 
         with PeakMemory() as mem:
-            so = ort.SessionOptions()
-            so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
-            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-            name = sess.get_inputs()[0].name
+            sess, name = _ort_session(path, threads)
             for _ in range(runs):
                 sess.run(None, {name: x})
         return mem.bytes

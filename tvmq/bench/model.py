@@ -131,11 +131,13 @@ def side_tvmq(export_dir, model_path, data, repeat, seed, threads: int) -> dict:
 
 
 def _ort_session(model, threads: int):
+    """An onnxruntime session of ``model`` (a ModelProto, or the path of an ONNX file) and its input's name."""
     import onnxruntime as ort  # the peer: imported only in its own process
 
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    src = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
+    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
     return sess, sess.get_inputs()[0].name
 
 
