@@ -7,7 +7,8 @@ import pytest
 from tvmq.errors import TvmqError
 from tvmq.machine import Machine, this_machine
 from tvmq.record import log as recordlog
-from tvmq.record.select import NONE, THIS_MACHINE, TRANSFER, RecordSet, choose, transfer_seeds, workload_distance
+from tvmq.record.select import (NONE, THIS_MACHINE, TRANSFER, RecordSet, choose, sibling_seeds, transfer_seeds,
+                              workload_distance)
 from tvmq.run.base import RunResult
 from tvmq.run.settings import MeasureSettings
 from tvmq.targets import get_target
@@ -164,3 +165,23 @@ def test_committed_logs_load():
     root = Path(__file__).resolve().parents[1] / "autotune_logs"
     recs = recordlog.read_dir(root, warn=False)
     assert len(recs) > 1000 and all(r.get("machine_kind") for r in recs)
+
+
+def test_sibling_seeds_take_this_machines_float_best_as_codebook_with_each_decode_placement():
+    """A codebook schedule is a float one plus the lookup: this machine's float best of the layer, with
+    every decode placement, comes before any other machine's codebook configs."""
+    here = this_machine()
+    cb = Task.make(TASK.workload, "codebook", HOST)
+    recs = [rec(TASK, cfg(tile_ow=13, ob=32), 1.0, here), rec(TASK, cfg(tile_ow=1), 5.0, here),
+            rec(TASK, cfg(tile_ow=13, ob=16), 0.5, ZEN4),  # another machine's float: never a sibling seed
+            rec(cb, dict(cb.space().default, ob=8), 1.0, ZEN4)]
+    sib = sibling_seeds(cb, recs, here, n=4)
+    decode = next(k.values for k in cb.space().knobs if k.name == "decode_at")
+    assert [s["decode_at"] for s in sib] == list(decode)[:4]
+    assert all(s["ob"] == 32 and s["tile_ow"] == 13 and cb.space().is_valid(s) for s in sib)
+    seeds = transfer_seeds(cb, recs, here, n=8)
+    assert seeds[:2] == sib[:2] and seeds[4]["ob"] == 8  # n // 2 slots for siblings, then the other machine's
+    # back: a codebook config is a float seed without its decode knob; int8 is not a sibling of float
+    assert sibling_seeds(TASK, [rec(cb, dict(cb.space().default, ob=8), 1.0, here)], here)[0]["ob"] == 8
+    i8 = Task.make(TASK.workload, "int8", HOST)
+    assert sibling_seeds(i8, recs, here) == []

@@ -96,6 +96,14 @@ def template_of(name: str) -> str:
     raise TvmqError(f"unknown variant or operator {name!r}; valid variants are {sorted(VARIANTS)}")
 
 
+def siblings(name: str) -> list[str]:
+    """The other variants with the same template and the same arithmetic (float or integer): their
+    configs are this variant's but for a knob or two (a codebook's decode placement)."""
+    v = get(name)
+    return [o.name for o in VARIANTS.values()
+            if o.name != name and o.template == v.template and o.integer == v.integer]
+
+
 def is_integer(name: str) -> bool:
     v = VARIANTS.get(name)
     return bool(v and v.integer) or any(x.integer for x in VARIANTS.values() if x.op == name)

@@ -1,8 +1,9 @@
 """Tune a list of tasks: the library call behind ``tvmq tune`` and ``tvmq bench --trials``.
 
 Each task gets its tuner (chosen by name), a warm start from the records database (this
-machine's records of other tasks; every machine's with ``transfer``), transfer seeds where this
-machine has no record of it, and the driver's propose-measure-append loop.
+machine's records of other tasks; every machine's with ``transfer``), seeds where this machine has
+no record of it (its best of the sibling variants; other machines' best with ``transfer``), and
+the driver's propose-measure-append loop.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from ..build import Builder
 from ..errors import TvmqError
 from ..record import log as recordlog
 from ..record.log import median_time
-from ..record.select import transfer_seeds
+from ..record.select import sibling_seeds, transfer_seeds
 from ..run.mca import ModelRunner, model_for, model_machine
 from ..space import config_key
+from ..variants import siblings
 from . import ALL_TUNERS, TUNERS, make_tuner
 from .driver import Measurer, TuneResult, TuneSession, tune
 
@@ -98,17 +100,23 @@ def _prepare(task, opts, settings, machine, prior, db):
                         and (r.get("machine_kind") == machine.kind or r.get("modelled"))]
         tuner.warm_start([r for r in (db if opts.transfer else same_machine)
                           if r.get("variant") == task.variant and r.get("task_key") != key])
-    seeds = []
-    if settings.flush_cache and not any(r.get("task_key") == key for r in prior):
+    seeds, fresh = [], not any(r.get("task_key") == key for r in prior)
+    if settings.flush_cache and fresh:
         seeds = hot_seeds(task, [*prior, *db], machine, settings.threads, opts.batch_size)
         if seeds and opts.progress:
             print(f"tvmq tune: {task.workload.name} {task.variant}: cold weights: measuring this machine's {len(seeds)} "
                   "best config(s) timed hot first", file=sys.stderr)
-    if opts.transfer and not seeds and not any(r.get("task_key") == key for r in prior):
+    if opts.transfer and not seeds and fresh:
         seeds = transfer_seeds(task, db, machine, n=opts.batch_size)
         if opts.progress:
             print(f"tvmq tune: {task.workload.name} {task.variant}: transfer: measuring {len(seeds)} config(s) "
-                  "from other machines' records first", file=sys.stderr)
+                  "from other machines' records (and this machine's of its sibling variants) first",
+                  file=sys.stderr)
+    elif opts.warm_start and not seeds and fresh:
+        seeds = sibling_seeds(task, db, machine, n=max(1, opts.batch_size // 2))
+        if seeds and opts.progress:
+            print(f"tvmq tune: {task.workload.name} {task.variant}: measuring this machine's best of the sibling "
+                  f"variants {siblings(task.variant)} first ({len(seeds)} config(s))", file=sys.stderr)
     return tuner, seeds
 
 

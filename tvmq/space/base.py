@@ -143,6 +143,23 @@ class Space:
         (by convention the behaviour before the knob existed); knobs no longer here are dropped."""
         return self.canonical({k.name: cfg.get(k.name, k.values[0]) for k in self.knobs})
 
+    def completions(self, cfg: dict, limit: int | None = None) -> list[dict]:
+        """Every valid config of this space that keeps ``cfg``'s values and tries each value of the knobs
+        ``cfg`` lacks (another variant's config: a float schedule as a codebook one, each decode placement),
+        in the knobs' value order, at most ``limit``; knobs this space lacks are dropped."""
+        missing = [k for k in self.knobs if k.name not in cfg]
+        out, seen = [], set()
+        for combo in itertools.product(*[k.values for k in missing]):
+            new = self.canonical({k.name: cfg.get(k.name) for k in self.knobs} | dict(zip((k.name for k in missing),
+                                                                                          combo)))
+            key = config_key(new)
+            if key not in seen and self.is_valid(new):
+                seen.add(key)
+                out.append(new)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
     def canonical(self, cfg: dict) -> dict:
         """``cfg`` with the ``implies`` rules applied (equivalent configs get one key)."""
         for rule in self.implies:
