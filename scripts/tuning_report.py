@@ -26,7 +26,8 @@ from tvmq.search.driver import curve_to_fraction
 def curves(records):
     by = defaultdict(list)
     for r in records:
-        by[(r["target_name"], r["workload"]["name"], r["variant"], r["tuner"])].append(r)
+        if not r.get("retime"):  # measured again at the end of a run: not a trial
+            by[(r["target_name"], r["workload"]["name"], r["variant"], r["tuner"])].append(r)
     out = {}
     for key, recs in by.items():
         recs.sort(key=lambda r: (r["trial"], r["timestamp"]))

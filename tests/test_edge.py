@@ -145,7 +145,7 @@ def test_tune_over_rpc_end_to_end(rpc, tmp_path):
     log, out = tmp_path / "edge.jsonl", tmp_path / "edge.json"
     cmd = [sys.executable, "-m", "tvmq", "tune", "--target", "edge", "--rpc-tracker", rpc.address, "--workload-file",
            str(wl), "--variants", "float,int8", "--trials", "4", "--batch-size", "4", "--log", str(log), "--json",
-           str(out), "--repeat", "2", "--min-repeat-ms", "1", "--quiet"]
+           str(out), "--repeat", "2", "--min-repeat-ms", "1", "--quiet", "--retime", "0"]  # emulated runs are slow
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     rows = {r["variant"]: r for r in json.loads(out.read_text())}

@@ -307,3 +307,38 @@ def test_the_result_keeps_the_best_kernels_instructions_from_its_build():
 
     res = tune(TASK, make_tuner("random", TASK.space(), 0), measure, 16, progress=False, settings=MeasureSettings())
     assert res.best_instructions == {"vfmadd_ps": res.best_config["ob"]}
+
+
+def test_retime_picks_the_config_with_the_fastest_median_not_the_luckiest_sample(tmp_path):
+    """A config that read fast once (a lucky sample) and slow when measured again loses to a steady one;
+    re-time records are not trials, and a finished run resumed is not re-timed again."""
+    space = TASK.space()
+    lucky, steady = dict(space.default, tile_ow=13, ob=16), dict(space.default, tile_ow=13, ob=32)
+    seen = {}
+
+    def measure(cfgs):
+        out = []
+        for c in cfgs:
+            k = json.dumps(c, sort_keys=True)
+            seen[k] = seen.get(k, 0) + 1
+            t = 1.0 if c == steady else 0.5 if seen[k] == 1 else 2.0  # lucky: fast only the first time
+            out.append(RunResult("ok", times=[t * 1e-3] * 3, max_abs_err=0.0))
+        return out
+
+    log = tmp_path / "r.jsonl"
+    kw = dict(progress=False, settings=MeasureSettings(), batch_size=2, log_path=log)
+    res = tune(TASK, GridTuner(space, 0), measure, 2, seeds=[lucky, steady], retime=2, **kw)
+    recs = recordlog.read(log)
+    assert res.trials == 2 and len(recs) == 2 + 4 and sum(r["retime"] for r in recs) == 4
+    assert res.best_config == steady and res.best_time == pytest.approx(1e-3)
+    from tvmq.machine import this_machine
+    from tvmq.record.select import choose
+    pick = choose(TASK, recs, this_machine())
+    assert pick.record["config"] == steady  # apply-best rates a config by its median record as well
+    n = len(seen)
+    again = tune(TASK, GridTuner(space, 0), measure, 2, resume=True, retime=2, **kw)
+    assert again.trials == 2 and again.best_config == steady and len(recordlog.read(log)) == 6 and len(seen) == n
+    seen.clear()
+    off = tune(TASK, GridTuner(space, 0), measure, 2, seeds=[lucky, steady], retime=0, progress=False,
+               settings=MeasureSettings(), batch_size=2)
+    assert off.best_config == lucky  # without it, the lucky sample wins

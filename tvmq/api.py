@@ -64,7 +64,7 @@ def tune(workload: str = "alexnet.conv3", variants: str | list = "float", target
     tasks = [Task.make(wl, v.strip(), ti) for wl in resolve(workload) for v in names]
     opts = TuneOptions(trials=trials, tuner=tuner, batch_size=a.batch_size, early_stopping=a.early_stopping,
                        resume=a.resume, warm_start=not a.no_warm_start, transfer=transfer, seed=a.seed,
-                       progress=not quiet)
+                       progress=not quiet, retime=a.retime)
     runner = make_runner(ti, RPCSettings.from_flags(a, ti))
     try:
         machine = for_runner(ti, runner)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import TvmqError
 from ..explore.explorer import footer as explore_footer
 from ..export.model import ModelOptions
 from ..export.tuning import tune_model
@@ -46,6 +47,9 @@ def add_arguments(p):
                    help="run: time every candidate for real; model: rank them by the core's performance model "
                         "(llvm-mca, no board needed), then run and verify the best --verify-top for real")
     p.add_argument("--verify-top", type=int, default=4, help="with --measure model: configs verified for real")
+    p.add_argument("--retime", type=int, default=None, metavar="K",
+                   help="at the end of each layer's run, measure its K fastest configs twice more and keep the one "
+                        "with the fastest median, not the luckiest sample (default 4; 0: off; not with --model)")
     g = p.add_argument_group("a whole model (instead of --workload): --trials is the model's budget")
     g.add_argument("--model", help="an ONNX CNN: tune the distinct kernels `export --model` would build")
     g.add_argument("--quantize", default="none", choices=list(QUANTIZATIONS), help="as for export (default none)")
@@ -66,7 +70,7 @@ def run(a):
     tasks = [Task.make(wl, v.strip(), target) for wl in layers for v in a.variants.split(",") if v.strip()]
     opts = TuneOptions(trials=a.trials, tuner=a.tuner, batch_size=a.batch_size, early_stopping=a.early_stopping,
                        resume=a.resume, warm_start=not a.no_warm_start, transfer=a.transfer, seed=a.seed,
-                       progress=not a.quiet, measure=a.measure, verify_top=a.verify_top)
+                       progress=not a.quiet, measure=a.measure, verify_top=a.verify_top, retime=a.retime)
     settings = measure_settings(a)
     runner = make_runner(target, rpc_settings(a, target))
     try:
@@ -92,6 +96,9 @@ def run(a):
 
 
 def _run_model(a):
+    if a.retime:
+        raise TvmqError("--retime is for per-layer tuning: tune --model shares its budget between kernels batch by "
+                        "batch and keeps each one's best measured")
     target = get_target(a.target)
     opts = TuneOptions(trials=a.trials, tuner=a.tuner, batch_size=a.batch_size, resume=a.resume,
                        warm_start=not a.no_warm_start, transfer=a.transfer, seed=a.seed, progress=not a.quiet)

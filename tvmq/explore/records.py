@@ -116,7 +116,7 @@ def choose(which: str, task, records: list[dict], base: dict | None = None) -> t
         return space.default, None, "default config"
     if which == "best" or which.startswith("record:"):
         rank = 1 if which == "best" else _rank(which)
-        timed = sorted(ok(records), key=recordlog.median_time)
+        timed = sorted(recordlog.by_config(ok(records)), key=recordlog.median_time)  # as apply-best rates them
         if not timed:
             raise TvmqError(f"no timed records of {task.workload.name} {task.variant} on target "
                             f"{task.target.name} in the logs: use --config JSON or --config default")
@@ -138,7 +138,8 @@ def _rank(which: str) -> int:
 
 
 def measured(cfg: dict, records: list[dict], space) -> dict | None:
-    """The fastest timed record of exactly this config (records completed to today's space), if any."""
+    """The timed record of exactly this config (records completed to today's space; measured more than once:
+    its median one), if any."""
     key = json.dumps(cfg, sort_keys=True)
     same = [r for r in ok(records) if json.dumps(space.complete(r["config"]), sort_keys=True) == key]
-    return min(same, key=recordlog.median_time, default=None)
+    return min(recordlog.by_config(same), key=recordlog.median_time, default=None)

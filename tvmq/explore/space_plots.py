@@ -77,7 +77,7 @@ def curves(recs: list[dict], workload) -> dict[str, list[float]]:
     ``tuner#2``; a failed trial keeps the best so far."""
     by_tuner = defaultdict(list)
     for r in recs:
-        if r.get("tuner") not in R.SKIP_TUNERS:
+        if r.get("tuner") not in R.SKIP_TUNERS and not r.get("retime"):  # a re-time is not a trial
             by_tuner[r.get("tuner", "?")].append(r)
     out = {}
     for tuner, rs in sorted(by_tuner.items()):

@@ -39,8 +39,9 @@ def failure_kind(status: str, error: str) -> str | None:
 
 
 def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, trial: int,
-                machine: Machine | None = None) -> dict:
-    """One record for a measured candidate (times only when the status is ``ok``)."""
+                machine: Machine | None = None, retime: bool = False) -> dict:
+    """One record for a measured candidate (times only when the status is ``ok``); ``retime``: a config
+    measured again at the end of a run (not a trial; ``by_config`` rates a config by all its records)."""
 
     machine = machine or this_machine()
     return {
@@ -72,6 +73,7 @@ def make_record(task, cfg: dict, result, runner: str, settings, tuner: str, tria
         "modelled": runner == "model",  # a performance model's estimate: it ranks, it never chooses
         "tuner": tuner,
         "trial": trial,
+        "retime": retime,
         "settings": settings.to_dict(),
         "timestamp": round(time.time(), 3),
     }
@@ -160,6 +162,16 @@ def read_dir(path: str | Path, warn=True) -> list[dict]:
 
 def median_time(rec: dict) -> float:
     return float(np.median(rec["times"])) if rec.get("status") == "ok" and rec.get("times") else float("inf")
+
+
+def by_config(records: list[dict]) -> list[dict]:
+    """One record per config: the one whose time is the median (the slower middle one of an even count)
+    of that config's records. A config measured again (a run's re-time, another run) is rated by its
+    typical time, not by its luckiest sample."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r)
+    return [sorted(g, key=median_time)[len(g) // 2] for g in groups.values()]
 
 
 def best(records: list[dict], target: dict, workload_key: str, variant: str, params: dict | None = None):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..machine import Machine, fingerprint, record_kind, record_machine, similarity
 from ..variants import siblings
 from ..workload import ConvWorkload
-from .log import median_time
+from .log import by_config, median_time
 
 THIS_MACHINE, TRANSFER, NONE = "this machine", "transfer", "none"
 
@@ -85,7 +85,7 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
     mine = [r for r in cands if record_kind(r) == machine.kind and _same_target(r, task)]
     if mine:
         same_threads = [r for r in mine if threads is None or r.get("threads") == threads]
-        pool = _same_warmth(same_threads or mine, cold)
+        pool = by_config(_same_warmth(same_threads or mine, cold))  # a config measured again: its median
         rec = min(pool, key=median_time)
         note = "" if same_threads else (f"{task.workload.name} {task.variant}: record measured here at "
                                         f"{rec.get('threads')} threads, used for {threads}")

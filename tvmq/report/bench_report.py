@@ -29,7 +29,7 @@ def tuning_curves(records, target, layers) -> list[dict]:
     groups = {}
     for r in records:
         wl = names.get(r.get("workload_key"))
-        if wl is None or json.dumps(r.get("target"), sort_keys=True) != tj:
+        if wl is None or r.get("retime") or json.dumps(r.get("target"), sort_keys=True) != tj:
             continue
         groups.setdefault((wl.key, r["variant"], r.get("tuner", "?"), r.get("task_key")), []).append(r)
     out = []

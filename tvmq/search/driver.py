@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..record import log as recordlog
+from ..space import config_key
 from ..run.base import RunResult
 from ..variants import rate_unit
 from ..machine import this_machine
@@ -85,7 +86,8 @@ class TuneSession:
     ``measure(cfgs) -> list[RunResult]`` does the timing, so tests pass a fake. ``machine`` is who
     measures (records name it; default this CPU). ``seeds`` are measured first (transfer tuning:
     other machines' best configs). On resume, candidates that failed because of the board are
-    measured again; those that failed because of the kernel are not.
+    measured again; those that failed because of the kernel are not. ``retime(k)`` measures the k
+    fastest again at the end: the best is then the config whose median measurement is fastest.
     """
 
     def __init__(self, task, tuner, measure, log_path=None, batch_size: int = 8, resume: bool = False,
@@ -97,20 +99,30 @@ class TuneSession:
         self.flops = task.workload.flops
         self.res = TuneResult(task)
         self.exhausted = False
+        self.retimed = False  # the run's best few were measured again after its last trial
         self._t0 = time.time()
         self._pending = []
+        self._times: dict[str, list[float]] = {}  # config key -> medians of its ok measurements in this run
+        self._cfgs: dict[str, dict] = {}
+        self._best_of: dict[str, tuple] = {}  # config key -> (max_abs_err, instructions) of its measurement
         if resume and log_path:
             key = task.measure_key(self.machine.kind, settings.threads if settings is not None else None,
                                    settings is not None and settings.flush_cache)
             old = [r for r in (prior_records if prior_records is not None else recordlog.read(log_path))
                    if r.get("task_key") == key and r.get("tuner") == tuner.name and r.get("failure") != "board"]
+            trials = [r for r in old if not r.get("retime")]
             scores = []
-            for r in old:
+            for r in trials:
                 rr = RunResult(r["status"], r["times"], r.get("error", ""), r.get("max_abs_err"))
                 self._account(r["config"], rr)
                 scores.append(self.flops / rr.median if rr.ok else 0.0)
-            if old:  # one update: the cost model refits once, not once per record resumed
-                tuner.update([r["config"] for r in old], scores)
+            if trials:  # one update: the cost model refits once, not once per record resumed
+                tuner.update([r["config"] for r in trials], scores)
+            for r in old:
+                if r.get("retime") and r["status"] == "ok" and r["times"]:
+                    self._times.setdefault(config_key(r["config"]), []).append(float(np.median(r["times"])))
+            self.retimed = any(r.get("retime") and r.get("trial", 0) >= self.res.trials for r in old)
+            self._rebest()
         self._pending = [c for c in (seeds or []) if not tuner.seen(c)]
 
     @property
@@ -121,10 +133,47 @@ class TuneSession:
         res = self.res
         res.trials += 1
         res.statuses[r.status] = res.statuses.get(r.status, 0) + 1
-        if r.status == "ok" and r.median < res.best_time:
-            res.best_time, res.best_config, res.best_err = r.median, cfg, r.max_abs_err
-            res.best_instructions = getattr(r, "instructions", None)
+        if r.status == "ok":
+            k = config_key(cfg)
+            self._times.setdefault(k, []).append(r.median)
+            self._cfgs[k] = cfg
+            self._best_of[k] = (r.max_abs_err, getattr(r, "instructions", None))
+            if r.median < res.best_time:
+                res.best_time, res.best_config, res.best_err = r.median, cfg, r.max_abs_err
+                res.best_instructions = getattr(r, "instructions", None)
         res.curve.append(self.best_rate)
+
+    def _rated(self, key: str) -> float:
+        """A config's time: the median of its measurements in this run (the slower middle one of two)."""
+        t = sorted(self._times[key])
+        return t[len(t) // 2]
+
+    def _rebest(self):
+        keys = [k for k in self._times if k in self._cfgs]
+        if keys:
+            k = min(keys, key=self._rated)
+            self.res.best_time, self.res.best_config = self._rated(k), self._cfgs[k]
+            self.res.best_err, self.res.best_instructions = self._best_of[k]
+
+    def retime(self, k: int = 4, rounds: int = 2) -> int:
+        """Measure the ``k`` fastest configs of the run again, ``rounds`` times interleaved, each appended as a
+        re-time record (not a trial): a lucky sample no longer picks the best. Returns the measurements made."""
+        top = sorted((key for key in self._times if key in self._cfgs), key=self._rated)[:k]
+        self.retimed = True
+        if len(top) < 2:  # one candidate: nothing to choose between
+            return 0
+        cfgs = [self._cfgs[key] for key in top]
+        for _ in range(rounds):
+            for cfg, r in zip(cfgs, self.measure(cfgs)):
+                if r.ok:
+                    self._times[config_key(cfg)].append(r.median)
+                if self.log_path:
+                    recordlog.append(self.log_path, recordlog.make_record(
+                        self.task, cfg, r, self.runner_label, self.settings, self.tuner.name, self.res.trials,
+                        self.machine, retime=True))
+        self._rebest()
+        self.res.tuning_s = time.time() - self._t0
+        return rounds * len(cfgs)
 
     def step(self, n: int) -> int:
         """Measure one batch of at most ``n`` new candidates (records appended as they finish);
@@ -156,9 +205,10 @@ class TuneSession:
 
 def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, resume: bool = False,
          early_stopping: int | None = None, settings=None, runner_label: str = "local", progress=True,
-         prior_records: list | None = None, machine=None, seeds: list | None = None) -> TuneResult:
+         prior_records: list | None = None, machine=None, seeds: list | None = None, retime: int = 0) -> TuneResult:
     """Tune ``task`` for ``trials`` measurements (resumed ones count), appending records to ``log_path``
-    (see ``TuneSession``); stops early after ``early_stopping`` trials without a gain."""
+    (see ``TuneSession``); stops early after ``early_stopping`` trials without a gain; then measures the
+    ``retime`` fastest again (twice each; a resumed run already re-timed after its last trial is not)."""
     s = TuneSession(task, tuner, measure, log_path, batch_size, resume, settings, runner_label, prior_records,
                     machine, seeds)
     bar = Progress(f"{task.workload.name} {task.variant}", trials, progress, rate_unit(task.variant))
@@ -173,6 +223,11 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
         if early_stopping and since_best >= early_stopping:
             break
     bar.close()
+    if retime and not (s.retimed and not s.res.new_trials):
+        if progress:
+            print(f"[{task.workload.name} {task.variant}] re-timing the {min(retime, len(s._cfgs))} fastest",
+                  file=sys.stderr)
+        s.retime(retime)
     s.res.tuning_s = time.time() - s._t0
     return s.res
 

@@ -59,7 +59,8 @@ class MetaScheduleTuner(Tuner):
         for flag, on, why in (
                 ("--early-stopping", opts.early_stopping is not None, "tune_tir has no early stop"),
                 ("--transfer", opts.transfer, "it cannot start from other machines' records"),
-                ("--measure model", opts.measure == "model", "it measures every candidate itself")):
+                ("--measure model", opts.measure == "model", "it measures every candidate itself"),
+                ("--retime", opts.retime > 0, "it picks its best itself")):
             if on:
                 raise TvmqError(f"--tuner metaschedule does not take {flag}: {why}")
 

@@ -40,6 +40,7 @@ class TuneOptions:
     progress: bool = True
     measure: str = "run"  # run: real measurements; model: rank by the performance model, verify the best for real
     verify_top: int = 4  # with measure=model: how many of the model's best are run and verified for real
+    retime: int | None = None  # the fastest this many measured twice more at the end (None: 4; own-loop tuners 0)
 
     def __post_init__(self):
         if self.tuner not in ALL_TUNERS:
@@ -50,6 +51,10 @@ class TuneOptions:
             raise TvmqError(f"--measure must be run or model, got {self.measure!r}")
         if self.batch_size is None:
             object.__setattr__(self, "batch_size", TUNERS[self.tuner].default_batch_size)
+        if self.retime is None:
+            object.__setattr__(self, "retime", 0 if TUNERS[self.tuner].own_loop else 4)
+        if self.retime < 0:
+            raise TvmqError(f"--retime must be >= 0, got {self.retime}")
         if self.batch_size < 1:
             raise TvmqError(f"--batch-size must be >= 1, got {self.batch_size}")
         TUNERS[self.tuner].check_options(self)  # a flag the tuner cannot honour is refused, not ignored
@@ -151,7 +156,7 @@ def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builde
         return tuner.tune_task(task, opts, settings, runner, machine, log_path, prior)
     res = tune(task, tuner, Measurer(task, builder, runner, settings), opts.trials, log_path, opts.batch_size,
                opts.resume, opts.early_stopping, settings, runner_label or runner.label, opts.progress, prior, machine,
-               seeds)
+               seeds, opts.retime)
     if res.best_config is None:
         print(f"tvmq: warning: no candidate of {task.workload.name} {task.variant} verified ({res.statuses})",
               file=sys.stderr)
