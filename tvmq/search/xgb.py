@@ -1,6 +1,5 @@
 """``xgb``: an XGBoost ranking model over config features guides a
-simulated-annealing walk through the space; a quarter of each batch is the
-model's best one-knob changes of the fastest measured, and a few random picks
+simulated-annealing walk through the space; a few random picks per batch
 keep exploring. The first batch is the default plus random picks, unless a warm
 start already trained the model; then it is the model's picks too.
 
@@ -126,31 +125,8 @@ class XGBTuner(Tuner):
         if self.model is None:  # nothing learnt yet (no warm start): explore at random
             return first + self._fresh_random(n - len(first), {config_key(c) for c in first})
         n_model = n - max(1, int(round(n * self.epsilon)))
-        local = self._local(n // 4, {config_key(c) for c in first})
-        chosen = first + local
-        chosen += [c for c in self._anneal(n_model) if c not in chosen][: n_model - len(chosen)]
+        chosen = first + [c for c in self._anneal(n_model) if c not in first][: n_model - len(first)]
         return chosen + self._fresh_random(n - len(chosen), {config_key(c) for c in chosen})
-
-    def _local(self, n: int, avoid: set, top: int = 3) -> list[dict]:
-        """The model's ``n`` best unmeasured configs one knob away from the ``top`` fastest measured. The walk
-        below wanders off in a few steps; a tile one notch from the best (3x9 for 1x9 on alexnet conv2 int8)
-        is what a model that ranks poorly across layers still gets right."""
-        if n < 1:
-            return []
-        best = [self.configs[k] for k in sorted(self.scores, key=self.scores.get, reverse=True)[:top]
-                if self.scores[k] > 0]
-        cands, seen = [], set(avoid)
-        for cfg in best:
-            for knob in self.space.knobs:
-                for v in knob.values:
-                    new = self.space.canonical({**cfg, knob.name: v})
-                    k = config_key(new)
-                    if k not in seen and k not in self.scores and self.space.is_valid(new):
-                        seen.add(k)
-                        cands.append(new)
-        if not cands:
-            return []
-        return [cands[i] for i in np.argsort(-self.predict(cands), kind="stable")[:n]]
 
     def _anneal(self, n: int) -> list[dict]:
         """Simulated annealing on the model's score, started from the best measured and random points."""
