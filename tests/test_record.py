@@ -55,3 +55,10 @@ def test_task_key_changes_with_anything_that_changes_a_result():
             Task.make(resolve("alexnet.conv4")[0], "codebook", get_target("server")).key,
             Task.make(TASK.workload, "float", get_target("server")).key}
     assert len(keys) == 5
+
+
+def test_by_config_rates_a_config_measured_again_by_its_median_record():
+    a, b = dict(TASK.space().default, ob=16), dict(TASK.space().default, ob=32)
+    recs = [rec(a, t=0.5e-3), rec(a, t=2e-3), rec(a, t=1.9e-3), rec(b, t=1e-3)]
+    got = {json.dumps(r["config"], sort_keys=True): r["times"][0] for r in recordlog.by_config(recs)}
+    assert got == {json.dumps(a, sort_keys=True): 1.9e-3, json.dumps(b, sort_keys=True): 1e-3}  # not a's lucky 0.5

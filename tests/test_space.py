@@ -100,3 +100,13 @@ def test_default_takes_the_first_preference_the_layer_allows():
     strided = ConvWorkload("s2", 1, 128, 28, 28, 128, 3, 3, (2, 2), (1, 1, 1, 1))  # flat tiles need stride 1
     assert Space.load(strided, "int8", features=feats).default["dot"] == "amx_1x4"
     assert Space.load(odd, "int8", features={"avx512bw"}).default["dot"] == "none"
+
+
+def test_completions_try_each_value_of_the_knobs_a_config_lacks():
+    fl, cb = Space.load(CONV3, "float"), Space.load(CONV3, "codebook")
+    got = cb.completions(dict(fl.default))
+    decode = next(k.values for k in cb.knobs if k.name == "decode_at")
+    assert [c["decode_at"] for c in got] == list(decode) and all(cb.is_valid(c) for c in got)
+    assert all({k: v for k, v in c.items() if k != "decode_at"} == fl.default for c in got)
+    assert len(cb.completions(dict(fl.default), limit=2)) == 2
+    assert fl.completions(got[0]) == [fl.default]  # a knob this space lacks is dropped

@@ -34,3 +34,10 @@ def test_every_model_quantization_runs_a_known_variant():
 def test_unknown_variant_is_one_line_naming_the_valid_ones():
     with pytest.raises(TvmqError, match="unknown variant 'fp8'; valid variants are"):
         variants.get("fp8")
+
+
+def test_siblings_share_the_template_and_the_arithmetic():
+    assert "codebook" in variants.siblings("float") and "float" in variants.siblings("codebook")
+    assert "int8" not in variants.siblings("float") and "float" not in variants.siblings("int8")
+    assert "im2col" not in variants.siblings("float")  # another template
+    assert "int8" not in variants.siblings("int8")
