@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tvmq.bench.jobs import build_kernel  # noqa: E402
 from tvmq.machine import this_machine  # noqa: E402
-from tvmq.record.log import by_config  # noqa: E402
+from tvmq.record.log import ranked  # noqa: E402
 from tvmq.run.base import BuildResult  # noqa: E402
 from tvmq.run.local import LocalRunner  # noqa: E402
 from tvmq.run.settings import MeasureSettings  # noqa: E402
@@ -39,12 +39,12 @@ SIDES = (("cold 200", "cold", 200), ("transfer 16", "transfer", 16), ("transfer 
 
 
 def best_record(recs: list, n: int):
-    """The run's pick after ``n`` trials; at its end (``n`` >= its trials) with its re-times, a config rated by
-    its median record, as the tuner and apply-best rate it."""
+    """The run's pick after ``n`` trials; at its end (``n`` >= its trials) with its re-times, ranked as the tuner
+    and apply-best rank them (``record.log.ranked``)."""
     trials = [r for r in recs if not r.get("retime")]
     pool = trials[:n] + ([r for r in recs if r.get("retime")] if n >= len(trials) else [])
-    ok = by_config([r for r in pool if r["status"] == "ok" and r["times"]])
-    return min(ok, key=lambda r: float(np.median(r["times"]))) if ok else None
+    ok = ranked(pool)
+    return ok[0] if ok else None
 
 
 def main(argv=None) -> int:

@@ -40,7 +40,8 @@ def runs(*paths: Path) -> dict:
                     and r.get("workload_key") in keys):
                 by[(r["workload"]["name"], r["variant"], r["task_key"], str(path))].append(r)  # one run: one log
     out = {}
-    size_then_age = lambda kv: (len(kv[1]), max(r["timestamp"] for r in kv[1]))  # noqa: E731
+    trials = lambda rs: sum(not r.get("retime") for r in rs)  # noqa: E731
+    size_then_age = lambda kv: (trials(kv[1]), max(r["timestamp"] for r in kv[1]))  # noqa: E731
     for (name, variant, _, _), v in sorted(by.items(), key=size_then_age):
         out[(name, variant)] = sorted(v, key=lambda r: (r["trial"], r["timestamp"]))  # the longest comes last
     return out
@@ -57,13 +58,14 @@ def logs(kind: str, transfer_log: str | None = None) -> dict:
 def best_after(recs: list, n: int) -> float:
     """Best rate (GFLOPS/GOPS) in the first ``n`` trials (0 if none verified)."""
     flops = ConvWorkload.from_dict(recs[0]["workload"]).flops
+    recs = [r for r in recs if not r.get("retime")]  # the best seen while tuning: trials only
     ok = [float(np.median(r["times"])) for r in recs[:n] if r["status"] == "ok" and r["times"]]
     return flops / min(ok) / 1e9 if ok else 0.0
 
 
 def seconds(recs: list, n: int) -> float:
     """Wall time of the first ``n`` trials from timestamps (plus the first batch's compile+run, estimated)."""
-    rs = recs[:n]
+    rs = [r for r in recs if not r.get("retime")][:n]
     if len(rs) < 2:
         return 0.0
     span = rs[-1]["timestamp"] - rs[0]["timestamp"]

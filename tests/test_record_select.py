@@ -174,7 +174,8 @@ def test_sibling_seeds_take_this_machines_float_best_as_codebook_with_each_decod
     cb = Task.make(TASK.workload, "codebook", HOST)
     recs = [rec(TASK, cfg(tile_ow=13, ob=32), 1.0, here), rec(TASK, cfg(tile_ow=1), 5.0, here),
             rec(TASK, cfg(tile_ow=13, ob=16), 0.5, ZEN4),  # another machine's float: never a sibling seed
-            rec(cb, dict(cb.space().default, ob=8), 1.0, ZEN4)]
+            rec(cb, dict(cb.space().default, ob=8), 1.0, ZEN4),
+            rec(Task.make(TASK.workload, "bf16", HOST), cfg(tile_ow=13, ob=16), 0.1, here)]  # faster, a farther sibling
     sib = sibling_seeds(cb, recs, here, n=4)
     decode = next(k.values for k in cb.space().knobs if k.name == "decode_at")
     assert [s["decode_at"] for s in sib] == list(decode)[:4]

@@ -342,3 +342,32 @@ def test_retime_picks_the_config_with_the_fastest_median_not_the_luckiest_sample
     off = tune(TASK, GridTuner(space, 0), measure, 2, seeds=[lucky, steady], retime=0, progress=False,
                settings=MeasureSettings(), batch_size=2)
     assert off.best_config == lucky  # without it, the lucky sample wins
+
+
+def test_retime_measures_again_whatever_is_then_rated_best_and_drops_a_config_that_fails_again(tmp_path):
+    space = TASK.space()
+    lucky, steady = dict(space.default, tile_ow=13, ob=16), dict(space.default, tile_ow=13, ob=32)
+    seen = {}
+
+    def measure(cfgs, fail=False):
+        out = []
+        for c in cfgs:
+            k = json.dumps(c, sort_keys=True)
+            seen[k] = seen.get(k, 0) + 1
+            if c == lucky and seen[k] > 1 and fail:
+                out.append(RunResult("wrong_result", error="differs from numpy"))
+            else:
+                out.append(RunResult("ok", times=[(1.0 if c == steady else 0.5 if seen[k] == 1 else 2.0) * 1e-3] * 3))
+        return out
+
+    kw = dict(progress=False, settings=MeasureSettings(), batch_size=2, seeds=[lucky, steady])
+    # only the fastest is re-timed; it reads slower, so steady (now best on one sample) is measured again too
+    res = tune(TASK, GridTuner(space, 0), measure, 2, retime=1, **kw)
+    assert res.best_config == steady and seen[json.dumps(steady, sort_keys=True)] == 3
+    seen.clear()
+    log = tmp_path / "r.jsonl"
+    res = tune(TASK, GridTuner(space, 0), lambda c: measure(c, fail=True), 2, retime=2, log_path=log, **kw)
+    assert res.best_config == steady  # lucky failed when measured again: out, whatever its first sample
+    from tvmq.machine import this_machine
+    from tvmq.record.select import choose
+    assert choose(TASK, recordlog.read(log), this_machine()).record["config"] == steady

@@ -116,7 +116,7 @@ def choose(which: str, task, records: list[dict], base: dict | None = None) -> t
         return space.default, None, "default config"
     if which == "best" or which.startswith("record:"):
         rank = 1 if which == "best" else _rank(which)
-        timed = sorted(recordlog.by_config(ok(records)), key=recordlog.median_time)  # as apply-best rates them
+        timed = recordlog.ranked([r for r in records if r.get("tuner") not in SKIP_TUNERS])  # as apply-best ranks
         if not timed:
             raise TvmqError(f"no timed records of {task.workload.name} {task.variant} on target "
                             f"{task.target.name} in the logs: use --config JSON or --config default")

@@ -21,10 +21,10 @@ def _value(v) -> str:
 
 
 def samples(recs: list[dict], workload, space=None) -> list[tuple[dict, float]]:
-    """(config, GFLOPS) of every timed record of tvmq's tuners; configs completed to ``space``
+    """(config, GFLOPS) of every timed trial of tvmq's tuners (not re-times); configs completed to ``space``
     (knobs added since a record was made take their first value) when given."""
     fix = space.complete if space is not None else dict
-    return [(fix(r["config"]), R.gflops(r, workload)) for r in R.ok(recs)]
+    return [(fix(r["config"]), R.gflops(r, workload)) for r in R.ok(recs) if not r.get("retime")]  # trials only
 
 
 def knobs(data: list[tuple[dict, float]]) -> list[str]:

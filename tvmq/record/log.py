@@ -174,6 +174,21 @@ def by_config(records: list[dict]) -> list[dict]:
     return [sorted(g, key=median_time)[len(g) // 2] for g in groups.values()]
 
 
+def ranked(records: list[dict]) -> list[dict]:
+    """``by_config`` of the ``ok`` records, fastest first, configs measured more than once ahead of the
+    rest (a re-time measured the run's best few again; another config's one sample may be lucky).
+    A config whose re-time failed, not because of the board, is left out."""
+    flaky = {json.dumps(r["config"], sort_keys=True) for r in records
+             if r.get("retime") and r.get("status") != "ok" and r.get("failure") != "board"}
+    ok = [r for r in records if r.get("status") == "ok" and r.get("times")
+          and json.dumps(r["config"], sort_keys=True) not in flaky]
+    n = {}
+    for r in ok:
+        k = json.dumps(r["config"], sort_keys=True)
+        n[k] = n.get(k, 0) + 1
+    return sorted(by_config(ok), key=lambda r: (n[json.dumps(r["config"], sort_keys=True)] < 2, median_time(r)))
+
+
 def best(records: list[dict], target: dict, workload_key: str, variant: str, params: dict | None = None):
     """The fastest ``ok`` record of (target, workload, variant[, params]), or None."""
     tj = json.dumps(target, sort_keys=True)

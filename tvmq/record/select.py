@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..machine import Machine, fingerprint, record_kind, record_machine, similarity
 from ..variants import siblings
 from ..workload import ConvWorkload
-from .log import by_config, median_time
+from .log import by_config, median_time, ranked
 
 THIS_MACHINE, TRANSFER, NONE = "this machine", "transfer", "none"
 
@@ -85,8 +85,11 @@ def choose(task, records: list[dict], machine: Machine, threads: int | None = No
     mine = [r for r in cands if record_kind(r) == machine.kind and _same_target(r, task)]
     if mine:
         same_threads = [r for r in mine if threads is None or r.get("threads") == threads]
-        pool = by_config(_same_warmth(same_threads or mine, cold))  # a config measured again: its median
-        rec = min(pool, key=median_time)
+        pool = _same_warmth(same_threads or mine, cold)
+        failed = [r for r in records if r.get("retime") and r.get("status") != "ok" and record_kind(r) == machine.kind
+                  and r.get("workload_key") == task.workload.key and r.get("variant") == task.variant]
+        pool = ranked(pool + failed) or by_config(pool)  # a config measured again: its median, and ahead
+        rec = pool[0]
         note = "" if same_threads else (f"{task.workload.name} {task.variant}: record measured here at "
                                         f"{rec.get('threads')} threads, used for {threads}")
         return Choice(rec, THIS_MACHINE, note, tuple(pool))
@@ -169,8 +172,9 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
 
 
 def sibling_seeds(task, records: list[dict], machine: Machine, n: int = 4) -> list[dict]:
-    """This machine's best configs of this layer in the sibling variants (``variants.siblings``: float for a
-    codebook, and back), each completed with every value of the knobs it lacks, at most ``n``.
+    """This machine's best configs of this layer in its nearest sibling variant that has records fitting this
+    space (``variants.siblings``, in order: float for a codebook, and back), each completed with every value
+    of the knobs it lacks, at most ``n``.
 
     A codebook kernel is a float kernel plus the weight lookup: the float schedule measured here is a
     better first guess than any other machine's codebook schedule (on Zen 5 alexnet conv3 it is 0.96-0.98
@@ -181,14 +185,21 @@ def sibling_seeds(task, records: list[dict], machine: Machine, n: int = 4) -> li
             and r.get("template") == task.template and r.get("workload_key") == task.workload.key
             and record_kind(r) == machine.kind and not r.get("emulated") and not r.get("modelled")
             and r.get("tuner") != "metaschedule"]
-    out, seen = [], set()
-    for r in _distinct_families(sorted(pool, key=median_time), 2):
-        for cfg in space.completions({k: v for k, v in r["config"].items() if k in space.names}, n):
-            k = fingerprint(cfg)
-            if k not in seen:
-                seen.add(k)
-                out.append(cfg)
-    return out[:n]
+    for variant in siblings(task.variant):  # the nearest sibling with a record that fits here (float first)
+        out, seen = [], set()
+        recs = sorted((r for r in pool if r["variant"] == variant), key=median_time)
+        fits = [(r, space.completions({k: v for k, v in r["config"].items() if k in space.names}, n))
+                for r in recs[:16]]
+        fits = [(r, c) for r, c in fits if c]
+        for r in _distinct_families([r for r, _ in fits], 2):
+            for cfg in next(c for q, c in fits if q is r):
+                k = fingerprint(cfg)
+                if k not in seen:
+                    seen.add(k)
+                    out.append(cfg)
+        if out:
+            return out[:n]
+    return []
 
 
 # Knobs that set a schedule's structure (loop order, data layout, instruction): two configs that

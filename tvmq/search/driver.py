@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..record import log as recordlog
+from ..record.log import failure_kind
 from ..space import config_key
 from ..run.base import RunResult
 from ..variants import rate_unit
@@ -87,7 +88,8 @@ class TuneSession:
     measures (records name it; default this CPU). ``seeds`` are measured first (transfer tuning:
     other machines' best configs). On resume, candidates that failed because of the board are
     measured again; those that failed because of the kernel are not. ``retime(k)`` measures the k
-    fastest again at the end: the best is then the config whose median measurement is fastest.
+    fastest again at the end: the best is then, among them, the config whose median measurement is
+    fastest (one that fails when measured again is out).
     """
 
     def __init__(self, task, tuner, measure, log_path=None, batch_size: int = 8, resume: bool = False,
@@ -105,6 +107,7 @@ class TuneSession:
         self._times: dict[str, list[float]] = {}  # config key -> medians of its ok measurements in this run
         self._cfgs: dict[str, dict] = {}
         self._best_of: dict[str, tuple] = {}  # config key -> (max_abs_err, instructions) of its measurement
+        self._flaky: set[str] = set()  # configs that failed when measured again (not because of the board)
         if resume and log_path:
             key = task.measure_key(self.machine.kind, settings.threads if settings is not None else None,
                                    settings is not None and settings.flush_cache)
@@ -121,6 +124,8 @@ class TuneSession:
             for r in old:
                 if r.get("retime") and r["status"] == "ok" and r["times"]:
                     self._times.setdefault(config_key(r["config"]), []).append(float(np.median(r["times"])))
+                elif r.get("retime"):
+                    self._flaky.add(config_key(r["config"]))
             self.retimed = any(r.get("retime") and r.get("trial", 0) >= self.res.trials for r in old)
             self._rebest()
         self._pending = [c for c in (seeds or []) if not tuner.seen(c)]
@@ -149,31 +154,41 @@ class TuneSession:
         return t[len(t) // 2]
 
     def _rebest(self):
-        keys = [k for k in self._times if k in self._cfgs]
-        if keys:
-            k = min(keys, key=self._rated)
+        keys = [k for k in self._times if k in self._cfgs and k not in self._flaky]
+        again = [k for k in keys if len(self._times[k]) > 1]
+        if keys:  # once some were measured again, the best is one of them: the others' one sample may be lucky
+            k = min(again or keys, key=self._rated)
             self.res.best_time, self.res.best_config = self._rated(k), self._cfgs[k]
             self.res.best_err, self.res.best_instructions = self._best_of[k]
 
     def retime(self, k: int = 4, rounds: int = 2) -> int:
         """Measure the ``k`` fastest configs of the run again, ``rounds`` times interleaved, each appended as a
         re-time record (not a trial): a lucky sample no longer picks the best. Returns the measurements made."""
-        top = sorted((key for key in self._times if key in self._cfgs), key=self._rated)[:k]
+        eligible = lambda: [key for key in self._times if key in self._cfgs and key not in self._flaky]  # noqa: E731
+        top = sorted(eligible(), key=self._rated)[:k]
         self.retimed = True
-        if len(top) < 2:  # one candidate: nothing to choose between
-            return 0
-        cfgs = [self._cfgs[key] for key in top]
-        for _ in range(rounds):
-            for cfg, r in zip(cfgs, self.measure(cfgs)):
-                if r.ok:
-                    self._times[config_key(cfg)].append(r.median)
-                if self.log_path:
-                    recordlog.append(self.log_path, recordlog.make_record(
-                        self.task, cfg, r, self.runner_label, self.settings, self.tuner.name, self.res.trials,
-                        self.machine, retime=True))
+        n, done = 0, set(top)
+        while top:
+            cfgs = [self._cfgs[key] for key in top]
+            for _ in range(rounds):
+                for cfg, r in zip(cfgs, self.measure(cfgs)):
+                    if r.ok:
+                        self._times[config_key(cfg)].append(r.median)
+                    elif failure_kind(r.status, r.error) != "board":  # verified once, failed now: never the best
+                        self._flaky.add(config_key(cfg))
+                    if self.log_path:
+                        recordlog.append(self.log_path, recordlog.make_record(
+                            self.task, cfg, r, self.runner_label, self.settings, self.tuner.name, self.res.trials,
+                            self.machine, retime=True))
+                n += len(cfgs)
+            # the re-timed ones may all have read slower: a config now rated best on one sample is measured
+            # again too (at most k more), so that one sample never picks the best
+            best = min(eligible(), key=self._rated, default=None)
+            top = [best] if best is not None and best not in done and len(done) < 2 * k else []
+            done.update(top)
         self._rebest()
         self.res.tuning_s = time.time() - self._t0
-        return rounds * len(cfgs)
+        return n
 
     def step(self, n: int) -> int:
         """Measure one batch of at most ``n`` new candidates (records appended as they finish);
@@ -223,9 +238,9 @@ def tune(task, tuner, measure, trials: int, log_path=None, batch_size: int = 8, 
         if early_stopping and since_best >= early_stopping:
             break
     bar.close()
-    if retime and not (s.retimed and not s.res.new_trials):
+    if retime and s._cfgs and not (s.retimed and not s.res.new_trials):
         if progress:
-            print(f"[{task.workload.name} {task.variant}] re-timing the {min(retime, len(s._cfgs))} fastest",
+            print(f"[{task.workload.name} {task.variant}] measuring the {min(retime, len(s._cfgs))} fastest again",
                   file=sys.stderr)
         s.retime(retime)
     s.res.tuning_s = time.time() - s._t0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,10 +83,15 @@ def tune_tasks(tasks, opts: TuneOptions, settings, runner, machine, log_path, lo
     builder = Builder(settings.build_workers, settings.build_timeout_s, asm=opts.measure == "model")
     try:
         for task in tasks:
+            t0 = time.time()
             if opts.measure == "model":
                 res = _tune_modelled(task, opts, settings, runner, machine, log_path, prior, db, builder)
             else:
                 res = _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder)
+            # the next tasks learn from this one (warm start; a codebook's sibling seeds from the float just tuned)
+            new = [r for r in (recordlog.read(log_path, warn=False) if log_path.exists() else [])
+                   if r.get("timestamp", 0) >= t0 - 0.001]  # timestamps are rounded to ms
+            prior, db = prior + new, db + new
             out.append(res)
             if on_result:
                 on_result(res)
@@ -150,13 +156,14 @@ def make_session(task, opts, settings, runner, machine, log_path, prior, db, bui
                        opts.resume, settings, runner.label, prior, machine, seeds)
 
 
-def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder, runner_label=None) -> TuneResult:
+def _tune_one(task, opts, settings, runner, machine, log_path, prior, db, builder, runner_label=None,
+              retime: int | None = None) -> TuneResult:
     tuner, seeds = _prepare(task, opts, settings, machine, prior, db)
     if tuner.own_loop:  # MetaSchedule: the whole task in its own loop, with the same options and settings
         return tuner.tune_task(task, opts, settings, runner, machine, log_path, prior)
     res = tune(task, tuner, Measurer(task, builder, runner, settings), opts.trials, log_path, opts.batch_size,
                opts.resume, opts.early_stopping, settings, runner_label or runner.label, opts.progress, prior, machine,
-               seeds, opts.retime)
+               seeds, opts.retime if retime is None else retime)
     if res.best_config is None:
         print(f"tvmq: warning: no candidate of {task.workload.name} {task.variant} verified ({res.statuses})",
               file=sys.stderr)
@@ -169,7 +176,7 @@ def _tune_modelled(task, opts, settings, runner, machine, log_path, prior, db, b
     model = model_for(task.target)
     mrunner = ModelRunner(model, task)
     mmachine = model_machine(model, task.target)
-    ranked = _tune_one(task, opts, settings, mrunner, mmachine, log_path, prior, db, builder, "model")
+    ranked = _tune_one(task, opts, settings, mrunner, mmachine, log_path, prior, db, builder, "model", retime=0)
     mkey = task.measure_key(mmachine.kind, settings.threads, settings.flush_cache)
     est = {config_key(r["config"]): median_time(r) for r in recordlog.read(log_path) if r.get("task_key") == mkey}
     top = [json.loads(k) for k, _ in sorted(est.items(), key=lambda kv: kv[1])[: opts.verify_top]]

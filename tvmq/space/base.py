@@ -149,6 +149,8 @@ class Space:
         in the knobs' value order, at most ``limit``; knobs this space lacks are dropped."""
         missing = [k for k in self.knobs if k.name not in cfg]
         out, seen = [], set()
+        if limit is not None and limit < 1:
+            return out
         for combo in itertools.product(*[k.values for k in missing]):
             new = self.canonical({k.name: cfg.get(k.name) for k in self.knobs} | dict(zip((k.name for k in missing),
                                                                                           combo)))
