@@ -164,29 +164,31 @@ def median_time(rec: dict) -> float:
     return float(np.median(rec["times"])) if rec.get("status") == "ok" and rec.get("times") else float("inf")
 
 
+def _groups(records: list[dict]) -> dict[str, list[dict]]:
+    """Records by config (key: the config's JSON), each group fastest first."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r)
+    return {k: sorted(g, key=median_time) for k, g in groups.items()}
+
+
 def by_config(records: list[dict]) -> list[dict]:
     """One record per config: the one whose time is the median (the slower middle one of an even count)
     of that config's records. A config measured again (a run's re-time, another run) is rated by its
     typical time, not by its luckiest sample."""
-    groups: dict[str, list[dict]] = {}
-    for r in records:
-        groups.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r)
-    return [sorted(g, key=median_time)[len(g) // 2] for g in groups.values()]
+    return [g[len(g) // 2] for g in _groups(records).values()]
 
 
 def ranked(records: list[dict]) -> list[dict]:
     """``by_config`` of the ``ok`` records, fastest first, configs measured more than once ahead of the
     rest (a re-time measured the run's best few again; another config's one sample may be lucky).
     A config whose re-time failed, not because of the board, is left out."""
-    flaky = {json.dumps(r["config"], sort_keys=True) for r in records
-             if r.get("retime") and r.get("status") != "ok" and r.get("failure") != "board"}
-    ok = [r for r in records if r.get("status") == "ok" and r.get("times")
-          and json.dumps(r["config"], sort_keys=True) not in flaky]
-    n = {}
-    for r in ok:
-        k = json.dumps(r["config"], sort_keys=True)
-        n[k] = n.get(k, 0) + 1
-    return sorted(by_config(ok), key=lambda r: (n[json.dumps(r["config"], sort_keys=True)] < 2, median_time(r)))
+    groups = _groups(records)
+    flaky = {k for k, g in groups.items()
+             if any(r.get("retime") and r.get("status") != "ok" and r.get("failure") != "board" for r in g)}
+    ok = {k: [r for r in g if r.get("status") == "ok" and r.get("times")] for k, g in groups.items() if k not in flaky}
+    picks = [(len(g) < 2, g[len(g) // 2]) for g in ok.values() if g]  # each group is still fastest first
+    return [r for _, r in sorted(picks, key=lambda p: (p[0], median_time(p[1])))]
 
 
 def best(records: list[dict], target: dict, workload_key: str, variant: str, params: dict | None = None):
