@@ -67,3 +67,18 @@ def test_real_small_tuning_run(tmp_path):
     p2 = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600)
     assert p2.returncode == 0, p2.stderr
     assert len(log.read_text().splitlines()) == len(recs)
+
+
+def test_targets_names_what_an_avx2_only_cpu_has_and_lacks():
+    from tvmq.commands.targets import machine_lines
+    from tvmq.machine import Machine
+
+    zen3 = Machine(kind="amd-znver3-2c", vendor="amd", model="AMD EPYC", llvm_cpu="znver3", arch="x86_64",
+                   cores=2, features=("avx2", "fma"), peak_fp32_gflops=250.0)
+    out = machine_lines(zen3)
+    assert "features: AVX2, FMA (no AVX-512, no int8 dot product" in out
+    assert "fp32 250 GFLOPS, int8 not measured" in out and "int8 0 GOPS" not in out
+    zen4 = Machine(kind="amd-znver4-2c", vendor="amd", llvm_cpu="znver4", arch="x86_64", cores=2,
+                   features=("avx2", "fma", "avx512f", "avx512_vnni"), peak_fp32_gflops=500.0, peak_int8_gops=2000.0)
+    out = machine_lines(zen4)
+    assert "AVX-512, AVX-512 VNNI" in out and "no int8 dot product" not in out and "int8 2000 GOPS" in out

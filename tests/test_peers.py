@@ -57,6 +57,23 @@ def test_qlinear_reference_saturates_and_rounds():
     assert 0 < np.mean((y == 0) | (y == 255)) < 0.05  # the output scale keeps saturation rare
 
 
+def test_u8s8_saturation_rule_and_7bit_weights(monkeypatch):
+    """Full-range weights where the CPU has an int8 dot product; 7-bit ones (pair sums fit int16) where
+    onnxruntime's u8 x s8 kernels are vpmaddubsw ones (an x86 CPU with AVX2 only, such as Zen 3)."""
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert onnxruntime_conv.u8s8_saturates({"avx2", "fma"})
+    assert not onnxruntime_conv.u8s8_saturates({"avx2", "avx512f", "avx512_vnni"})
+    assert not onnxruntime_conv.u8s8_saturates({"avx2", "avx_vnni"})
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    assert not onnxruntime_conv.u8s8_saturates(set())
+    xq, wq, q = onnxruntime_conv.qlinear_inputs(SMALL, weight_bits=7)
+    assert wq.min() >= -63 and wq.max() <= 63 and wq.min() < -50 and wq.max() > 50
+    pairs = 255 * (np.abs(wq.astype(np.int32))[..., :-1] + np.abs(wq.astype(np.int32))[..., 1:])
+    assert pairs.max() <= 32767  # no vpmaddubsw pair sum can saturate
+    y = onnxruntime_conv.qlinear_reference(xq, wq, SMALL, q)
+    assert 0 < np.mean((y == 0) | (y == 255)) < 0.05  # the scale follows the narrower weights
+
+
 def test_onnxruntime_in_a_child_process(monkeypatch):
     """The bench's onnxruntime rows come from a child process: verified there, times and errors back."""
     for kind in onnxruntime_conv.KINDS:

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import TvmqError, one_line
 from ..machine import available_cores
+from ..peers.onnxruntime_conv import u8s8_saturates
 from ..run.timing import time_callable
 from ..export import runtime as RT
 from ..export.calibration import calibration_inputs as _calibration_set
@@ -173,7 +174,8 @@ def calibration_inputs(info: dict, model, calib=None) -> tuple[np.ndarray, dict]
 
 def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:
     """``model`` (float ONNX) quantized by onnxruntime's static quantizer into ``out_path``: QDQ format,
-    per-channel symmetric int8 weights, uint8 activations (onnxruntime's advice for x86 with VNNI),
+    per-channel symmetric int8 weights, uint8 activations (onnxruntime's advice for x86 with VNNI;
+    on x86 without an int8 dot product, ``reduce_range``: 7-bit weights, as it advises there),
     MinMax ranges from ``x_calib`` fed at the model's own batch size. ``quant_pre_process`` (shape
     inference, graph optimization) first, as onnxruntime recommends; skipped with a note if it fails.
     A model below opset 13 is converted to 13 first (per-channel DequantizeLinear needs ``axis``)."""
@@ -214,9 +216,10 @@ def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:
         quant_pre_process(str(src), str(pre))
     except Exception as e:  # noqa: BLE001
         pre, note = src, f"quant_pre_process failed ({one_line(e)[:120]}); quantized without it"
+    reduce_range = u8s8_saturates()
     t0 = time.time()
     quantize_static(str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
     # (not CalibMaxIntermediateOutputs: onnxruntime 1.32 drops each full group unmeasured; so its
     # memory holds every intermediate tensor of every calibration sample: large models need GBs)
@@ -227,7 +230,7 @@ def ort_quantize_int8(model, x_calib: np.ndarray, out_path) -> dict:
     note = "; ".join(x for x in (converted, note) if x) or None
     return {"quantize_s": round(time.time() - t0, 2), "preprocessed": pre != src, "note": note,
             "qdq_nodes": {k: v for k, v in ops.items() if k in ("QuantizeLinear", "DequantizeLinear")},
-            "calibration_runs": len(chunks)}
+            "calibration_runs": len(chunks), "reduce_range": reduce_range}
 
 
 def side_onnxruntime_int8(export_dir, model_path, data, threads, repeat, seed, calib=None) -> dict:
@@ -251,7 +254,8 @@ def side_onnxruntime_int8(export_dir, model_path, data, threads, repeat, seed, c
            "onnxruntime_int8_bytes": size, "onnxruntime_int8_mem_bytes": mem,
            "onnxruntime_int8_quantize_s": q["quantize_s"],
            "onnxruntime_int8_preprocessed": q["preprocessed"], "onnxruntime_int8_note": q["note"],
-           "onnxruntime_int8_qdq_nodes": q["qdq_nodes"], "onnxruntime_int8_calibration": where,
+           "onnxruntime_int8_qdq_nodes": q["qdq_nodes"], "onnxruntime_int8_reduce_range": q["reduce_range"],
+           "onnxruntime_int8_calibration": where,
            # max|int8 - float| / max|float| on the timed input: the quantization's own error
            "onnxruntime_int8_vs_float_rel": float(np.abs(y - yf).max() / max(float(np.abs(yf).max()), 1e-12))}
     if data:

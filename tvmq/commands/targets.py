@@ -10,7 +10,7 @@ from ..run.local import LocalRunner
 from ..run.settings import MeasureSettings
 
 # /proc/cpuinfo flag -> the name users know, for the features that decide which kernels are fast.
-NOTABLE = {"avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "avx512vbmi": "VBMI",
+NOTABLE = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "avx512vbmi": "VBMI",
            "avx512_fp16": "AVX-512 FP16", "avx512_bf16": "AVX-512 BF16", "amx_int8": "AMX-INT8",
            "amx_bf16": "AMX-BF16", "asimd": "NEON", "asimddp": "NEON dot product", "i8mm": "I8MM"}
 
@@ -48,7 +48,10 @@ def machine_lines(m) -> str:
     """This machine as records name it: kind, CPU, LLVM's name, cores, features, peaks."""
     have = set(m.features)
     feats = ", ".join(v for k, v in NOTABLE.items() if k in have) or "none of " + ", ".join(NOTABLE.values())
-    peak = (f"fp32 {m.peak_fp32_gflops:.0f} GFLOPS, int8 {m.peak_int8_gops or 0:.0f} GOPS (measured)"
+    if "avx2" in have and not have & {"avx512f", "avx_vnni"}:  # say what an AVX2-only x86 CPU lacks
+        feats += " (no AVX-512, no int8 dot product: 8 fp32 lanes, int8 through vpmaddubsw/vpmaddwd)"
+    int8 = f"int8 {m.peak_int8_gops:.0f} GOPS" if m.peak_int8_gops else "int8 not measured (no VNNI peak kernel here)"
+    peak = (f"fp32 {m.peak_fp32_gflops:.0f} GFLOPS, {int8} (measured)"
             if m.peak_fp32_gflops else "not measured (tvmq targets --measure-peak)")
     return (f"this machine: {m.kind}\n  cpu: {m.vendor} {m.model!r}, LLVM cpu {m.llvm_cpu}, {m.arch}, "
             f"{m.cores} cores\n  features: {feats}\n  peak: {peak}\n  records: autotune_logs/{m.kind}/")

@@ -8,7 +8,8 @@ like onnxruntime (see ``tvmq.peers.onnxruntime_conv``), with ``torch.set_num_thr
   where the CPU has it), checked against the float64 convolution of the bf16-rounded inputs;
 * ``qconv``: ``torch.ao.nn.quantized.Conv2d`` on the ``onednn`` engine, u8 x s8 -> u8 with the same
   per-tensor scales and zero points as onnxruntime's ``QLinearConv`` (on AMX machines oneDNN runs
-  ``brg_conv_fwd:..._amx``), input channels-last (packed once, as tvmq's kernels get packed data).
+  ``brg_conv_fwd:..._amx``), input channels-last (packed once, as tvmq's kernels get packed data);
+  7-bit weights on an x86 CPU without an int8 dot product, as for onnxruntime (``u8s8_saturates``).
 
 Every result is verified against numpy before its time counts.
 """
@@ -26,7 +27,7 @@ from ..ops.reference import conv2d_nchw
 from ..templates.amx_bf16 import from_bf16_bits, to_bf16_bits
 from .base import PeerResult, conv_inputs, time_callable
 from .child import arg_parser, run_child, workload_of
-from .onnxruntime_conv import qlinear_inputs, qlinear_reference
+from .onnxruntime_conv import qlinear_inputs, qlinear_reference, u8s8_saturates
 
 KINDS = ("conv", "conv_bf16", "qconv")
 NAMES = {"conv": "torch.conv", "conv_bf16": "torch.conv_bf16", "qconv": "torch.qconv"}
@@ -87,7 +88,8 @@ def _qconv(wl, threads, repeat, number, min_repeat_ms, seed) -> PeerResult:
     from torch.ao.nn.quantized import Conv2d  # lazy: optional (torch)
 
     name = NAMES["qconv"]
-    xq, wq, q = qlinear_inputs(wl, seed)
+    bits = 7 if u8s8_saturates() else 8  # oneDNN's AVX2 u8 x s8 path saturates like onnxruntime's
+    xq, wq, q = qlinear_inputs(wl, seed, bits)
     ref = qlinear_reference(xq, wq, wl, q)
     pt, pl, pb, pr = wl.pad  # ONNX order: top, left, bottom, right
     if pt != pb or pl != pr:
@@ -117,7 +119,7 @@ def _qconv(wl, threads, repeat, number, min_repeat_ms, seed) -> PeerResult:
     times = time_callable(call, repeat, number, min_repeat_ms)
     return PeerResult(name, "ok", times, err, threads=threads,
                       info={"op": "quantized.conv2d", "engine": ENGINE, "dtype": "uint8 x int8 -> uint8",
-                            "torch": torch.__version__})
+                            "weight_bits": bits, "torch": torch.__version__})
 
 
 def run(kind: str, wl, threads: int = 1, repeat: int = 5, number: int = 1, min_repeat_ms: float = 20.0,
