@@ -7,7 +7,8 @@ import pytest
 from tvmq.errors import TvmqError
 from tvmq.machine import Machine, this_machine
 from tvmq.record import log as recordlog
-from tvmq.record.select import (NONE, THIS_MACHINE, TRANSFER, RecordSet, choose, sibling_seeds, transfer_seeds,
+from tvmq.record.select import (NONE, THIS_MACHINE, TRANSFER, RecordSet, choose, register_tile_for, sibling_seeds,
+                               transfer_seeds,
                               workload_distance)
 from tvmq.run.base import RunResult
 from tvmq.run.settings import MeasureSettings
@@ -22,6 +23,8 @@ ZEN4 = Machine(kind="amd-znver4-2c", vendor="amd", llvm_cpu="znver4", arch="x86_
 AVX2 = Machine(kind="intel-haswell-2c", vendor="intel", llvm_cpu="haswell", arch="x86_64", cores=2,
                features=("avx2", "fma"))
 # a fixed "this machine" where the order of the other machines matters (the real one may be either kind)
+ICX = Machine(kind="intel-icelake-2c", vendor="intel", llvm_cpu="icelake-server", arch="x86_64", cores=2,
+              features=("avx2", "fma", "avx512f", "avx512bw"))
 ZEN5 = Machine(kind="amd-znver5-2c", vendor="amd", llvm_cpu="znver5", arch="x86_64", cores=2,
                features=("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512vbmi"))
 
@@ -93,15 +96,15 @@ def test_transfer_seeds_this_workload_then_similar_ones_valid_here():
     conv4 = Task.make(resolve("alexnet.conv4")[0], "float", HOST)
     recs = [rec(TASK, cfg(tile_ow=13), 1.0, ZEN4), rec(TASK, cfg(tile_ow=1), 9.0, ZEN4),
             rec(conv4, dict(conv4.space().default, tile_ow=13, ob=32), 1.0, AVX2),
-            rec(TASK, cfg(ib=8), 0.5, this_machine())]  # this machine's own: not a transfer seed
-    seeds = transfer_seeds(TASK, recs, this_machine(), n=8)
+            rec(TASK, cfg(ib=8), 0.5, ZEN5)]  # this machine's own: not a transfer seed
+    seeds = transfer_seeds(TASK, recs, ZEN5, n=8)  # fixed: an AVX2 host rebuilds the tiles
     assert seeds[0]["tile_ow"] == 13 and all(TASK.space().is_valid(s) for s in seeds)
     assert all(s["ib"] != 8 for s in seeds) and len(seeds) == 3  # both of this workload, then conv4's best
 
 
 def test_transfer_seeds_take_this_machines_similar_layers_before_other_machines():
     conv4, conv5 = (Task.make(resolve(f"alexnet.{n}")[0], "float", HOST) for n in ("conv4", "conv5"))
-    here = this_machine()
+    here = ZEN5  # fixed: an AVX2 host would put rebuilt tiles first
     recs = [rec(TASK, cfg(tile_ow=13), 1.0, ZEN4),
             rec(conv4, dict(conv4.space().default, tile_ow=13, ob=32), 1.0, ZEN4),  # the nearer layer
             rec(conv5, dict(conv5.space().default, ib=8), 2.0, here)]  # measured here, on another layer
@@ -117,7 +120,7 @@ def test_transfer_seeds_keep_a_slot_for_this_machines_layers_with_several_source
     here = ZEN5  # ZEN4 is the more similar source machine, so its best comes first
     recs = [rec(TASK, cfg(tile_ow=13, ob=ob, ib=ib * k), ms + 0.1 * i, m)
             for i, (ob, ib) in enumerate(((16, 16), (32, 16), (8, 16), (16, 32)))
-            for m, ms, k in ((ZEN4, 1.0, 1), (AVX2, 2.0, 2))]
+            for m, ms, k in ((ZEN4, 1.0, 1), (ICX, 2.0, 2))]
     recs.append(rec(conv4, dict(conv4.space().default, tile_ow=13, ob=32, ib=8), 3.0, here))
     seeds = transfer_seeds(TASK, recs, here, n=8)
     assert [(s["ob"], s["ib"]) for s in seeds[:3]] == [(16, 16), (16, 32), (32, 8)]
@@ -127,7 +130,7 @@ def test_transfer_seeds_keep_a_slot_for_this_machines_layers_with_several_source
 def test_transfer_seeds_cover_distinct_structures_first():
     recs = [rec(TASK, cfg(tile_ow=13, ob=ob), ms, ZEN4) for ob, ms in ((16, 1.0), (32, 1.1), (8, 1.2))]
     recs.append(rec(TASK, cfg(tile_ow=13, order="ic_outer"), 2.0, ZEN4))  # slower, another loop order
-    seeds = transfer_seeds(TASK, recs, this_machine(), n=2)
+    seeds = transfer_seeds(TASK, recs, ZEN5, n=2)  # fixed: an AVX2 host rebuilds tiles
     assert [(s["ob"], s["order"]) for s in seeds] == [(16, "reordered_blocked"), (16, "ic_outer")]
 
 
@@ -189,3 +192,19 @@ def test_sibling_seeds_take_this_machines_float_best_as_codebook_with_each_decod
     assert sibling_seeds(TASK, [rec(cb, dict(cb.space().default, ob=8), 1.0, here)], here)[0]["ob"] == 8
     i8 = Task.make(TASK.workload, "int8", HOST)
     assert sibling_seeds(i8, recs, here) == []
+
+
+def test_register_tile_is_rebuilt_for_a_narrower_vector_width():
+    """An AVX-512 tile of 13 x 2 zmm accumulators (ob 32) spills on AVX2's 16 ymm: it comes first as
+    13 x 1 ymm (ob 8; Zen 3's 200-trial float best of alexnet conv5 has that tile), then as it was."""
+    space = TASK.space()
+    wide = cfg(tile_ow=13, ob=32)
+    fitted = register_tile_for(wide, ZEN4, AVX2, space)
+    assert fitted["ob"] == 8 and fitted["tile_ow"] == 13 and space.is_valid(fitted)
+    assert {k: v for k, v in fitted.items() if k != "ob"} == {k: v for k, v in wide.items() if k != "ob"}
+    assert register_tile_for(cfg(tile_ow=13, ob=16), ZEN4, AVX2, space)["ob"] == 8  # 1 zmm -> 1 ymm
+    assert register_tile_for(wide, ZEN4, ZEN5, space) is None  # same width: as it is
+    assert register_tile_for(cfg(tile_ow=13, ob=8), AVX2, ZEN4, space)["ob"] == 16  # and back: 1 ymm -> 1 zmm
+    seeds = transfer_seeds(TASK, [rec(TASK, wide, 1.0, ZEN4)], AVX2, n=4)
+    assert seeds[0] == fitted and seeds[1] == wide
+    assert transfer_seeds(TASK, [rec(TASK, wide, 1.0, ZEN4)], ZEN5, n=4) == [wide]

@@ -162,13 +162,67 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
     recs += [min(groups[g], key=median_time) for g in others if g[1] in near_wls]
     out = sibling_seeds(task, records, machine, n // 2)
     seen = {fingerprint(c) for c in out}
-    for r in recs:
-        cfg = space.complete(r["config"])
+    # A config from a machine of another vector width comes as its register tile rebuilt for this one first
+    # (``register_tile_for``): on Zen 3 (AVX2) the AVX-512 machines' tiles spill as they are.
+    cfgs = [space.complete(r["config"]) for r in recs]
+    fitted = [register_tile_for(c, record_machine(r), machine, space) for c, r in zip(cfgs, recs)]
+    for cfg in [f for f in fitted if f is not None] + cfgs:
         k = fingerprint(cfg)
         if k not in seen:
             seen.add(k)
             out.append(cfg)
     return out[:n]
+
+
+def vector_registers(m: Machine) -> tuple[int, int] | None:
+    """(fp32 lanes, vector registers) of ``m``'s widest vector ISA; None when its features do not say."""
+    f = set(m.features)
+    if "avx512f" in f:
+        return 16, 32
+    if "avx2" in f:
+        return 8, 16
+    if m.arch == "aarch64":
+        return 4, 32
+    return None
+
+
+def register_tile_for(cfg: dict, src: Machine, dst: Machine, space) -> dict | None:
+    """``cfg``'s register tile (``tile_oh`` x ``tile_ow`` x ``ob`` accumulators) rebuilt for ``dst``: the same
+    number of vectors per output-channel block (``ob`` scaled by the lane ratio), then, while the
+    accumulators exceed ``dst``'s registers less 3 (operands), fewer vectors per block down to one, then a
+    narrower ``tile_ow``. None when the vector widths match, a width is unknown, the space has no such
+    knobs, or the result is not valid here."""
+    a, b = vector_registers(src), vector_registers(dst)
+    if a is None or b is None or a == b or not {"ob", "tile_ow"} <= set(cfg):
+        return None
+    values = {k.name: sorted(v for v in k.values if isinstance(v, int)) for k in space.knobs}
+    (src_lanes, _), (lanes, regs) = a, b
+
+    def at_most(knob, x):
+        ok = [v for v in values.get(knob, ()) if v <= x]
+        return ok[-1] if ok else None
+
+    out = dict(cfg)
+    ob = at_most("ob", max(lanes, cfg["ob"] * lanes // src_lanes))
+    if ob is None:
+        return None
+    out["ob"] = ob
+
+    def accumulators(c):
+        return c.get("tile_oh", 1) * c["tile_ow"] * max(1, -(-c["ob"] // lanes))
+
+    while accumulators(out) > regs - 3 and out["ob"] > lanes:
+        smaller = at_most("ob", out["ob"] // 2)
+        if smaller is None or smaller == out["ob"]:
+            break
+        out["ob"] = smaller
+    while accumulators(out) > regs - 3:
+        smaller = at_most("tile_ow", out["tile_ow"] - 1)
+        if smaller is None:
+            break
+        out["tile_ow"] = smaller
+    out = space.canonical(out)
+    return out if space.is_valid(out) and out != cfg else None
 
 
 def sibling_seeds(task, records: list[dict], machine: Machine, n: int = 4) -> list[dict]:
