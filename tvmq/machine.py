@@ -65,6 +65,13 @@ class Machine:
             return 256
         return 128
 
+    @property
+    def vector_registers(self) -> tuple[int, int] | None:
+        """(fp32 lanes, vector registers) of the widest vector ISA; None when the features do not say."""
+        if self.vector_bits > 128:
+            return self.vector_bits // 32, 32 if self.vector_bits == 512 else 16
+        return (4, 32) if self.arch == "aarch64" else None
+
     def describe(self) -> str:
         """One line: kind, model, LLVM CPU, cores, the notable ISA extensions."""
         where = f" via {self.board}" if self.board else ""

@@ -10,7 +10,8 @@ from ..run.local import LocalRunner
 from ..run.settings import MeasureSettings
 
 # /proc/cpuinfo flag -> the name users know, for the features that decide which kernels are fast.
-NOTABLE = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "avx512vbmi": "VBMI",
+NOTABLE = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+           "avx512vbmi": "VBMI",
            "avx512_fp16": "AVX-512 FP16", "avx512_bf16": "AVX-512 BF16", "amx_int8": "AMX-INT8",
            "amx_bf16": "AMX-BF16", "asimd": "NEON", "asimddp": "NEON dot product", "i8mm": "I8MM"}
 

@@ -174,25 +174,13 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
     return out[:n]
 
 
-def vector_registers(m: Machine) -> tuple[int, int] | None:
-    """(fp32 lanes, vector registers) of ``m``'s widest vector ISA; None when its features do not say."""
-    f = set(m.features)
-    if "avx512f" in f:
-        return 16, 32
-    if "avx2" in f:
-        return 8, 16
-    if m.arch == "aarch64":
-        return 4, 32
-    return None
-
-
 def register_tile_for(cfg: dict, src: Machine, dst: Machine, space) -> dict | None:
     """``cfg``'s register tile (``tile_oh`` x ``tile_ow`` x ``ob`` accumulators) rebuilt for ``dst``: the same
     number of vectors per output-channel block (``ob`` scaled by the lane ratio), then, while the
     accumulators exceed ``dst``'s registers less 3 (operands), fewer vectors per block down to one, then a
     narrower ``tile_ow``. None when the vector widths match, a width is unknown, the space has no such
     knobs, or the result is not valid here."""
-    a, b = vector_registers(src), vector_registers(dst)
+    a, b = src.vector_registers, dst.vector_registers
     if a is None or b is None or a == b or not {"ob", "tile_ow"} <= set(cfg):
         return None
     values = {k.name: sorted(v for v in k.values if isinstance(v, int)) for k in space.knobs}
