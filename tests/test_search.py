@@ -202,12 +202,17 @@ def test_loop_features_describe_the_nest():
     f = loop_features(base, ctx)
     assert f[0] == pytest.approx(np.log2(13)) and f[1] == 0.0  # 13 zmm accumulators, no spill
     assert f[2] == pytest.approx(np.log2(24)) and f[3] == 0.0  # 24 parallel iterations: even over 2 threads
-    assert f[-1] == 1.0  # 16 lanes
+    assert f[-2] == 1.0 and f[-1] == pytest.approx(13 / 32)  # 16 lanes: whole vectors; 13 of 32 registers
     big = loop_features(dict(base, tile_oh=4, ob=32), ctx)
     assert big[1] == 1.0  # 4 x 13 x 32 / 16 = 104 registers: spills
     odd = loop_features(dict(base, order="ic_outer"), dict(ctx, c_out=48))
     assert odd[2] == pytest.approx(np.log2(3)) and odd[3] == pytest.approx(0.25)  # 3 blocks: a core idles 1/4
     assert loop_features(base, ctx, threads=4)[3] == 0.0 and loop_features(base, ctx, threads=5)[3] > 0.0
+    # AVX2 (8 lanes, 16 ymm): the same tile is 26 accumulators and spills; half the block fits
+    ymm = (8, 16)
+    assert loop_features(base, ctx, vector=ymm)[1] == 1.0 and loop_features(base, ctx, vector=ymm)[-1] > 1.0
+    half = loop_features(dict(base, ob=8), ctx, vector=ymm)
+    assert half[1] == 0.0 and half[0] == pytest.approx(np.log2(13)) and half[-2] == 1.0
 
 
 def test_xgb_model_sees_the_runtime_threads():
@@ -217,6 +222,25 @@ def test_xgb_model_sees_the_runtime_threads():
     two, five = make_tuner("xgb", space, 0), make_tuner("xgb", space, 0, threads=5)
     assert two.threads == 2 and five.threads == 5
     assert two.features(cfg) != five.features(cfg)  # one parallel iteration: idles 1/2 vs 4/5 of the cores
+
+
+def test_xgb_counts_registers_of_the_machine_that_measured():
+    """A warm-start record from an AVX-512 machine is featurized with its 32 zmm of 16 lanes; the same config
+    proposed on an AVX2 machine with its 16 ymm of 8 lanes: the model can learn "spills" across machines."""
+    from tvmq.machine import Machine
+
+    zen3 = Machine(kind="amd-znver3-2c", vendor="amd", llvm_cpu="znver3", arch="x86_64", cores=2, features=("avx2", "fma"))
+    zen5 = Machine(kind="amd-znver5-2c", vendor="amd", llvm_cpu="znver5", arch="x86_64", cores=2,
+                   features=("avx2", "fma", "avx512f", "avx512bw"))
+    space = TASK.space()
+    cfg = space.canonical(dict(space.default, ob=16, tile_oh=1, tile_ow=13, vector="oi"))
+    assert space.is_valid(cfg)
+    tuner = make_tuner("xgb", space, 0, machine=zen3)
+    r = recordlog.make_record(TASK, cfg, RunResult("ok", [1e-3] * 3), "local", MeasureSettings(), "xgb", 1, zen5)
+    tuner.warm_start([r])
+    spill = -8  # loop_features' spill flag, counted from the end of the feature vector
+    assert tuner._extra_x[0][spill] == 0.0  # 13 zmm on Zen 5: fits
+    assert tuner.features(cfg)[spill] == 1.0  # 26 ymm here: spills
 
 
 def test_progress_names_the_rate_unit_of_the_variant(capsys):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..machine import machine_features, record_machine
 from ..space import config_key
-from ..space.nest import _log2, loop_features  # noqa: F401  (loop_features: the cost model's nest features)
+from ..space.nest import ZMM, _log2, loop_features  # noqa: F401  (loop_features: the cost model's nest features)
 from .base import Tuner
 from ..space.base import workload_context
 from ..workload import ConvWorkload
@@ -35,6 +35,7 @@ class XGBTuner(Tuner):
         self.threads = threads  # the kernels' runtime threads: the parallel-balance feature depends on it
         # Who measures: lets records of other machines train the model without being mistaken for this one's.
         self.machine_feats = machine_features(machine) if machine is not None else [0.0] * N_MACHINE_FEATURES
+        self.vector = _vector(machine)  # the nest features count accumulators in this machine's registers
         self.epsilon = epsilon
         self.sa_steps = sa_steps
         self.pool = pool
@@ -47,12 +48,12 @@ class XGBTuner(Tuner):
 
     # -- features -----------------------------------------------------------
     def features(self, cfg: dict, context: dict | None = None, machine_feats: list | None = None,
-                 threads: int | None = None) -> list[float]:
+                 threads: int | None = None, vector: tuple[int, int] | None = None) -> list[float]:
         ctx = context or self.space.context
         f = self.space.encode(cfg)
         f += [_log2(ctx[k]) for k in ("c_in", "c_out", "out_h", "out_w", "kh", "kw")]
         f += machine_feats if machine_feats is not None else self.machine_feats
-        return f + loop_features(cfg, ctx, threads or self.threads)
+        return f + loop_features(cfg, ctx, threads or self.threads, vector or self.vector)
 
     # -- learning -----------------------------------------------------------
     def warm_start(self, records):
@@ -69,11 +70,12 @@ class XGBTuner(Tuner):
             ctx = workload_context(wl)
             thr = [wl.flops / np.median(r["times"]) if r["status"] == "ok" and r["times"] else 0.0 for r in recs]
             top = max(thr) or 1.0
-            mf = machine_features(record_machine(recs[0]))
+            src = record_machine(recs[0])
+            mf, vec = machine_features(src), _vector(src)
             for r, t in zip(recs, thr):
                 if set(r["config"]) != set(self.space.names):
                     continue
-                self._extra_x.append(self.features(r["config"], ctx, mf, r.get("threads")))
+                self._extra_x.append(self.features(r["config"], ctx, mf, r.get("threads"), vec))
                 self._extra_y.append(t / top)
                 self._extra_g.append(1000 + g)
         if self._extra_x:
@@ -150,3 +152,8 @@ class XGBTuner(Tuner):
                     best[k] = (float(s), c)
             temp *= 0.9
         return [c for _, c in sorted(best.values(), key=lambda t: -t[0])[:n]]
+
+
+def _vector(machine) -> tuple[int, int]:
+    """(fp32 lanes, vector registers) of ``machine``; AVX-512's when it is unknown or does not say."""
+    return (machine.vector_registers if machine is not None else None) or ZMM
