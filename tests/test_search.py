@@ -243,21 +243,6 @@ def test_xgb_counts_registers_of_the_machine_that_measured():
     assert tuner.features(cfg)[spill] == 1.0  # 26 ymm here: spills
 
 
-def test_xgb_local_share_proposes_one_knob_from_the_best():
-    """With ``local_share`` (a transfer run), most model picks change one knob of the best measured configs."""
-    space = TASK.space()
-    rng = np.random.default_rng(0)
-    cfgs = [space.sample(rng) for _ in range(12)]
-    tuner = make_tuner("xgb", space, 0)
-    tuner.local_share, tuner.local_incumbents = 1.0, 1
-    tuner.update(cfgs, [float(i + 1) for i in range(len(cfgs))])  # the last is the best
-    best = cfgs[-1]
-    batch = tuner.next_batch(8)
-    near = [c for c in batch if sum(c[k] != best[k] for k in space.names) == 1]
-    assert len(near) == 7 and not any(tuner.seen(c) for c in batch)  # 8 less one random pick
-    assert all(space.is_valid(c) for c in space.one_knob_away(best))
-
-
 def test_progress_names_the_rate_unit_of_the_variant(capsys):
     def flat(cfgs):
         return [RunResult("ok", times=[1e-3] * 3, max_abs_err=0.0) for _ in cfgs]

@@ -25,11 +25,6 @@ from ..variants import siblings
 from . import ALL_TUNERS, TUNERS, make_tuner
 from .driver import Measurer, TuneResult, TuneSession, tune
 
-# In a transfer run, the share of the cost model's picks taken one knob away from the best measured (xgb's
-# ``local_share``). On Zen 3 the model warm-started on AVX-512 machines' records put its free picks on
-# structures that ran at 4-15 GFLOPS, while one knob away from a seed was a 1.4x faster config.
-TRANSFER_LOCAL_SHARE = 0.75
-
 
 @dataclass(frozen=True)
 class TuneOptions:
@@ -124,8 +119,6 @@ def _prepare(task, opts, settings, machine, prior, db):
                   "best config(s) timed hot first", file=sys.stderr)
     if opts.transfer and not seeds and fresh:
         seeds = transfer_seeds(task, db, machine, n=opts.batch_size)
-        if seeds and hasattr(tuner, "local_share"):  # refine what the seeds found before wandering off
-            tuner.local_share = TRANSFER_LOCAL_SHARE
         if opts.progress:
             print(f"tvmq tune: {task.workload.name} {task.variant}: transfer: measuring {len(seeds)} config(s) "
                   "from other machines' records (and this machine's of its sibling variants) first",

@@ -1,9 +1,7 @@
 """``xgb``: an XGBoost ranking model over config features guides a
 simulated-annealing walk through the space; a few random picks per batch
 keep exploring. The first batch is the default plus random picks, unless a warm
-start already trained the model; then it is the model's picks too. With
-``local_share`` (transfer runs), that share of the model's picks are its best
-configs one knob away from the best measured.
+start already trained the model; then it is the model's picks too.
 
 Features are the knob values (log2 of numbers, one-hot of choices), the
 workload's shape, and what the config makes of the loop nest (``loop_features``:
@@ -30,11 +28,6 @@ N_MACHINE_FEATURES = 6
 class XGBTuner(Tuner):
     name = "xgb"
     own_weight = 1.0  # this task's records weigh this many times all warm-start records together
-    # Share of each batch's model picks taken from the one-knob neighbours of the best few measured configs
-    # (0: all from the annealing walk). Transfer tuning sets it: its seeds are near the best already, and a
-    # model trained on other machines ranks the whole space worse than it ranks small changes to them.
-    local_share = 0.0
-    local_incumbents = 3
 
     def __init__(self, space, seed=0, epsilon=0.15, sa_steps=40, pool=256, min_train=8, threads: int = 2,
                  machine=None):
@@ -130,31 +123,12 @@ class XGBTuner(Tuner):
         first = []
         if self._first:
             self._first = False
-            # the default is a safe first guess, not needed after a transfer run's seeds were measured
-            first = [self.space.default] if not (self.seen(self.space.default) or self.local_share and self.scores) else []
+            first = [self.space.default] if not self.seen(self.space.default) else []
         if self.model is None:  # nothing learnt yet (no warm start): explore at random
             return first + self._fresh_random(n - len(first), {config_key(c) for c in first})
         n_model = n - max(1, int(round(n * self.epsilon)))
-        chosen = first + self._local(int(round((n_model - len(first)) * self.local_share)))
-        keys = {config_key(c) for c in chosen}
-        chosen += [c for c in self._anneal(n_model) if config_key(c) not in keys][: n_model - len(chosen)]
+        chosen = first + [c for c in self._anneal(n_model) if c not in first][: n_model - len(first)]
         return chosen + self._fresh_random(n - len(chosen), {config_key(c) for c in chosen})
-
-    def _local(self, n: int) -> list[dict]:
-        """The model's ``n`` best unmeasured configs one knob away from the ``local_incumbents`` best measured."""
-        if n <= 0 or not self.scores:
-            return []
-        best = sorted((k for k in self.scores if self.scores[k] > 0), key=self.scores.get, reverse=True)
-        near: dict[str, dict] = {}
-        for k in best[: self.local_incumbents]:
-            for c in self.space.one_knob_away(self.configs[k]):
-                if not self.seen(c):
-                    near.setdefault(config_key(c), c)
-        cands = list(near.values())
-        if not cands:
-            return []
-        order = np.argsort(-self.predict(cands), kind="stable")
-        return [cands[i] for i in order[:n]]
 
     def _anneal(self, n: int) -> list[dict]:
         """Simulated annealing on the model's score, started from the best measured and random points."""

@@ -198,20 +198,6 @@ class Space:
                 return new
         return dict(cfg)
 
-    def one_knob_away(self, cfg: dict) -> list[dict]:
-        """Every valid config that differs from ``cfg`` in one knob's value (after ``canonical``)."""
-        out, seen = [], {config_key(cfg)}
-        for k in self.knobs:
-            for v in k.values:
-                if v == cfg.get(k.name):
-                    continue
-                new = self.canonical(dict(cfg, **{k.name: v}))
-                key = config_key(new)
-                if key not in seen and self.is_valid(new):
-                    seen.add(key)
-                    out.append(new)
-        return out
-
     def encode(self, cfg: dict) -> list[float]:
         """Numeric features: each knob's value (log2 for numbers) and its one-hot for strings."""
         feats = []
