@@ -27,13 +27,14 @@ demo: setup-python
 	$(BIN)/python -m tvmq tune --target host --workload alexnet.conv3 --variants float,codebook,int8,im2col \
 		--trials 32 --log out/demo.jsonl --json out/demo.json
 
-# Every test tier: pure Python, local LLVM, and RPC to the emulated board.
+# Every test tier: pure Python, local LLVM, and RPC to the emulated board (in a few pytest processes:
+# scripts/test_in_groups.sh says why).
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	PY=$(BIN)/python bash scripts/test_in_groups.sh $(PYTEST_ARGS)
 
 # Without the emulated board (pure Python + LLVM tiers).
 test-fast: setup-python
-	$(BIN)/python -m pytest -q -m "not rpc" $(PYTEST_ARGS)
+	PY=$(BIN)/python bash scripts/test_in_groups.sh -m "not rpc" $(PYTEST_ARGS)
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache
