@@ -113,6 +113,19 @@ def test_transfer_seeds_take_this_machines_similar_layers_before_other_machines(
     assert seeds[2]["ob"] == 32 and len(seeds) == 3
 
 
+def test_transfer_seeds_keep_this_machines_layers_before_rebuilt_tiles_of_other_layers():
+    """On a machine of another vector width, each other machine's config takes its place rebuilt for this
+    one: the nearest layer measured here still comes second, the configs as they were last."""
+    conv4, conv5 = (Task.make(resolve(f"alexnet.{n}")[0], "float", HOST) for n in ("conv4", "conv5"))
+    recs = [rec(TASK, cfg(tile_ow=13, ob=16), 1.0, ZEN4),
+            rec(conv4, dict(conv4.space().default, tile_ow=13, ob=32, ib=32), 1.0, ZEN4),
+            rec(conv5, dict(conv5.space().default, ib=1, order="ic_outer", ob=8), 2.0, AVX2)]  # measured here
+    seeds = transfer_seeds(TASK, recs, AVX2, n=8)
+    assert [(s["ob"], s["ib"], s["order"]) for s in seeds[:3]] == [(8, 16, "reordered_blocked"), (8, 1, "ic_outer"),
+                                                                   (8, 32, "reordered_blocked")]
+    assert [s["ob"] for s in seeds[3:]] == [16, 32] and all(TASK.space().is_valid(s) for s in seeds)
+
+
 def test_transfer_seeds_keep_a_slot_for_this_machines_layers_with_several_source_machines():
     """Two machines' four best of this layer would fill all 8 slots: each machine's best comes first,
     then the nearest layer measured here, then the rest of theirs."""

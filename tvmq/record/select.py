@@ -162,11 +162,12 @@ def transfer_seeds(task, records: list[dict], machine: Machine, n: int = 8, simi
     recs += [min(groups[g], key=median_time) for g in others if g[1] in near_wls]
     out = sibling_seeds(task, records, machine, n // 2)
     seen = {fingerprint(c) for c in out}
-    # A config from a machine of another vector width comes as its register tile rebuilt for this one first
-    # (``register_tile_for``): on Zen 3 (AVX2) the AVX-512 machines' tiles spill as they are.
+    # A config from a machine of another vector width takes its place as its register tile rebuilt for this
+    # one (``register_tile_for``: on Zen 3 (AVX2) the AVX-512 machines' tiles spill as they are); the configs
+    # as they were come after all of them. So this machine's own layers keep their slots.
     cfgs = [space.complete(r["config"]) for r in recs]
     fitted = [register_tile_for(c, record_machine(r), machine, space) for c, r in zip(cfgs, recs)]
-    for cfg in [f for f in fitted if f is not None] + cfgs:
+    for cfg in [f if f is not None else c for f, c in zip(fitted, cfgs)] + cfgs:
         k = fingerprint(cfg)
         if k not in seen:
             seen.add(k)
