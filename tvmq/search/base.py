@@ -42,8 +42,9 @@ class Tuner(abc.ABC):
     def check_options(cls, opts):
         """Raise a TvmqError naming the flag for a ``TuneOptions`` setting this tuner cannot honour."""
 
-    def warm_start(self, records: list[dict]):
-        """Learn from records of other tasks (default: ignore them)."""
+    def warm_start(self, records: list[dict], prior: bool = False):
+        """Learn from records of other tasks (default: ignore them); ``prior``: other machines' among them, to be
+        corrected by this task's measurements rather than joined with them."""
 
     @abc.abstractmethod
     def next_batch(self, n: int) -> list[dict]:

@@ -110,7 +110,7 @@ def _prepare(task, opts, settings, machine, prior, db):
         same_machine = [r for r in db if r.get("target") == task.target.target
                         and (r.get("machine_kind") == machine.kind or r.get("modelled"))]
         tuner.warm_start([r for r in (db if opts.transfer else same_machine)
-                          if r.get("variant") == task.variant and r.get("task_key") != key])
+                          if r.get("variant") == task.variant and r.get("task_key") != key], prior=opts.transfer)
     seeds, fresh = [], not any(r.get("task_key") == key for r in prior)
     if settings.flush_cache and fresh:
         seeds = hot_seeds(task, [*prior, *db], machine, settings.threads, opts.batch_size)
