@@ -10,7 +10,8 @@
 # hold a 200-trial run of the pair with the current kernels (see cold_done), a transfer run when its
 # results JSON exists (a rerun continues).
 # The 16-trial figure is the transfer run's first 16 trials (xgb does not use the budget in its
-# decisions). Run on a quiet machine.
+# decisions), or, with XFER_TRIALS=16, a run of 16 trials that ends with its own re-time, as a user's
+# `tune --trials 16 --transfer` does. Run on a quiet machine.
 #   SRC=autotune_logs/amd-znver4-2c bash scripts/transfer_experiment.sh
 #   python scripts/transfer_report.py --md; python scripts/transfer_recheck.py --rounds 3 --md
 set -euo pipefail
@@ -23,6 +24,7 @@ XFER_LOG=${XFER_LOG:-autotune_logs/$KIND/transfer/host.jsonl}
 COLD_LOG=${COLD_LOG:-autotune_logs/$KIND/host.jsonl}
 LAYERS=${LAYERS:-"alexnet.conv2 alexnet.conv3 alexnet.conv4 alexnet.conv5 large.bench7 large.bench1"}
 VARIANTS=${VARIANTS:-"float int8 codebook"}
+XFER_TRIALS=${XFER_TRIALS:-64}
 PHASES=${PHASES:-"transfer cold"}  # PHASES=transfer: a new transfer method against the cold runs on record
 mkdir -p "$OUT"
 step() { echo "== $(date +%T) $*" >&2; }
@@ -43,7 +45,7 @@ job() {  # job cold|transfer WORKLOAD VARIANT
     extra=(--trials 200 --no-warm-start --logs /nonexistent --log "$COLD_LOG")
   else
     [[ -e $OUT/$tag.json ]] && { step "skip $tag (done)"; return; }
-    extra=(--trials 64 --transfer --logs "$SRC" --log "$XFER_LOG")
+    extra=(--trials "$XFER_TRIALS" --transfer --logs "$SRC" --log "$XFER_LOG")
   fi
   step "$tag"
   $PY -m tvmq tune --target host --workload "$2" --variants "$3" --resume --timeout 20 --quiet \

@@ -148,3 +148,15 @@ def test_cold_weights_time_one_run_per_sample_after_a_flush():
                                MeasureSettings(number=4, repeat=3, min_repeat_ms=20, flush_cache=flush))
         assert times == [1e-3] * 3
         assert (mod.kw["number"], mod.kw["min_repeat_ms"], mod.kw.get("f_preproc")) == want
+
+
+def test_kernels_are_timed_on_one_thread_that_is_not_the_main_thread():
+    """The timing thread's stack has the same offset in every worker process; the main thread's does not
+    (ASLR), and a spilling kernel's speed follows it (tvmq/run/local.py)."""
+    import threading
+
+    from tvmq.run.local import on_timer_thread
+
+    first, second = on_timer_thread(threading.get_ident), on_timer_thread(threading.get_ident)
+    assert first == second != threading.main_thread().ident
+    assert on_timer_thread(lambda a, b: a + b, 2, 3) == 5

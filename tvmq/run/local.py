@@ -17,6 +17,24 @@ from .base import BuildResult, Runner, RunResult, time_module
 from .settings import MeasureSettings
 
 _INPUTS: dict = {}
+_TIMER: list = []  # the worker's one timing thread (a ThreadPoolExecutor), made on first use
+
+
+def on_timer_thread(fn, *args):
+    """``fn(*args)`` on this process's timing thread, one thread for all calls.
+
+    Why not the main thread: a kernel that spills registers runs at up to 2x different speeds depending on
+    the calling thread's stack address (its spill slots against the data's addresses), and ASLR draws the
+    main thread's stack anew for every process, so the same config read 3.7, 5.1 or 7-8 ms in different
+    worker processes (alexnet conv4 int8, Zen 3; all 3.7 with ASLR off). A thread's stack sits at the same
+    offset in every process: 5.2 ms in each of 8. One thread, not one per call: TVM's thread pool is per
+    calling thread.
+    """
+    if not _TIMER:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _TIMER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="tvmq-timer"))
+    return _TIMER[0].submit(fn, *args).result()
 
 
 def _init_worker(threads: int):
@@ -38,8 +56,8 @@ def run_in_worker(lib_path: str, inputs_path: str, out_shape, out_dtype, setting
             _INPUTS.clear()
             _INPUTS[inputs_path] = [z[f"a{i}"] for i in range(len(z.files))]
     mod = tvm.runtime.load_module(lib_path)
-    return time_module(mod, tvm.cpu(0), _INPUTS[inputs_path], (tuple(out_shape), out_dtype),
-                       MeasureSettings(**settings_dict))
+    return on_timer_thread(time_module, mod, tvm.cpu(0), _INPUTS[inputs_path], (tuple(out_shape), out_dtype),
+                           MeasureSettings(**settings_dict))
 
 
 class LocalRunner(Runner):
