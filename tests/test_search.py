@@ -175,16 +175,23 @@ def test_xgb_warm_started_first_batch_follows_the_model(tmp_path):
     assert med["warm"] < 0.6 * med["cold"]  # the model's picks, not random ones
 
 
-def test_xgb_own_measurements_outweigh_warm_start_records(tmp_path):
-    """Warm-start records ranked the other way round: after a batch measured here, the model follows here."""
+def _other_task_records(tmp_path, measure, trials):
+    """``trials`` random configs of alexnet conv4, timed by ``measure``, as records."""
     other = Task.make(resolve("alexnet.conv4")[0], "float", get_target("server"))
     log = tmp_path / "other.jsonl"
+    tune(other, RandomTuner(other.space(), 0), measure, trials, log, progress=False, settings=MeasureSettings())
+    return recordlog.read(log)
+
+
+@pytest.mark.parametrize("prior,n_own", [(False, 24), (True, 48)])
+def test_xgb_own_measurements_outweigh_warm_start_records(tmp_path, prior, n_own):
+    """Warm-start records ranked the other way round (in one model, or as a transfer prior): after the
+    measurements here, the model follows here."""
     flipped = lambda cfgs: [RunResult("ok", [1e-6 / synthetic_time(c)] * 3) for c in cfgs]  # noqa: E731
-    tune(other, RandomTuner(other.space(), 0), flipped, 96, log, progress=False, settings=MeasureSettings())
     tuner = XGBTuner(TASK.space(), 0)
-    tuner.warm_start(recordlog.read(log))
+    tuner.warm_start(_other_task_records(tmp_path, flipped, 96), prior=prior)
     rng = np.random.default_rng(1)
-    mine = [TASK.space().sample(rng) for _ in range(24)]
+    mine = [TASK.space().sample(rng) for _ in range(n_own)]
     tuner.update(mine, [1.0 / synthetic_time(c) for c in mine])
     cands = [TASK.space().sample(np.random.default_rng(100 + i)) for i in range(200)]
     from scipy.stats import spearmanr
@@ -195,16 +202,14 @@ def test_xgb_own_measurements_outweigh_warm_start_records(tmp_path):
 def test_xgb_transfer_prior_stands_where_this_task_measured_nothing_like_it(tmp_path):
     """Transfer (``prior=True``): 8 measurements here, all with the vector on output channels, correct the
     warm-start model; they must not make it forget what the records say of the other vector axis."""
-    other = Task.make(resolve("alexnet.conv4")[0], "float", get_target("server"))
-    log = tmp_path / "other.jsonl"
-    tune(other, RandomTuner(other.space(), 0), fake_measure, 96, log, progress=False, settings=MeasureSettings())
+    records = _other_task_records(tmp_path, fake_measure, 96)
     rng = np.random.default_rng(2)
     mine = [c for c in (TASK.space().sample(rng) for _ in range(400)) if c["vector"] == "oi"][:8]
     cands = [c for c in (TASK.space().sample(np.random.default_rng(100 + i)) for i in range(300))
              if c["vector"] == "oi" and TASK.space().is_valid(dict(c, vector="x_i"))]
     xi_cands = [dict(c, vector="x_i") for c in cands]
     tuner = XGBTuner(TASK.space(), 0)
-    tuner.warm_start(recordlog.read(log), prior=True)
+    tuner.warm_start(records, prior=True)
     assert tuner.prior is tuner.model
     before = np.mean(tuner.predict(cands) > tuner.predict(xi_cands))  # x_i is 1.7x slower in every record
     tuner.update(mine, [1.0 / synthetic_time(c) for c in mine])
@@ -215,23 +220,6 @@ def test_xgb_transfer_prior_stands_where_this_task_measured_nothing_like_it(tmp_
     from scipy.stats import spearmanr
 
     assert spearmanr(oi, [-synthetic_time(c) for c in cands]).correlation > 0.5
-
-
-def test_xgb_transfer_prior_gives_way_to_this_tasks_measurements(tmp_path):
-    """Warm-start records ranked the other way round, as a prior: 48 measurements here win."""
-    other = Task.make(resolve("alexnet.conv4")[0], "float", get_target("server"))
-    log = tmp_path / "other.jsonl"
-    flipped = lambda cfgs: [RunResult("ok", [1e-6 / synthetic_time(c)] * 3) for c in cfgs]  # noqa: E731
-    tune(other, RandomTuner(other.space(), 0), flipped, 96, log, progress=False, settings=MeasureSettings())
-    tuner = XGBTuner(TASK.space(), 0)
-    tuner.warm_start(recordlog.read(log), prior=True)
-    rng = np.random.default_rng(1)
-    mine = [TASK.space().sample(rng) for _ in range(48)]
-    tuner.update(mine, [1.0 / synthetic_time(c) for c in mine])
-    cands = [TASK.space().sample(np.random.default_rng(100 + i)) for i in range(200)]
-    from scipy.stats import spearmanr
-
-    assert spearmanr(tuner.predict(cands), [-synthetic_time(c) for c in cands]).correlation > 0.3
 
 
 def test_loop_features_describe_the_nest():
