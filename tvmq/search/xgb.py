@@ -14,7 +14,7 @@ alone gives every config a base margin, and the model trained on this task's mea
 the correction (AutoTVM's ``base_model``, XGBoost's ``base_margin``). Where this machine has measured
 nothing like a config, the other machines' ranking stands; joined into one training set instead, a few
 measurements of a new machine (outside every source machine's features) decide configs they never
-covered: on Zen 3, 3-8 of the 8 picks after the transfer seeds ran at under 0.3x the cold best.
+covered: on Zen 3, 2-8 of the 8 picks after the transfer seeds ran at under 0.3x the cold best.
 """
 
 from __future__ import annotations
