@@ -120,20 +120,20 @@ class XGBTuner(Tuner):
         n_own = int(counts[0]) if groups[0] == 0 else 0
         if n_own and len(self._extra_x):
             d.set_weight(np.where(groups == 0, max(1.0, self.own_weight * len(self._extra_x) / n_own), 1.0))
-        params = dict(objective="rank:pairwise", max_depth=6, eta=0.3, subsample=1.0, min_child_weight=1,
-                      verbosity=0, nthread=1, seed=int(self.rng.integers(1 << 30)))
-        self.model = xgb.train(params, d, num_boost_round=60)
+        self.model = xgb.train(self._params(max_depth=6), d, num_boost_round=60)
 
     def _fit_residual(self, keys, y):
         """This task's ranking as a correction of the prior's: shallow trees, more of them as measurements come."""
         import xgboost as xgb
 
         X = np.array([self.features(self.configs[k]) for k in keys])
-        d = xgb.DMatrix(X, label=y / ((y.max() if y.size else 0.0) or 1.0), base_margin=self._margin(X))
+        d = xgb.DMatrix(X, label=y / (y.max() or 1.0), base_margin=self._margin(X))
         d.set_group([len(keys)])
-        params = dict(objective="rank:pairwise", max_depth=3, eta=0.3, subsample=1.0, min_child_weight=1,
-                      verbosity=0, nthread=1, seed=int(self.rng.integers(1 << 30)))
-        self.model = xgb.train(params, d, num_boost_round=min(60, 12 + len(keys)))
+        self.model = xgb.train(self._params(max_depth=3), d, num_boost_round=min(60, 12 + len(keys)))
+
+    def _params(self, max_depth: int) -> dict:
+        return dict(objective="rank:pairwise", max_depth=max_depth, eta=0.3, subsample=1.0, min_child_weight=1,
+                    verbosity=0, nthread=1, seed=int(self.rng.integers(1 << 30)))
 
     def _margin(self, X: np.ndarray) -> np.ndarray:
         import xgboost as xgb
